@@ -1,0 +1,420 @@
+"""The library API: every operation a user can ask for. The CLI is a thin skin over this."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pipectl import clock
+from pipectl.errors import InvalidInput, NotFound
+from pipectl.freshness import Thresholds, freshness, freshness_report
+from pipectl.handlers import get_job_type
+from pipectl.handlers import validate_parameters as validate_job_parameters
+from pipectl.models import Claim, Freshness, Job, NewJob, Run, Threshold, WorkerInfo
+from pipectl.parsing import check_name, check_parameters
+from pipectl.recovery import recover_stale
+from pipectl.schedule import check_cron, next_occurrence, zone
+from pipectl.settings import Settings, load_settings
+from pipectl.store import ANY, Store, open_store
+
+DEFAULT_KEY: Any = object()  # "derive the concurrency key from job type and brand"
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    job: Job
+    created: bool  # False: an identical pending job already existed and is returned instead
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    now: datetime
+    datasets: list[Freshness]
+    jobs: list[Job]
+    last_runs: dict[int, Run]
+    stuck_runs: list[Claim]
+    workers: list[WorkerInfo]
+    worker_stale_after: timedelta
+
+    @property
+    def live_workers(self) -> list[WorkerInfo]:
+        return [w for w in self.workers if self.now - w.last_seen_at <= self.worker_stale_after]
+
+    @property
+    def check_failed(self) -> bool:
+        """`status --check`: any dataset stale or never refreshed."""
+        return any(d.state in ("stale", "never") for d in self.datasets)
+
+
+def dedupe_key(job_type: str, brand_id: str | None, parameters: dict[str, Any]) -> str:
+    payload = json.dumps([job_type, brand_id, parameters], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def default_concurrency_key(job_type: str, brand_id: str | None) -> str:
+    return job_type if brand_id is None else f"{job_type}:{brand_id}"
+
+
+class Client:
+    """pipectl for application code::
+
+    client = pipectl.Client.from_env()
+    client.enqueue("meta_sync", brand_id="acme")
+    if not client.freshness("ads_performance", brand_id="acme").is_fresh: ...
+    """
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    @classmethod
+    def from_url(
+        cls, url: str, settings: Settings | None = None, *, check_schema: bool = True
+    ) -> Client:
+        settings = settings or load_settings(database_url=url)
+        store = open_store(url)
+        if check_schema:
+            try:
+                store.check_schema()
+            except Exception:
+                store.close()
+                raise
+        return cls(store, settings)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Client:
+        settings = load_settings(**overrides)
+        return cls.from_url(settings.database_url, settings)
+
+    @classmethod
+    def migrate_url(cls, url: str) -> list[int]:
+        """Create or upgrade the schema at `url`; returns the versions applied now."""
+        store = open_store(url, create=True)
+        try:
+            return store.migrate()
+        finally:
+            store.close()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- jobs ---------------------------------------------------------------------------
+    def add_job(
+        self,
+        job_type: str,
+        cron_expression: str,
+        *,
+        timezone: str = "UTC",
+        brand_id: str | None = None,
+        name: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        max_retries: int | None = None,
+        timeout: timedelta | None = None,
+        paused: bool = False,
+        concurrency_key: str | None = DEFAULT_KEY,
+    ) -> Job:
+        """Add a recurring job; it first runs at the next occurrence of its cron expression."""
+        cron_expression = check_cron(cron_expression)
+        zone(timezone)
+        new = self._new_job(
+            job_type,
+            brand_id,
+            parameters,
+            name=name,
+            max_retries=max_retries,
+            timeout=timeout,
+            concurrency_key=concurrency_key,
+            schedule_type="recurring",
+            cron_expression=cron_expression,
+            timezone=timezone,
+            next_run_at=next_occurrence(cron_expression, timezone, clock.now()),
+            status="paused" if paused else "active",
+            dedupe=False,
+        )
+        return self.store.insert_job(new, clock.now())
+
+    def enqueue(
+        self,
+        job_type: str,
+        brand_id: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        run_at: datetime | None = None,
+        **options: Any,
+    ) -> Job:
+        """Queue a one-time job (a manual sync). See `enqueue_job` for the options."""
+        return self.enqueue_job(job_type, brand_id, parameters, run_at, **options).job
+
+    def enqueue_job(
+        self,
+        job_type: str,
+        brand_id: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        run_at: datetime | None = None,
+        *,
+        name: str | None = None,
+        allow_duplicate: bool = False,
+        max_retries: int | None = None,
+        timeout: timedelta | None = None,
+        concurrency_key: str | None = DEFAULT_KEY,
+    ) -> Enqueued:
+        """Queue a one-time job to run at `run_at` (default: the next poll). While an identical
+        job (same type, brand and parameters) is still pending, that job is returned instead,
+        unless `allow_duplicate`."""
+        if run_at is not None and run_at.tzinfo is None:
+            raise InvalidInput("run_at must be timezone-aware")
+        new = self._new_job(
+            job_type,
+            brand_id,
+            parameters,
+            name=name,
+            max_retries=max_retries,
+            timeout=timeout,
+            concurrency_key=concurrency_key,
+            schedule_type="one_time",
+            cron_expression=None,
+            timezone="UTC",
+            next_run_at=run_at or clock.now(),
+            status="active",
+            dedupe=not allow_duplicate,
+        )
+        job, created = self.store.enqueue(new, clock.now())
+        return Enqueued(job, created)
+
+    def _new_job(
+        self,
+        job_type: str,
+        brand_id: str | None,
+        parameters: dict[str, Any] | None,
+        *,
+        name: str | None,
+        max_retries: int | None,
+        timeout: timedelta | None,
+        concurrency_key: str | None,
+        dedupe: bool,
+        **schedule: Any,
+    ) -> NewJob:
+        parameters = dict(parameters or {})
+        check_parameters(parameters)
+        check_name(brand_id, "brand")
+        check_name(name, "job name")
+        get_job_type(job_type)
+        validate_job_parameters(job_type, parameters)
+        if max_retries is not None and not 0 <= max_retries <= 100:
+            raise InvalidInput("max retries must be between 0 and 100")
+        if concurrency_key is DEFAULT_KEY:
+            concurrency_key = default_concurrency_key(job_type, brand_id)
+        check_name(concurrency_key, "concurrency key")
+        return NewJob(
+            brand_id=brand_id,
+            job_type=job_type,
+            name=name or (job_type if brand_id is None else f"{job_type} {brand_id}"),
+            parameters=parameters,
+            max_retries=self.settings.max_retries if max_retries is None else max_retries,
+            retry_base_seconds=int(self.settings.retry_base.total_seconds()),
+            retry_cap_seconds=int(self.settings.retry_cap.total_seconds()),
+            timeout_seconds=timeout.total_seconds() if timeout else None,
+            dedupe_key=dedupe_key(job_type, brand_id, parameters) if dedupe else None,
+            concurrency_key=concurrency_key,
+            **schedule,
+        )
+
+    def get_job(self, job_id: int) -> Job:
+        job = self.store.get_job(job_id)
+        if job is None:
+            raise NotFound(f"no job with id {job_id}")
+        return job
+
+    def list_jobs(
+        self,
+        *,
+        brand_id: str | None = ANY,
+        job_type: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+    ) -> list[Job]:
+        return self.store.list_jobs(
+            brand_id=brand_id,
+            job_type=job_type,
+            statuses=(status,) if status else None,
+            limit=limit,
+        )
+
+    def pause(self, job_id: int) -> Job:
+        return self._transition(job_id, {"status": "paused"}, ("active", "running"), "paused")
+
+    def resume(self, job_id: int) -> Job:
+        job = self.get_job(job_id)
+        changes: dict[str, Any] = {"status": "active"}
+        if job.is_recurring and job.cron_expression:
+            # No catch-up for a deliberate pause: the next run is the next regular occurrence.
+            changes["next_run_at"] = next_occurrence(job.cron_expression, job.timezone, clock.now())
+        return self._transition(job_id, changes, ("paused",), "resumed")
+
+    def archive(self, job_id: int) -> Job:
+        return self._transition(
+            job_id,
+            {"status": "archived"},
+            ("active", "paused", "running", "completed", "failed"),
+            "archived",
+        )
+
+    def retry_now(self, job_id: int) -> Job:
+        """Re-arm a job to run at the next poll. A failed one-time job gets a fresh retry
+        budget; a job in backoff keeps its retry count."""
+        job = self.get_job(job_id)
+        changes: dict[str, Any] = {"next_run_at": clock.now()}
+        if job.status == "failed":
+            changes.update(status="active", retry_count=0)
+        return self._transition(job_id, changes, ("active", "failed"), "re-armed")
+
+    def edit_job(
+        self,
+        job_id: int,
+        *,
+        cron_expression: str | None = None,
+        timezone: str | None = None,
+        name: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        max_retries: int | None = None,
+        timeout: timedelta | None = None,
+    ) -> Job:
+        """Change a job. `parameters` are merged into the existing ones. A new cron expression
+        or timezone reschedules the job from now."""
+        job = self.get_job(job_id)
+        changes: dict[str, Any] = {}
+        if cron_expression is not None or timezone is not None:
+            if not job.is_recurring:
+                raise InvalidInput(f"job {job_id} is one-time; it has no cron schedule to edit")
+            cron = check_cron(cron_expression) if cron_expression else job.cron_expression or ""
+            tz = timezone or job.timezone
+            zone(tz)
+            changes.update(
+                cron_expression=cron,
+                timezone=tz,
+                next_run_at=next_occurrence(cron, tz, clock.now()),
+            )
+        if name is not None:
+            changes["name"] = check_name(name, "job name")
+        if parameters:
+            merged = {**job.parameters, **parameters}
+            check_parameters(merged)
+            validate_job_parameters(job.job_type, merged)
+            changes["parameters"] = merged
+        if max_retries is not None:
+            if not 0 <= max_retries <= 100:
+                raise InvalidInput("max retries must be between 0 and 100")
+            changes["max_retries"] = max_retries
+        if timeout is not None:
+            changes["timeout_seconds"] = timeout.total_seconds()
+        if not changes:
+            raise InvalidInput("nothing to change: give --cron, --tz, --name, --param, …")
+        return self._transition(job_id, changes, None, "edited")
+
+    def _transition(
+        self, job_id: int, changes: dict[str, Any], allowed: tuple[str, ...] | None, verb: str
+    ) -> Job:
+        job = self.store.update_job(job_id, changes, clock.now(), only_if_status=allowed)
+        if job is None:
+            current = self.get_job(job_id)
+            raise InvalidInput(f"job {job_id} is {current.status} and cannot be {verb}")
+        return job
+
+    def jobs_in_backoff(self, *, brand_id: str | None = ANY) -> list[Job]:
+        return self.store.list_jobs(brand_id=brand_id, in_backoff=True)
+
+    # -- runs ---------------------------------------------------------------------------
+    def list_runs(
+        self,
+        *,
+        job_id: int | None = None,
+        brand_id: str | None = ANY,
+        status: str | None = None,
+        limit: int = 50,
+    ) -> list[Run]:
+        return self.store.list_runs(job_id=job_id, brand_id=brand_id, status=status, limit=limit)
+
+    def get_run(self, run_id: int) -> Run:
+        run = self.store.get_run(run_id)
+        if run is None:
+            raise NotFound(f"no run with id {run_id}")
+        return run
+
+    def recover(
+        self, stale_after: timedelta | None = None, *, dry_run: bool = False
+    ) -> list[Claim]:
+        """Fail runs whose heartbeat is older than `stale_after` and retry their jobs."""
+        return recover_stale(
+            self.store, clock.now(), stale_after or self.settings.stale_after, dry_run=dry_run
+        )
+
+    # -- freshness ----------------------------------------------------------------------
+    def set_threshold(
+        self,
+        dataset: str,
+        warn_after: timedelta,
+        error_after: timedelta,
+        *,
+        brand_id: str | None = None,
+    ) -> Threshold:
+        check_name(dataset, "dataset")
+        check_name(brand_id, "brand")
+        if error_after < warn_after:
+            raise InvalidInput("--error-after must not be shorter than --warn-after")
+        threshold = Threshold(dataset, brand_id, warn_after, error_after)
+        self.store.set_threshold(threshold, clock.now())
+        return threshold
+
+    def _thresholds(self) -> Thresholds:
+        return Thresholds(
+            self.store.thresholds(), (self.settings.warn_after, self.settings.error_after)
+        )
+
+    def freshness(self, dataset: str, brand_id: str | None = None) -> Freshness:
+        """Is `dataset` for `brand_id` (None: global) fresh, and since when?"""
+        status = self.store.dataset_status(dataset, brand_id)
+        return freshness(dataset, brand_id, status, self._thresholds(), clock.now())
+
+    def datasets(self, *, brand_id: str | None = ANY) -> list[Freshness]:
+        jobs = self.store.list_jobs(brand_id=brand_id, statuses=("active", "running", "paused"))
+        report = freshness_report(
+            self.store.dataset_statuses(brand_id=brand_id), jobs, self._thresholds(), clock.now()
+        )
+        if brand_id is ANY:
+            return report
+        return [item for item in report if item.brand_id == brand_id]
+
+    # -- the whole picture --------------------------------------------------------------
+    def status(self, *, brand_id: str | None = ANY) -> StatusReport:
+        now = clock.now()
+        jobs = self.store.list_jobs(
+            brand_id=brand_id, statuses=("active", "running", "paused", "failed")
+        )
+        report = freshness_report(
+            self.store.dataset_statuses(brand_id=brand_id), jobs, self._thresholds(), now
+        )
+        if brand_id is not ANY:
+            report = [item for item in report if item.brand_id == brand_id]
+        last_runs = self.store.runs_by_id([j.last_run_id for j in jobs if j.last_run_id])
+        stuck = [
+            claim
+            for claim in self.store.stale_runs(now - self.settings.stale_after)
+            if brand_id is ANY or claim.job.brand_id == brand_id
+        ]
+        return StatusReport(
+            now=now,
+            datasets=report,
+            jobs=jobs,
+            last_runs=last_runs,
+            stuck_runs=stuck,
+            workers=self.store.workers(),
+            worker_stale_after=self.settings.worker_stale_after,
+        )

@@ -1,0 +1,187 @@
+"""The built-in job types: `command`, `python`, `noop` and `sleep`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+from importlib import import_module
+from typing import Any
+
+from pipectl.errors import InvalidInput
+from pipectl.handlers.context import Cancelled, JobFailed, RunContext
+
+# Environment variables a `command` job must not inherit from the worker: they hold secrets.
+_SECRET_ENV = re.compile(r"^(PIPECTL_DATABASE_URL|SUPABASE_.*|PGPASSWORD|DATABASE_URL)$")
+_KILL_GRACE_S = 5.0
+
+
+def _check_datasets(parameters: dict[str, Any]) -> None:
+    datasets = parameters.get("datasets", [])
+    if isinstance(datasets, str):
+        datasets = [datasets]
+    if not isinstance(datasets, list) or not all(isinstance(d, str) and d for d in datasets):
+        raise InvalidInput("parameter 'datasets' must be a list of dataset names")
+
+
+class NoopJob:
+    """Does nothing, successfully. For demos, tests and benchmarks."""
+
+    def validate(self, parameters: dict[str, Any]) -> None:
+        _check_datasets(parameters)
+
+    def run(self, ctx: RunContext) -> None:
+        return None
+
+
+class SleepJob:
+    """Sleeps `seconds` (default 1), cancellably. For demos and tests."""
+
+    def validate(self, parameters: dict[str, Any]) -> None:
+        _check_datasets(parameters)
+        try:
+            seconds = float(parameters.get("seconds", 1))
+        except (TypeError, ValueError):
+            raise InvalidInput("parameter 'seconds' must be a number") from None
+        if not 0 <= seconds <= 7 * 86400:
+            raise InvalidInput("parameter 'seconds' must be between 0 and one week")
+
+    def run(self, ctx: RunContext) -> None:
+        seconds = float(ctx.parameters.get("seconds", 1))
+        ctx.log.info(f"sleeping {seconds:g}s")
+        ctx.wait(seconds)
+
+
+class PythonJob:
+    """Calls `target` ('package.module:function') with the run context."""
+
+    def validate(self, parameters: dict[str, Any]) -> None:
+        _check_datasets(parameters)
+        target = parameters.get("target")
+        if not isinstance(target, str) or not re.fullmatch(
+            r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", target, re.ASCII
+        ):
+            raise InvalidInput("parameter 'target' must look like 'package.module:function'")
+
+    def run(self, ctx: RunContext) -> None:
+        module_name, _, function_name = ctx.parameters["target"].partition(":")
+        try:
+            function = getattr(import_module(module_name), function_name)
+        except (ImportError, AttributeError) as exc:
+            raise JobFailed(f"cannot load target {ctx.parameters['target']!r}: {exc}") from None
+        function(ctx)
+
+
+class CommandJob:
+    """Runs parameter `command` through /bin/sh in its own process group.
+
+    The job's identity and parameters reach the command only as environment variables
+    (PIPECTL_JOB_ID, PIPECTL_RUN_ID, PIPECTL_BRAND_ID, PIPECTL_JOB_TYPE, PIPECTL_PARAMETERS and
+    PIPECTL_PARAM_<NAME> for each scalar parameter), never spliced into the command string.
+    A non-zero exit fails the run. Step outcomes are reported by appending JSON lines to the file
+    named by $PIPECTL_STEPS_FILE (see docs/command-steps.md).
+    """
+
+    def validate(self, parameters: dict[str, Any]) -> None:
+        _check_datasets(parameters)
+        command = parameters.get("command")
+        if not isinstance(command, str) or not command.strip():
+            raise InvalidInput("a command job needs parameter 'command' (a shell command line)")
+
+    def run(self, ctx: RunContext) -> None:
+        with tempfile.NamedTemporaryFile("r", prefix="pipectl-steps-", suffix=".jsonl") as steps:
+            process = subprocess.Popen(
+                ["/bin/sh", "-c", ctx.parameters["command"]],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=command_environment(ctx, steps.name),
+                start_new_session=True,  # its own process group, so a kill reaches every child
+            )
+            reader = threading.Thread(target=_pump, args=(process, ctx), daemon=True)
+            reader.start()
+            cancelled = False
+            while process.poll() is None:
+                try:
+                    ctx.wait(0.05)
+                except Cancelled:
+                    cancelled = True
+                    _kill_group(process)
+                    break
+            process.wait()
+            reader.join(timeout=_KILL_GRACE_S)
+            _read_steps(steps, ctx)
+        if cancelled:
+            raise Cancelled(ctx.cancel_reason or "cancelled")
+        if process.returncode != 0:
+            raise JobFailed(f"command exited with status {process.returncode}")
+
+
+def command_environment(ctx: RunContext, steps_file: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not _SECRET_ENV.match(key)}
+    env.update(
+        PIPECTL_JOB_ID=str(ctx.job_id),
+        PIPECTL_RUN_ID=str(ctx.run_id),
+        PIPECTL_JOB_TYPE=ctx.job.job_type,
+        PIPECTL_BRAND_ID=ctx.brand_id or "",
+        PIPECTL_PARAMETERS=json.dumps(ctx.parameters),
+        PIPECTL_STEPS_FILE=steps_file,
+    )
+    for key, value in ctx.parameters.items():
+        if isinstance(value, str | int | float | bool) and re.fullmatch(r"\w+", key, re.ASCII):
+            env[f"PIPECTL_PARAM_{key.upper()}"] = str(value)
+    return env
+
+
+def _pump(process: subprocess.Popen[bytes], ctx: RunContext) -> None:
+    assert process.stdout is not None
+    for raw in process.stdout:
+        ctx.log.info(raw.decode("utf-8", "replace").rstrip("\n"))
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=_KILL_GRACE_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    # Children that ignored SIGTERM while the shell exited still share the group.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _read_steps(steps_file: Any, ctx: RunContext) -> None:
+    """Each line: {"step": name, "status": "completed"|"failed", "datasets": [...],
+    "fatal": true, "brand_id": "acme", "error": "..."} (only "step" and "status" required)."""
+    steps_file.seek(0)
+    for number, line in enumerate(steps_file, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            name = str(record["step"])
+            status = record["status"]
+            if status not in ("completed", "ok", "failed"):
+                raise ValueError(f"status {status!r}")
+            datasets = record.get("datasets", [])
+            if isinstance(datasets, str):
+                datasets = [datasets]
+            brand = record.get("brand_id", ctx.brand_id)
+        except (ValueError, KeyError, TypeError) as exc:
+            ctx.log.warning(f"ignoring malformed step line {number}: {exc}")
+            continue
+        ctx.record_step(
+            name,
+            succeeded=status != "failed",
+            datasets=[str(d) for d in datasets],
+            fatal=bool(record.get("fatal", True)),
+            brand_id=None if brand in (None, "") else str(brand),
+            error=record.get("error"),
+        )

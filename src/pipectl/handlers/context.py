@@ -1,0 +1,165 @@
+"""What a running handler sees: its job, parameters, a log, steps, and cancellation."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pipectl import clock
+from pipectl.models import Job, Run
+
+MAX_LOG_CHARS = 64 * 1024
+_UNSET: Any = object()
+logger = logging.getLogger("pipectl.job")
+
+
+class JobFailed(Exception):
+    """Raised by handlers (or `ctx.fail`) to fail a run with a plain message."""
+
+
+class Cancelled(JobFailed):
+    """The run was cancelled: it timed out, the worker is shutting down, or it lost its lease."""
+
+
+class RunLog:
+    """The run's log: kept (tail-truncated) on the run record and echoed to the worker's log."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self._lines: list[str] = []
+        self._size = 0
+        self._dropped = 0
+        self._lock = threading.Lock()
+
+    def write(self, level: str, message: str) -> None:
+        line = f"{clock.now().strftime('%H:%M:%S')} {level} {message}"
+        with self._lock:
+            self._lines.append(line)
+            self._size += len(line) + 1
+            while self._size > MAX_LOG_CHARS and len(self._lines) > 1:
+                self._size -= len(self._lines.pop(0)) + 1
+                self._dropped += 1
+        logger.log(
+            getattr(logging, level, logging.INFO), "%s", message, extra={"run_id": self.run_id}
+        )
+
+    def info(self, message: str) -> None:
+        self.write("INFO", message)
+
+    def warning(self, message: str) -> None:
+        self.write("WARNING", message)
+
+    def error(self, message: str) -> None:
+        self.write("ERROR", message)
+
+    def text(self) -> str:
+        with self._lock:
+            head = [f"… {self._dropped} earlier lines dropped"] if self._dropped else []
+            return "\n".join(head + self._lines)
+
+
+class RunContext:
+    """Passed to every handler. `ctx.step(...)` records step-level dataset outcomes."""
+
+    def __init__(self, job: Job, run: Run) -> None:
+        self.job = job
+        self.run = run
+        self.parameters: dict[str, Any] = dict(job.parameters)
+        self.log = RunLog(run.id)
+        self.steps: list[dict[str, Any]] = []
+        self._cancel_reason: str | None = None
+        self._cancelled = threading.Event()
+
+    @property
+    def brand_id(self) -> str | None:
+        return self.job.brand_id
+
+    @property
+    def job_id(self) -> int:
+        return self.job.id
+
+    @property
+    def run_id(self) -> int:
+        return self.run.id
+
+    # -- cancellation (set by the worker; handlers poll it or wait on it) ----------------
+    def cancel(self, reason: str) -> None:
+        if not self._cancelled.is_set():
+            self._cancel_reason = reason
+            self._cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    @property
+    def cancel_reason(self) -> str | None:
+        return self._cancel_reason
+
+    def wait(self, seconds: float) -> None:
+        """Sleep up to `seconds`, raising Cancelled as soon as the run is cancelled."""
+        if self._cancelled.wait(seconds):
+            raise Cancelled(self._cancel_reason or "cancelled")
+
+    def fail(self, message: str) -> None:
+        raise JobFailed(message)
+
+    # -- steps ----------------------------------------------------------------------------
+    def record_step(
+        self,
+        name: str,
+        *,
+        succeeded: bool,
+        datasets: list[str] | tuple[str, ...] = (),
+        fatal: bool = True,
+        brand_id: str | None = _UNSET,
+        error: str | None = None,
+    ) -> None:
+        """Record a step's outcome directly (the command handler's step protocol uses this)."""
+        self.steps.append(
+            {
+                "name": name,
+                "status": "completed" if succeeded else "failed",
+                "datasets": list(datasets),
+                "brand_id": self.job.brand_id if brand_id is _UNSET else brand_id,
+                "fatal": fatal,
+                "error": None if succeeded else (error or "failed"),
+                "finished_at": clock.now().isoformat(),
+            }
+        )
+
+    @contextmanager
+    def step(
+        self,
+        name: str,
+        datasets: list[str] | tuple[str, ...] = (),
+        *,
+        fatal: bool = True,
+        brand_id: str | None = _UNSET,
+    ) -> Iterator[None]:
+        """Run a block as a named step. Its datasets are fresh if it completes. A failing fatal
+        step fails the job; a failing non-fatal step is recorded and the job carries on."""
+        self.log.info(f"step {name} started")
+        try:
+            yield
+        except Exception as exc:
+            error = str(exc) or type(exc).__name__
+            self.record_step(
+                name,
+                succeeded=False,
+                datasets=datasets,
+                fatal=fatal,
+                brand_id=brand_id,
+                error=error,
+            )
+            self.log.error(f"step {name} failed: {error}")
+            if fatal or isinstance(exc, Cancelled):
+                raise
+        else:
+            self.record_step(
+                name, succeeded=True, datasets=datasets, fatal=fatal, brand_id=brand_id
+            )
+            self.log.info(f"step {name} completed")

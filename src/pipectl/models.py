@@ -1,0 +1,211 @@
+"""The records pipectl keeps and passes between its layers, as plain dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+ScheduleType = Literal["recurring", "one_time"]
+JobStatus = Literal["active", "paused", "running", "completed", "failed", "archived"]
+RunStatus = Literal["running", "completed", "failed"]
+FreshnessState = Literal["never", "fresh", "warn", "stale"]
+
+JOB_STATUSES: tuple[str, ...] = ("active", "paused", "running", "completed", "failed", "archived")
+RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed")
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    brand_id: str | None
+    job_type: str
+    name: str
+    schedule_type: ScheduleType
+    cron_expression: str | None
+    timezone: str
+    next_run_at: datetime | None
+    status: JobStatus
+    parameters: dict[str, Any]
+    max_retries: int
+    retry_count: int
+    retry_base_seconds: int
+    retry_cap_seconds: int
+    last_error: str | None
+    timeout_seconds: float | None
+    dedupe_key: str | None
+    concurrency_key: str | None
+    last_run_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def is_recurring(self) -> bool:
+        return self.schedule_type == "recurring"
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        for key in ("next_run_at", "created_at", "updated_at"):
+            doc[key] = iso(doc[key])
+        return doc
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    id: int
+    job_id: int
+    attempt: int
+    status: RunStatus
+    started_at: datetime
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    worker_id: str | None
+    lease_token: str = field(repr=False)
+    error_message: str | None
+    logs: str
+    steps: list[dict[str, Any]]
+
+    def to_json(self, *, with_logs: bool = False) -> dict[str, Any]:
+        doc = asdict(self)
+        del doc["lease_token"]  # the worker's proof of ownership; nobody else needs it
+        if not with_logs:
+            del doc["logs"]
+        for key in ("started_at", "finished_at", "heartbeat_at"):
+            doc[key] = iso(doc[key])
+        return doc
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A run a worker now owns, with the job as it was when claimed."""
+
+    run: Run
+    job: Job
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetStatus:
+    brand_id: str | None
+    dataset: str
+    last_success_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status: RunStatus | None
+    last_error: str | None
+    last_run_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    dataset: str
+    brand_id: str | None
+    warn_after: timedelta
+    error_after: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """The answer to 'is dataset D for brand B safe to use, and since when?'."""
+
+    brand_id: str | None
+    dataset: str
+    state: FreshnessState
+    last_success_at: datetime | None
+    last_attempt_at: datetime | None
+    last_attempt_failed: bool
+    last_error: str | None
+    age: timedelta | None
+    warn_after: timedelta
+    error_after: timedelta
+
+    @property
+    def is_fresh(self) -> bool:
+        return self.state == "fresh"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "brand_id": self.brand_id,
+            "dataset": self.dataset,
+            "state": self.state,
+            "last_success_at": iso(self.last_success_at),
+            "last_attempt_at": iso(self.last_attempt_at),
+            "last_attempt_failed": self.last_attempt_failed,
+            "last_error": self.last_error,
+            "age_seconds": None if self.age is None else round(self.age.total_seconds(), 3),
+            "warn_after_seconds": self.warn_after.total_seconds(),
+            "error_after_seconds": self.error_after.total_seconds(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    last_seen_at: datetime
+    version: str
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["started_at"] = iso(self.started_at)
+        doc["last_seen_at"] = iso(self.last_seen_at)
+        return doc
+
+
+# What the engine asks the store to write. The engine decides the values; the store applies
+# them atomically.
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    brand_id: str | None
+    job_type: str
+    name: str
+    schedule_type: ScheduleType
+    cron_expression: str | None
+    timezone: str
+    next_run_at: datetime | None
+    status: JobStatus
+    parameters: dict[str, Any]
+    max_retries: int
+    retry_base_seconds: int
+    retry_cap_seconds: int
+    timeout_seconds: float | None
+    dedupe_key: str | None
+    concurrency_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobUpdate:
+    """A job's next state after a run. `status` applies only while the job is still `running`
+    (an operator who paused or archived it mid-run keeps their choice)."""
+
+    status: JobStatus
+    next_run_at: datetime | None
+    retry_count: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetOutcome:
+    brand_id: str | None
+    dataset: str
+    succeeded: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """Everything a finished run writes, in one transaction."""
+
+    status: Literal["completed", "failed"]
+    finished_at: datetime
+    error_message: str | None
+    logs: str
+    steps: list[dict[str, Any]]
+    job_update: JobUpdate
+    datasets: list[DatasetOutcome]

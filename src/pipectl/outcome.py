@@ -1,0 +1,57 @@
+"""How a finished (or abandoned) run turns into a RunResult: run status, job update, datasets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pipectl.freshness import declared_datasets
+from pipectl.models import DatasetOutcome, Job, RunResult
+from pipectl.retry import after_failure, after_success
+
+
+def run_result(
+    job: Job,
+    now: datetime,
+    *,
+    error: str | None,
+    steps: list[dict[str, Any]] | None = None,
+    logs: str = "",
+) -> RunResult:
+    """The run failed if the handler raised (`error`) or a fatal step failed.
+
+    Datasets: each step's datasets take that step's outcome (a failed non-fatal thumbnails step
+    leaves performance fresh); declared datasets no step reported take the run's outcome."""
+    steps = steps or []
+    if error is None:
+        failed_fatal = next((s for s in steps if s["status"] == "failed" and s["fatal"]), None)
+        if failed_fatal is not None:
+            error = f"step {failed_fatal['name']} failed: {failed_fatal['error']}"
+    succeeded = error is None
+
+    outcomes: dict[tuple[str | None, str], DatasetOutcome] = {}
+    for step in steps:
+        ok = step["status"] == "completed"
+        for dataset in step["datasets"]:
+            outcomes[(step["brand_id"], dataset)] = DatasetOutcome(
+                step["brand_id"],
+                dataset,
+                ok,
+                None if ok else f"step {step['name']}: {step['error']}",
+            )
+    covered = {dataset for (_, dataset) in outcomes}
+    for dataset in declared_datasets(job):
+        if dataset not in covered:
+            outcomes[(job.brand_id, dataset)] = DatasetOutcome(
+                job.brand_id, dataset, succeeded, error
+            )
+
+    return RunResult(
+        status="completed" if succeeded else "failed",
+        finished_at=now,
+        error_message=error,
+        logs=logs,
+        steps=steps,
+        job_update=after_success(job, now) if succeeded else after_failure(job, now, error or ""),
+        datasets=list(outcomes.values()),
+    )

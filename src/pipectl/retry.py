@@ -1,0 +1,57 @@
+"""What a job does after a run: the retry rule with exponential backoff, and success."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pipectl.models import Job, JobUpdate
+from pipectl.schedule import next_occurrence
+
+
+def retry_delay(retry_count: int, base: timedelta, cap: timedelta) -> timedelta:
+    """Delay before retry number `retry_count` (1-based): base · 2^(retry_count−1), capped."""
+    if retry_count < 1:
+        raise ValueError("retry_count starts at 1")
+    # Past 2^32 the cap has long won; keep the arithmetic small.
+    factor = 2 ** min(retry_count - 1, 32)
+    return min(base * factor, cap)
+
+
+def after_success(job: Job, now: datetime) -> JobUpdate:
+    """A success resets the retry count; a one-time job is archived, a recurring one goes on."""
+    if job.is_recurring:
+        return JobUpdate(
+            status="active",
+            next_run_at=next_occurrence(job.cron_expression or "", job.timezone, now),
+            retry_count=0,
+            last_error=None,
+        )
+    return JobUpdate(status="archived", next_run_at=None, retry_count=0, last_error=None)
+
+
+def after_failure(job: Job, now: datetime, error: str) -> JobUpdate:
+    """The retry rule. While retries remain, run again after the backoff delay (never later than
+    the next regular occurrence); once exhausted, a recurring job resets and returns to its cron
+    schedule and a one-time job ends `failed`."""
+    retry_count = job.retry_count + 1
+    regular = (
+        next_occurrence(job.cron_expression or "", job.timezone, now) if job.is_recurring else None
+    )
+    if retry_count <= job.max_retries:
+        delay = retry_delay(
+            retry_count,
+            timedelta(seconds=job.retry_base_seconds),
+            timedelta(seconds=job.retry_cap_seconds),
+        )
+        next_run_at = now + delay
+        if regular is not None and regular < next_run_at:
+            next_run_at = regular
+        return JobUpdate("active", next_run_at, retry_count, error)
+    if regular is not None:
+        return JobUpdate("active", regular, 0, error)
+    return JobUpdate("failed", None, retry_count, error)
+
+
+def after_last_retry(job: Job) -> str:
+    """What happens when the job's last retry fails, in an operator's words."""
+    return "back to its cron schedule" if job.is_recurring else "the job ends failed"

@@ -1,0 +1,169 @@
+"""The store protocol: the small set of atomic transitions and reads every backend implements."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from pipectl.models import (
+    Claim,
+    DatasetStatus,
+    Job,
+    NewJob,
+    Run,
+    RunResult,
+    Threshold,
+    WorkerInfo,
+)
+
+
+class _Any:
+    """Sentinel for 'no brand filter' (None means 'global only')."""
+
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+ANY: Any = _Any()
+
+# Fields an operator may change on a job through `Store.update_job`.
+EDITABLE_JOB_FIELDS = frozenset(
+    {
+        "name",
+        "cron_expression",
+        "timezone",
+        "next_run_at",
+        "status",
+        "parameters",
+        "max_retries",
+        "retry_count",
+        "timeout_seconds",
+        "concurrency_key",
+        "last_error",
+    }
+)
+
+
+class Store(Protocol):
+    """Every backend (sqlite, postgres, supabase) passes the same contract tests in tests/store.
+
+    Writes are atomic transitions; none of them decides policy (next run time, retry delay):
+    the engine computes those values and passes them in.
+    """
+
+    #: Where the store lives, safe to print (no password, no key).
+    display_url: str
+
+    def close(self) -> None: ...
+
+    # -- schema -------------------------------------------------------------------------
+    def migrate(self) -> list[int]:
+        """Apply pending migrations (idempotent, safe to run concurrently); return the versions
+        applied now."""
+        ...
+
+    def schema_version(self) -> int | None:
+        """The installed schema version, or None when the schema is missing."""
+        ...
+
+    def check_schema(self) -> None:
+        """Raise SchemaMissing unless the schema is installed and current enough to use."""
+        ...
+
+    def db_now(self) -> datetime:
+        """The database's own clock (for `doctor`'s skew check)."""
+        ...
+
+    # -- jobs ---------------------------------------------------------------------------
+    def insert_job(self, new: NewJob, now: datetime) -> Job: ...
+
+    def enqueue(self, new: NewJob, now: datetime) -> tuple[Job, bool]:
+        """Insert a one-time job, unless `new.dedupe_key` is set and an `active` job with that key
+        exists: then return that one. Returns (job, created). Atomic against concurrent callers."""
+        ...
+
+    def get_job(self, job_id: int) -> Job | None: ...
+
+    def list_jobs(
+        self,
+        *,
+        brand_id: str | None = ANY,
+        job_type: str | None = None,
+        statuses: tuple[str, ...] | None = None,
+        in_backoff: bool = False,
+        limit: int | None = None,
+    ) -> list[Job]: ...
+
+    def update_job(
+        self,
+        job_id: int,
+        changes: dict[str, Any],
+        now: datetime,
+        *,
+        only_if_status: tuple[str, ...] | None = None,
+    ) -> Job | None:
+        """Apply operator changes (keys from EDITABLE_JOB_FIELDS). With `only_if_status`, change
+        nothing unless the job's status is one of those (checked in the same statement). Returns
+        the job after the update, or None when no row matched."""
+        ...
+
+    # -- the worker's transitions -------------------------------------------------------
+    def register_worker(self, worker: WorkerInfo) -> None: ...
+
+    def unregister_worker(self, worker_id: str) -> None: ...
+
+    def claim_due(self, worker_id: str, now: datetime, limit: int) -> list[Claim]:
+        """Atomically claim up to `limit` jobs that are `active` with next_run_at <= now, oldest
+        due first, at most one per concurrency key and none whose key has a running run: each
+        claimed job becomes `running` and gets a new `running` run owned by `worker_id`."""
+        ...
+
+    def heartbeat(self, worker_id: str, leases: list[tuple[int, str]], now: datetime) -> list[int]:
+        """Renew the worker and the given (run_id, lease_token) runs; return the ids of runs this
+        worker no longer owns (recovered elsewhere or finished)."""
+        ...
+
+    def finish_run(self, run_id: int, lease_token: str, result: RunResult) -> bool:
+        """Record the outcome of a run, its job's next state and its datasets in one transaction,
+        only while the run is still `running` under this lease. False when the lease was lost."""
+        ...
+
+    def release_run(self, run_id: int, lease_token: str, now: datetime) -> bool:
+        """Give back a claimed run that never started (shutdown): delete it and put its job back
+        to `active` with the same next_run_at."""
+        ...
+
+    def stale_runs(self, heartbeat_before: datetime) -> list[Claim]:
+        """Running runs whose heartbeat is older than the cutoff, with their jobs."""
+        ...
+
+    def fail_stale_run(self, run_id: int, heartbeat_before: datetime, result: RunResult) -> bool:
+        """Like finish_run, guarded by `status = 'running' AND heartbeat_at < cutoff` in the same
+        statement, so a run that finished or heartbeated meanwhile is left alone."""
+        ...
+
+    # -- reads --------------------------------------------------------------------------
+    def list_runs(
+        self,
+        *,
+        job_id: int | None = None,
+        brand_id: str | None = ANY,
+        status: str | None = None,
+        limit: int = 50,
+    ) -> list[Run]:
+        """Newest first."""
+        ...
+
+    def get_run(self, run_id: int) -> Run | None: ...
+
+    def runs_by_id(self, run_ids: list[int]) -> dict[int, Run]: ...
+
+    def dataset_statuses(self, *, brand_id: str | None = ANY) -> list[DatasetStatus]: ...
+
+    def dataset_status(self, dataset: str, brand_id: str | None) -> DatasetStatus | None: ...
+
+    def thresholds(self) -> list[Threshold]: ...
+
+    def set_threshold(self, threshold: Threshold, now: datetime) -> None: ...
+
+    def workers(self) -> list[WorkerInfo]: ...

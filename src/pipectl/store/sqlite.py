@@ -1,0 +1,631 @@
+"""The embedded SQLite store: the store protocol in Python + SQL over one database file."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pipectl import clock
+from pipectl.errors import InvalidInput, SchemaMissing, StoreUnavailable
+from pipectl.models import (
+    Claim,
+    DatasetOutcome,
+    DatasetStatus,
+    Job,
+    NewJob,
+    Run,
+    RunResult,
+    Threshold,
+    WorkerInfo,
+)
+from pipectl.store.base import ANY, EDITABLE_JOB_FIELDS
+from pipectl.store.migrations import MIGRATIONS_TABLE, load_migrations
+
+BUSY_TIMEOUT_S = 30.0
+
+_JOB_TIMESTAMPS = ("next_run_at", "created_at", "updated_at")
+_RUN_TIMESTAMPS = ("started_at", "finished_at", "heartbeat_at")
+
+
+def ts(value: datetime | None) -> str | None:
+    """The one text form of a timestamp in SQLite: UTC, microseconds, '+00:00'."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def sqlite_path(url: str) -> str:
+    """`sqlite:///relative.db`, `sqlite:////abs/path.db` or `sqlite:///:memory:` → a path."""
+    if not url.startswith("sqlite://"):
+        raise InvalidInput(f"not a SQLite URL: {url!r}")
+    path = url.removeprefix("sqlite://").removeprefix("/")
+    if not path:
+        raise InvalidInput("the SQLite URL names no file: use sqlite:///path/to/pipectl.db")
+    return path
+
+
+class SQLiteStore:
+    def __init__(self, url: str, *, create: bool = False) -> None:
+        self.path = sqlite_path(url)
+        self.display_url = url
+        if self.path != ":memory:" and not create and not Path(self.path).exists():
+            raise SchemaMissing(f"no database file at {self.path}")
+        if create and self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: a run reported done survives a power cut, not only a process crash.
+            self.conn.execute("PRAGMA synchronous = FULL")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction: it takes the write lock up front, so concurrent workers
+        serialise here instead of failing on lock upgrade."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise _store_error(exc) from None
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            self.conn.execute("ROLLBACK")
+            raise _store_error(exc) from None
+
+    def _read(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise _store_error(exc) from None
+
+    # -- schema -------------------------------------------------------------------------
+    def migrate(self) -> list[int]:
+        applied = []
+        with self._write() as conn:
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            done = {row[0] for row in conn.execute(f"SELECT version FROM {MIGRATIONS_TABLE}")}
+            for migration in load_migrations("sqlite"):
+                if migration.version in done:
+                    continue
+                for statement in _statements(migration.sql):
+                    conn.execute(statement)
+                conn.execute(
+                    f"INSERT INTO {MIGRATIONS_TABLE} (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, ts(clock.now())),
+                )
+                applied.append(migration.version)
+        return applied
+
+    def schema_version(self) -> int | None:
+        try:
+            row = self.conn.execute(f"SELECT max(version) FROM {MIGRATIONS_TABLE}").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise _store_error(exc) from None
+        return row[0]
+
+    def check_schema(self) -> None:
+        from pipectl.store.migrations import check_version
+
+        check_version(self.schema_version(), "sqlite")
+
+    def db_now(self) -> datetime:
+        (value,) = self.conn.execute("SELECT strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')").fetchone()
+        return datetime.fromisoformat(value)
+
+    # -- jobs ---------------------------------------------------------------------------
+    def insert_job(self, new: NewJob, now: datetime) -> Job:
+        with self._write() as conn:
+            return self._insert_job(conn, new, now)
+
+    def _insert_job(self, conn: sqlite3.Connection, new: NewJob, now: datetime) -> Job:
+        row = conn.execute(
+            """
+            INSERT INTO scheduled_jobs (brand_id, job_type, name, schedule_type, cron_expression,
+                timezone, next_run_at, status, parameters, max_retries, retry_base_seconds,
+                retry_cap_seconds, timeout_seconds, dedupe_key, concurrency_key, created_at,
+                updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            RETURNING *
+            """,
+            (
+                new.brand_id,
+                new.job_type,
+                new.name,
+                new.schedule_type,
+                new.cron_expression,
+                new.timezone,
+                ts(new.next_run_at),
+                new.status,
+                json.dumps(new.parameters),
+                new.max_retries,
+                new.retry_base_seconds,
+                new.retry_cap_seconds,
+                new.timeout_seconds,
+                new.dedupe_key,
+                new.concurrency_key,
+                ts(now),
+                ts(now),
+            ),
+        ).fetchone()
+        return _job(row)
+
+    def enqueue(self, new: NewJob, now: datetime) -> tuple[Job, bool]:
+        with self._write() as conn:
+            if new.dedupe_key is not None:
+                existing = conn.execute(
+                    "SELECT * FROM scheduled_jobs WHERE dedupe_key = ? AND status = 'active' "
+                    "ORDER BY id LIMIT 1",
+                    (new.dedupe_key,),
+                ).fetchone()
+                if existing is not None:
+                    return _job(existing), False
+            return self._insert_job(conn, new, now), True
+
+    def get_job(self, job_id: int) -> Job | None:
+        rows = self._read("SELECT * FROM scheduled_jobs WHERE id = ?", (job_id,))
+        return _job(rows[0]) if rows else None
+
+    def list_jobs(
+        self,
+        *,
+        brand_id: str | None = ANY,
+        job_type: str | None = None,
+        statuses: tuple[str, ...] | None = None,
+        in_backoff: bool = False,
+        limit: int | None = None,
+    ) -> list[Job]:
+        where, params = _brand_filter("brand_id", brand_id)
+        if job_type is not None:
+            where.append("job_type = ?")
+            params.append(job_type)
+        if statuses:
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params.extend(statuses)
+        if in_backoff:
+            where.append("retry_count > 0 AND status IN ('active', 'running', 'paused')")
+        sql = "SELECT * FROM scheduled_jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_job(row) for row in self._read(sql, params)]
+
+    def update_job(
+        self,
+        job_id: int,
+        changes: dict[str, Any],
+        now: datetime,
+        *,
+        only_if_status: tuple[str, ...] | None = None,
+    ) -> Job | None:
+        unknown = set(changes) - EDITABLE_JOB_FIELDS
+        if unknown:
+            raise ValueError(f"not editable: {sorted(unknown)}")
+        values = {key: _to_sql(key, value) for key, value in changes.items()}
+        assignments = [f"{key} = :{key}" for key in values] + ["updated_at = :updated_at"]
+        sql = f"UPDATE scheduled_jobs SET {', '.join(assignments)} WHERE id = :job_id"
+        if only_if_status:
+            marks = ", ".join(f":status_{i}" for i in range(len(only_if_status)))
+            sql += f" AND status IN ({marks})"
+            values.update({f"status_{i}": status for i, status in enumerate(only_if_status)})
+        with self._write() as conn:
+            row = conn.execute(
+                sql + " RETURNING *", {**values, "updated_at": ts(now), "job_id": job_id}
+            ).fetchone()
+        return _job(row) if row is not None else None
+
+    # -- the worker's transitions -------------------------------------------------------
+    def register_worker(self, worker: WorkerInfo) -> None:
+        with self._write() as conn:
+            conn.execute(
+                """
+                INSERT INTO workers (id, host, pid, started_at, last_seen_at, version)
+                VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
+                    started_at = excluded.started_at, last_seen_at = excluded.last_seen_at,
+                    version = excluded.version
+                """,
+                (
+                    worker.id,
+                    worker.host,
+                    worker.pid,
+                    ts(worker.started_at),
+                    ts(worker.last_seen_at),
+                    worker.version,
+                ),
+            )
+
+    def unregister_worker(self, worker_id: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
+
+    def claim_due(self, worker_id: str, now: datetime, limit: int) -> list[Claim]:
+        claims: list[Claim] = []
+        taken_keys: set[str] = set()
+        with self._write() as conn:
+            # Read a little more than needed: rows that share a concurrency key are skipped.
+            rows = conn.execute(_DUE_SQL, (ts(now), limit * 4)).fetchall()
+            for row in rows:
+                key = row["concurrency_key"]
+                if key is not None:
+                    if key in taken_keys:
+                        continue
+                    taken_keys.add(key)
+                claims.append(self._claim(conn, row, worker_id, now))
+                if len(claims) >= limit:
+                    break
+        return claims
+
+    def _claim(
+        self, conn: sqlite3.Connection, row: sqlite3.Row, worker_id: str, now: datetime
+    ) -> Claim:
+        run_row = conn.execute(
+            """
+            INSERT INTO scheduled_job_runs (job_id, attempt, status, started_at, heartbeat_at,
+                worker_id, lease_token, concurrency_key)
+            VALUES (?, ?, 'running', ?, ?, ?, ?, ?)
+            RETURNING *
+            """,
+            (
+                row["id"],
+                row["retry_count"] + 1,
+                ts(now),
+                ts(now),
+                worker_id,
+                secrets.token_hex(16),
+                row["concurrency_key"],
+            ),
+        ).fetchone()
+        job_row = conn.execute(
+            "UPDATE scheduled_jobs SET status = 'running', last_run_id = ?, updated_at = ? "
+            "WHERE id = ? RETURNING *",
+            (run_row["id"], ts(now), row["id"]),
+        ).fetchone()
+        return Claim(run=_run(run_row), job=_job(job_row))
+
+    def heartbeat(self, worker_id: str, leases: list[tuple[int, str]], now: datetime) -> list[int]:
+        lost = []
+        with self._write() as conn:
+            conn.execute("UPDATE workers SET last_seen_at = ? WHERE id = ?", (ts(now), worker_id))
+            for run_id, token in leases:
+                renewed = conn.execute(
+                    "UPDATE scheduled_job_runs SET heartbeat_at = ? "
+                    "WHERE id = ? AND lease_token = ? AND status = 'running'",
+                    (ts(now), run_id, token),
+                ).rowcount
+                if not renewed:
+                    lost.append(run_id)
+        return lost
+
+    def finish_run(self, run_id: int, lease_token: str, result: RunResult) -> bool:
+        return self._finish(
+            "id = ? AND status = 'running' AND lease_token = ?", (run_id, lease_token), result
+        )
+
+    def fail_stale_run(self, run_id: int, heartbeat_before: datetime, result: RunResult) -> bool:
+        return self._finish(
+            "id = ? AND status = 'running' AND heartbeat_at < ?",
+            (run_id, ts(heartbeat_before)),
+            result,
+        )
+
+    def _finish(self, guard: str, guard_params: tuple[Any, ...], result: RunResult) -> bool:
+        finished_at = ts(result.finished_at)
+        with self._write() as conn:
+            row = conn.execute(
+                f"""
+                UPDATE scheduled_job_runs
+                SET status = ?, finished_at = ?, error_message = ?, logs = ?, steps = ?
+                WHERE {guard}
+                RETURNING id, job_id
+                """,
+                (
+                    result.status,
+                    finished_at,
+                    result.error_message,
+                    result.logs,
+                    json.dumps(result.steps),
+                    *guard_params,
+                ),
+            ).fetchone()
+            if row is None:
+                return False
+            update = result.job_update
+            conn.execute(
+                """
+                UPDATE scheduled_jobs
+                SET status = CASE WHEN status = 'running' THEN ? ELSE status END,
+                    next_run_at = ?, retry_count = ?, last_error = ?, updated_at = ?
+                WHERE id = ?
+                """,
+                (
+                    update.status,
+                    ts(update.next_run_at),
+                    update.retry_count,
+                    update.last_error,
+                    finished_at,
+                    row["job_id"],
+                ),
+            )
+            for outcome in result.datasets:
+                _record_dataset(conn, outcome, row["id"], finished_at)
+        return True
+
+    def release_run(self, run_id: int, lease_token: str, now: datetime) -> bool:
+        with self._write() as conn:
+            row = conn.execute(
+                "DELETE FROM scheduled_job_runs WHERE id = ? AND lease_token = ? "
+                "AND status = 'running' RETURNING job_id",
+                (run_id, lease_token),
+            ).fetchone()
+            if row is None:
+                return False
+            previous = conn.execute(
+                "SELECT max(id) FROM scheduled_job_runs WHERE job_id = ?", (row["job_id"],)
+            ).fetchone()[0]
+            conn.execute(
+                "UPDATE scheduled_jobs SET status = CASE WHEN status = 'running' THEN 'active' "
+                "ELSE status END, last_run_id = ?, updated_at = ? WHERE id = ?",
+                (previous, ts(now), row["job_id"]),
+            )
+        return True
+
+    def stale_runs(self, heartbeat_before: datetime) -> list[Claim]:
+        rows = self._read(
+            """
+            SELECT r.*, j.id AS j_id FROM scheduled_job_runs AS r
+            JOIN scheduled_jobs AS j ON j.id = r.job_id
+            WHERE r.status = 'running' AND r.heartbeat_at < ?
+            ORDER BY r.id
+            """,
+            (ts(heartbeat_before),),
+        )
+        jobs = {row["j_id"]: self.get_job(row["j_id"]) for row in rows}
+        return [Claim(run=_run(row), job=jobs[row["j_id"]]) for row in rows if jobs[row["j_id"]]]
+
+    # -- reads --------------------------------------------------------------------------
+    def list_runs(
+        self,
+        *,
+        job_id: int | None = None,
+        brand_id: str | None = ANY,
+        status: str | None = None,
+        limit: int = 50,
+    ) -> list[Run]:
+        where: list[str] = []
+        params: list[Any] = []
+        if job_id is not None:
+            where.append("r.job_id = ?")
+            params.append(job_id)
+        if brand_id is not ANY:
+            brand_where, brand_params = _brand_filter("j.brand_id", brand_id)
+            where += brand_where
+            params += brand_params
+        if status is not None:
+            where.append("r.status = ?")
+            params.append(status)
+        sql = "SELECT r.* FROM scheduled_job_runs AS r"
+        if brand_id is not ANY:
+            sql += " JOIN scheduled_jobs AS j ON j.id = r.job_id"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY r.id DESC LIMIT {int(limit)}"
+        return [_run(row) for row in self._read(sql, params)]
+
+    def get_run(self, run_id: int) -> Run | None:
+        rows = self._read("SELECT * FROM scheduled_job_runs WHERE id = ?", (run_id,))
+        return _run(rows[0]) if rows else None
+
+    def runs_by_id(self, run_ids: list[int]) -> dict[int, Run]:
+        runs: dict[int, Run] = {}
+        ids = sorted(set(run_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            sql = f"SELECT * FROM scheduled_job_runs WHERE id IN ({', '.join('?' * len(chunk))})"
+            runs.update({row["id"]: _run(row) for row in self._read(sql, chunk)})
+        return runs
+
+    def dataset_statuses(self, *, brand_id: str | None = ANY) -> list[DatasetStatus]:
+        where, params = _brand_filter("brand_id", brand_id)
+        sql = "SELECT * FROM dataset_status"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY coalesce(brand_id, ''), dataset"
+        return [_dataset(row) for row in self._read(sql, params)]
+
+    def dataset_status(self, dataset: str, brand_id: str | None) -> DatasetStatus | None:
+        rows = self._read(
+            "SELECT * FROM dataset_status WHERE coalesce(brand_id, '') = ? AND dataset = ?",
+            (brand_id or "", dataset),
+        )
+        return _dataset(rows[0]) if rows else None
+
+    def thresholds(self) -> list[Threshold]:
+        return [
+            Threshold(
+                dataset=row["dataset"],
+                brand_id=row["brand_id"],
+                warn_after=timedelta(seconds=row["warn_after_seconds"]),
+                error_after=timedelta(seconds=row["error_after_seconds"]),
+            )
+            for row in self._read("SELECT * FROM dataset_thresholds ORDER BY dataset, brand_id")
+        ]
+
+    def set_threshold(self, threshold: Threshold, now: datetime) -> None:
+        with self._write() as conn:
+            conn.execute(
+                """
+                INSERT INTO dataset_thresholds (brand_id, dataset, warn_after_seconds,
+                    error_after_seconds, updated_at)
+                VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (coalesce(brand_id, ''), dataset) DO UPDATE SET
+                    warn_after_seconds = excluded.warn_after_seconds,
+                    error_after_seconds = excluded.error_after_seconds,
+                    updated_at = excluded.updated_at
+                """,
+                (
+                    threshold.brand_id,
+                    threshold.dataset,
+                    threshold.warn_after.total_seconds(),
+                    threshold.error_after.total_seconds(),
+                    ts(now),
+                ),
+            )
+
+    def workers(self) -> list[WorkerInfo]:
+        return [
+            WorkerInfo(
+                id=row["id"],
+                host=row["host"],
+                pid=row["pid"],
+                started_at=datetime.fromisoformat(row["started_at"]),
+                last_seen_at=datetime.fromisoformat(row["last_seen_at"]),
+                version=row["version"],
+            )
+            for row in self._read("SELECT * FROM workers ORDER BY last_seen_at DESC")
+        ]
+
+
+_DUE_SQL = """
+    SELECT * FROM scheduled_jobs AS j
+    WHERE j.status = 'active' AND j.next_run_at <= ?
+      AND (j.concurrency_key IS NULL OR NOT EXISTS (
+            SELECT 1 FROM scheduled_job_runs AS r
+            WHERE r.status = 'running' AND r.concurrency_key = j.concurrency_key))
+    ORDER BY j.next_run_at, j.id
+    LIMIT ?
+"""
+
+
+def _record_dataset(
+    conn: sqlite3.Connection, outcome: DatasetOutcome, run_id: int, at: str | None
+) -> None:
+    # Timestamps only move forward: a run that finishes late cannot make data look older.
+    succeeded = 1 if outcome.succeeded else 0
+    conn.execute(
+        """
+        INSERT INTO dataset_status (brand_id, dataset, last_success_at, last_attempt_at,
+            last_status, last_error, last_run_id, updated_at)
+        VALUES (:brand_id, :dataset, CASE WHEN :succeeded THEN :at END, :at, :status, :error,
+            :run_id, :at)
+        ON CONFLICT (coalesce(brand_id, ''), dataset) DO UPDATE SET
+            last_success_at = CASE
+                WHEN :succeeded AND (last_success_at IS NULL OR last_success_at < :at) THEN :at
+                ELSE last_success_at END,
+            last_status = CASE WHEN last_attempt_at IS NULL OR last_attempt_at <= :at
+                THEN :status ELSE last_status END,
+            last_error = CASE WHEN last_attempt_at IS NULL OR last_attempt_at <= :at
+                THEN :error ELSE last_error END,
+            last_run_id = CASE WHEN last_attempt_at IS NULL OR last_attempt_at <= :at
+                THEN :run_id ELSE last_run_id END,
+            last_attempt_at = max(coalesce(last_attempt_at, :at), :at),
+            updated_at = :at
+        """,
+        {
+            "brand_id": outcome.brand_id,
+            "dataset": outcome.dataset,
+            "succeeded": succeeded,
+            "at": at,
+            "status": "completed" if outcome.succeeded else "failed",
+            "error": None if outcome.succeeded else outcome.error,
+            "run_id": run_id,
+        },
+    )
+
+
+def _brand_filter(column: str, brand_id: str | None) -> tuple[list[str], list[Any]]:
+    if brand_id is ANY:
+        return [], []
+    if brand_id is None:
+        return [f"{column} IS NULL"], []
+    return [f"{column} = ?"], [brand_id]
+
+
+def _to_sql(key: str, value: Any) -> Any:
+    if key == "parameters":
+        return json.dumps(value)
+    if isinstance(value, datetime):
+        return ts(value)
+    return value
+
+
+def _job(row: sqlite3.Row) -> Job:
+    values = dict(row)
+    for key in _JOB_TIMESTAMPS:
+        values[key] = _dt(values[key])
+    values["parameters"] = json.loads(values["parameters"])
+    return Job(**values)
+
+
+def _run(row: sqlite3.Row) -> Run:
+    values = {key: row[key] for key in Run.__dataclass_fields__}
+    for key in _RUN_TIMESTAMPS:
+        values[key] = _dt(values[key])
+    values["steps"] = json.loads(values["steps"])
+    return Run(**values)
+
+
+def _dataset(row: sqlite3.Row) -> DatasetStatus:
+    return DatasetStatus(
+        brand_id=row["brand_id"],
+        dataset=row["dataset"],
+        last_success_at=_dt(row["last_success_at"]),
+        last_attempt_at=_dt(row["last_attempt_at"]),
+        last_status=row["last_status"],
+        last_error=row["last_error"],
+        last_run_id=row["last_run_id"],
+    )
+
+
+def _statements(sql: str) -> Iterator[str]:
+    pending = ""
+    for line in sql.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+    if pending.strip() and not all(
+        part.strip().startswith("--") or not part.strip() for part in pending.splitlines()
+    ):
+        yield pending
+
+
+def _store_error(exc: sqlite3.Error) -> Exception:
+    message = str(exc)
+    if "no such table" in message:
+        return SchemaMissing(message)
+    if "readonly" in message or "read-only" in message:
+        return StoreUnavailable(f"the SQLite database is read-only: {message}")
+    if "locked" in message or "busy" in message:
+        return StoreUnavailable(f"the SQLite database stayed locked for {BUSY_TIMEOUT_S:.0f}s")
+    return StoreUnavailable(f"SQLite error: {message}")

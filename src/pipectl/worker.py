@@ -1,0 +1,330 @@
+"""The worker: a poll loop that sweeps stuck runs, claims due jobs, runs them and records them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from pipectl import __version__, clock
+from pipectl.errors import InvalidInput, StoreUnavailable
+from pipectl.handlers import Cancelled, JobFailed, RunContext, get_job_type
+from pipectl.models import Claim
+from pipectl.outcome import run_result
+from pipectl.parsing import format_duration
+from pipectl.recovery import recover_stale
+from pipectl.settings import Settings
+from pipectl.store import Store, open_store
+
+log = logging.getLogger("pipectl.worker")
+
+# A handler that ignores cancellation this long is abandoned (its thread is a daemon) and the run
+# is recorded failed anyway.
+ABANDON_AFTER_S = 10.0
+SUPERVISE_TICK_S = 0.1
+MAX_RECONNECT_DELAY_S = 30.0
+
+
+@dataclass
+class _Held:
+    """A run this worker holds: its lease and, once started, its context."""
+
+    claim: Claim
+    ctx: RunContext | None = None
+
+
+@dataclass
+class WorkerStats:
+    completed: int = 0
+    failed: int = 0
+    recovered: int = 0
+    lost: int = 0
+    released: int = 0
+    runs: list[int] = field(default_factory=list)
+
+
+class Worker:
+    def __init__(
+        self,
+        database_url: str,
+        settings: Settings,
+        *,
+        worker_id: str | None = None,
+        once: bool = False,
+        max_jobs: int | None = None,
+        poll_interval: timedelta | None = None,
+        store_factory: Callable[[str], Store] = open_store,
+    ) -> None:
+        self.url = database_url
+        self.settings = settings
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.once = once
+        self.max_jobs = max_jobs
+        self.poll_interval = poll_interval or settings.poll_interval
+        self._open = store_factory
+        self.stats = WorkerStats()
+        self._held: dict[int, _Held] = {}
+        self._held_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._stop_requested_at: float | None = None
+        self._done = threading.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Stop claiming; the current run gets `shutdown_grace` to finish."""
+        if self._stop_requested_at is None:
+            self._stop_requested_at = time.monotonic()
+            log.info("stop requested; finishing the current run", extra=self._ids())
+        self._stop.set()
+
+    def run(self) -> WorkerStats:
+        store = self._connect(first=True)
+        self._register(store)
+        heart = threading.Thread(target=self._heartbeat_loop, name="pipectl-heartbeat", daemon=True)
+        heart.start()
+        restore = self._install_signal_handlers()
+        try:
+            while not self._stop.is_set():
+                try:
+                    processed = self._cycle(store)
+                except StoreUnavailable as exc:
+                    log.error(f"store unavailable: {exc}", extra=self._ids("reconnect"))
+                    store = self._reconnect(store)
+                    continue
+                if self.max_jobs is not None and self._total() >= self.max_jobs:
+                    break
+                if processed == 0:
+                    if self.once:
+                        break
+                    self._idle(store)
+        finally:
+            restore()
+            self._done.set()
+            heart.join(timeout=5)
+            try:
+                store.unregister_worker(self.id)
+            except StoreUnavailable:
+                pass
+            store.close()
+            log.info(
+                f"worker stopped: {self.stats.completed} completed, {self.stats.failed} failed",
+                extra=self._ids("stop"),
+            )
+        return self.stats
+
+    def _total(self) -> int:
+        return self.stats.completed + self.stats.failed + self.stats.lost
+
+    def _cycle(self, store: Store) -> int:
+        """One poll cycle: the recovery sweep first, then claim and run what is due."""
+        recovered = recover_stale(store, clock.now(), self.settings.stale_after)
+        self.stats.recovered += len(recovered)
+        limit = self.settings.claim_batch_size
+        if self.max_jobs is not None:
+            limit = min(limit, self.max_jobs - self._total())
+        claims = store.claim_due(self.id, clock.now(), max(limit, 1))
+        with self._held_lock:
+            for claim in claims:
+                self._held[claim.run.id] = _Held(claim)
+        for index, claim in enumerate(claims):
+            if self._stop.is_set():
+                self._release(store, claims[index:])
+                break
+            self._execute(store, claim)
+        return len(claims)
+
+    def _idle(self, store: Store) -> None:
+        wait_for_work = getattr(store, "wait_for_work", None)
+        if wait_for_work is None:
+            self._stop.wait(self.poll_interval.total_seconds())
+            return
+        # LISTEN/NOTIFY: wake as soon as a job is enqueued; the poll interval stays the fallback.
+        wait_for_work(self.poll_interval.total_seconds())
+
+    # -- one run --------------------------------------------------------------------------
+    def _execute(self, store: Store, claim: Claim) -> None:
+        job, run = claim.job, claim.run
+        ids = self._ids(
+            "run", job_id=job.id, run_id=run.id, job_type=job.job_type, attempt=run.attempt
+        )
+        ctx = RunContext(job, run)
+        with self._held_lock:
+            self._held[run.id].ctx = ctx
+        log.info("run started", extra=ids)
+        error = self._supervise(ctx)
+        result = run_result(job, clock.now(), error=error, steps=ctx.steps, logs=ctx.log.text())
+        if ctx.cancel_reason and ctx.cancel_reason.startswith("lease lost"):
+            self.stats.lost += 1
+            log.warning("run outcome discarded: lease lost", extra=ids)
+        elif self._finish(store, claim, result):
+            if result.status == "completed":
+                self.stats.completed += 1
+            else:
+                self.stats.failed += 1
+            self.stats.runs.append(run.id)
+            log.info(f"run {result.status}" + (f": {error}" if error else ""), extra=ids)
+        else:
+            self.stats.lost += 1
+            log.warning("run outcome discarded: the run was recovered elsewhere", extra=ids)
+        with self._held_lock:
+            self._held.pop(run.id, None)
+
+    def _supervise(self, ctx: RunContext) -> str | None:
+        """Run the handler in a thread; enforce the job's timeout and the shutdown grace."""
+        outcome: dict[str, str | None] = {"error": None}
+        try:
+            handler = get_job_type(ctx.job.job_type)
+        except InvalidInput as exc:
+            return str(exc)
+
+        def call() -> None:
+            try:
+                handler.run(ctx)
+            except Cancelled as exc:
+                outcome["error"] = str(exc)
+            except JobFailed as exc:
+                outcome["error"] = str(exc) or "failed"
+            except Exception as exc:
+                outcome["error"] = f"{type(exc).__name__}: {exc}"
+                ctx.log.error(traceback.format_exc().rstrip())
+
+        thread = threading.Thread(target=call, name=f"pipectl-run-{ctx.run_id}", daemon=True)
+        started = time.monotonic()
+        thread.start()
+        timeout_s = ctx.job.timeout_seconds
+        grace_s = self.settings.shutdown_grace.total_seconds()
+        cancelled_at: float | None = None
+        while True:
+            thread.join(SUPERVISE_TICK_S)
+            if not thread.is_alive():
+                break
+            now = time.monotonic()
+            if timeout_s is not None and now - started > timeout_s:
+                ctx.cancel(f"timed out after {format_duration(timedelta(seconds=timeout_s))}")
+            stop_at = self._stop_requested_at
+            if stop_at is not None and now - stop_at > grace_s:
+                ctx.cancel(
+                    "worker shut down before the run finished "
+                    f"(shutdown grace {format_duration(self.settings.shutdown_grace)})"
+                )
+            if ctx.cancelled:
+                cancelled_at = cancelled_at or now
+                if now - cancelled_at > ABANDON_AFTER_S:
+                    ctx.log.error("the handler ignored cancellation; abandoning it")
+                    break
+        if ctx.cancelled:
+            return ctx.cancel_reason
+        return outcome["error"]
+
+    def _finish(self, store: Store, claim: Claim, result: Any) -> bool:
+        """Record the outcome; if the store is down, keep it and retry until it is recorded or
+        the sweep elsewhere has recovered the run (then the lease guard refuses it)."""
+        delay = 0.5
+        while True:
+            try:
+                return store.finish_run(claim.run.id, claim.run.lease_token, result)
+            except StoreUnavailable as exc:
+                log.error(
+                    f"cannot record run outcome yet ({exc}); retrying in {delay:g}s",
+                    extra=self._ids("finish_retry", run_id=claim.run.id),
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, MAX_RECONNECT_DELAY_S)
+                store = self._reconnect(store)
+
+    def _release(self, store: Store, claims: list[Claim]) -> None:
+        for claim in claims:
+            if store.release_run(claim.run.id, claim.run.lease_token, clock.now()):
+                self.stats.released += 1
+            with self._held_lock:
+                self._held.pop(claim.run.id, None)
+
+    # -- heartbeat ------------------------------------------------------------------------
+    def _heartbeat_loop(self) -> None:
+        store: Store | None = None
+        interval = self.settings.heartbeat_interval.total_seconds()
+        while not self._done.wait(interval):
+            try:
+                store = store or self._open(self.url)
+                with self._held_lock:
+                    held = list(self._held.values())
+                leases = [(h.claim.run.id, h.claim.run.lease_token) for h in held]
+                lost = set(store.heartbeat(self.id, leases, clock.now()))
+            except StoreUnavailable as exc:
+                log.warning(f"heartbeat failed: {exc}", extra=self._ids("heartbeat"))
+                if store is not None:
+                    store.close()
+                store = None
+                continue
+            for holding in held:
+                if holding.claim.run.id in lost and holding.ctx is not None:
+                    log.warning(
+                        "lease lost: the run was recovered by another worker; stopping it",
+                        extra=self._ids("lease_lost", run_id=holding.claim.run.id),
+                    )
+                    holding.ctx.cancel("lease lost: the run was recovered as stuck")
+        if store is not None:
+            store.close()
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _register(self, store: Store) -> None:
+        from pipectl.models import WorkerInfo
+
+        now = clock.now()
+        store.register_worker(
+            WorkerInfo(self.id, socket.gethostname(), os.getpid(), now, now, __version__)
+        )
+        log.info("worker started", extra=self._ids("start"))
+
+    def _connect(self, *, first: bool = False) -> Store:
+        store = self._open(self.url)
+        if first:
+            store.check_schema()
+        return store
+
+    def _reconnect(self, old: Store) -> Store:
+        try:
+            old.close()
+        except Exception:
+            pass
+        delay = 0.5
+        while True:  # a second signal exits at once; otherwise the outcome is worth the wait
+            try:
+                store = self._open(self.url)
+                self._register(store)
+                return store
+            except StoreUnavailable as exc:
+                log.error(
+                    f"reconnect failed: {exc}; next try in {delay:g}s", extra=self._ids("reconnect")
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, MAX_RECONNECT_DELAY_S)
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handle(signum: int, _frame: Any) -> None:
+            if self._stop_requested_at is not None:
+                log.warning("second signal: exiting at once", extra=self._ids("exit"))
+                os._exit(130)
+            self.request_stop()
+
+        previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
+
+    def _ids(self, action: str | None = None, **ids: Any) -> dict[str, Any]:
+        return {"action": action, "worker_id": self.id, **ids}
