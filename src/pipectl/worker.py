@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -109,10 +110,8 @@ class Worker:
             restore()
             self._done.set()
             heart.join(timeout=5)
-            try:
+            with contextlib.suppress(StoreUnavailable):
                 store.unregister_worker(self.id)
-            except StoreUnavailable:
-                pass
             store.close()
             log.info(
                 f"worker stopped: {self.stats.completed} completed, {self.stats.failed} failed",
@@ -291,10 +290,8 @@ class Worker:
         return store
 
     def _reconnect(self, old: Store) -> Store:
-        try:
+        with contextlib.suppress(Exception):
             old.close()
-        except Exception:
-            pass
         delay = 0.5
         while True:  # a second signal exits at once; otherwise the outcome is worth the wait
             try:
