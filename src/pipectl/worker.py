@@ -32,6 +32,7 @@ log = logging.getLogger("pipectl.worker")
 ABANDON_AFTER_S = 10.0
 SUPERVISE_TICK_S = 0.1
 MAX_RECONNECT_DELAY_S = 30.0
+FORGET_WORKERS_AFTER = timedelta(days=7)
 
 
 @dataclass
@@ -111,7 +112,8 @@ class Worker:
             self._done.set()
             heart.join(timeout=5)
             with contextlib.suppress(StoreUnavailable):
-                store.unregister_worker(self.id)
+                # Stay on record as last seen now: `status` tells live from gone by that time.
+                store.heartbeat(self.id, [], clock.now())
             store.close()
             log.info(
                 f"worker stopped: {self.stats.completed} completed, {self.stats.failed} failed",
@@ -281,6 +283,7 @@ class Worker:
         store.register_worker(
             WorkerInfo(self.id, socket.gethostname(), os.getpid(), now, now, __version__)
         )
+        store.forget_workers(now - FORGET_WORKERS_AFTER)
         log.info("worker started", extra=self._ids("start"))
 
     def _connect(self, *, first: bool = False) -> Store:

@@ -110,7 +110,10 @@ class Store(Protocol):
     # -- the worker's transitions -------------------------------------------------------
     def register_worker(self, worker: WorkerInfo) -> None: ...
 
-    def unregister_worker(self, worker_id: str) -> None: ...
+    def forget_workers(self, seen_before: datetime) -> int:
+        """Delete worker rows last seen before the cutoff that hold no running run (so that
+        `run-worker --once` from cron does not pile up rows). Returns how many."""
+        ...
 
     def claim_due(self, worker_id: str, now: datetime, limit: int) -> list[Claim]:
         """Atomically claim up to `limit` jobs that are `active` with next_run_at <= now, oldest

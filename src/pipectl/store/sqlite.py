@@ -265,9 +265,16 @@ class SQLiteStore:
                 ),
             )
 
-    def unregister_worker(self, worker_id: str) -> None:
+    def forget_workers(self, seen_before: datetime) -> int:
         with self._write() as conn:
-            conn.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
+            return conn.execute(
+                """
+                DELETE FROM workers AS w WHERE w.last_seen_at < ? AND NOT EXISTS (
+                    SELECT 1 FROM scheduled_job_runs AS r
+                    WHERE r.status = 'running' AND r.worker_id = w.id)
+                """,
+                (ts(seen_before),),
+            ).rowcount
 
     def claim_due(self, worker_id: str, now: datetime, limit: int) -> list[Claim]:
         claims: list[Claim] = []

@@ -1,0 +1,62 @@
+"""What every command shares: the global options, opening the client, option types."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from datetime import timedelta
+
+    from pipectl.client import Client
+    from pipectl.settings import Settings
+
+_global: dict[str, Any] = {"database_url": None}
+
+
+def set_database_url(url: str | None) -> None:
+    _global["database_url"] = url
+
+
+def settings() -> Settings:
+    from pipectl.settings import load_settings
+
+    return load_settings(database_url=_global["database_url"])
+
+
+def client() -> Client:
+    from pipectl.client import Client
+
+    current = settings()
+    return Client.from_url(current.database_url, current)
+
+
+def duration(value: str | None) -> timedelta | None:
+    from pipectl.parsing import parse_duration
+
+    return None if value is None else parse_duration(value)
+
+
+def brand_filter(value: str | None) -> Any:
+    from pipectl.store import ANY
+
+    return ANY if value is None else value
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+BrandOption = Annotated[
+    str | None, typer.Option("--brand", "-b", help="Brand (tenant) id; omit for global jobs.")
+]
+BrandFilter = Annotated[str | None, typer.Option("--brand", "-b", help="Only this brand.")]
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        "-p",
+        help="Job parameter key=value (a string) or key:=JSON (typed). Repeatable.",
+    ),
+]
+ParamsOption = Annotated[
+    str | None, typer.Option("--params", help="Job parameters as one JSON object.")
+]

@@ -1,0 +1,200 @@
+"""`pipectl jobs …`: add, list, show, pause, resume, archive, edit."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from pipectl.cli import common
+from pipectl.cli.common import BrandFilter, BrandOption, JsonOption, ParamOption, ParamsOption
+
+app = typer.Typer(
+    help="Scheduled jobs: add, list, show, pause, resume, archive, edit.", no_args_is_help=True
+)
+
+JobId = Annotated[int, typer.Argument(help="The job's id.", min=1)]
+Cron = Annotated[str, typer.Option("--cron", help="Cron expression, e.g. '0 3 * * *'.")]
+Tz = Annotated[str, typer.Option("--tz", help="IANA timezone the cron expression is in.")]
+Timeout = Annotated[
+    str | None, typer.Option("--timeout", help="Fail a run after this long, e.g. 30m.")
+]
+MaxRetries = Annotated[
+    int | None, typer.Option("--max-retries", min=0, max=100, help="Retries after a failure.")
+]
+
+
+def _emit(job, as_json: bool, message: str) -> None:  # type: ignore[no-untyped-def]
+    from pipectl.cli.render import note, print_json
+
+    if as_json:
+        print_json(job.to_json())
+    else:
+        note(message)
+
+
+@app.command("add")
+def add(
+    job_type: Annotated[str, typer.Argument(help="Job type, e.g. meta_sync or command.")],
+    cron: Cron,
+    tz: Tz = "UTC",
+    brand: BrandOption = None,
+    name: Annotated[str | None, typer.Option("--name", help="A name for the job.")] = None,
+    param: ParamOption = None,
+    params: ParamsOption = None,
+    max_retries: MaxRetries = None,
+    timeout: Timeout = None,
+    paused: Annotated[bool, typer.Option("--paused", help="Add it paused.")] = False,
+    concurrency_key: Annotated[
+        str | None, typer.Option("--concurrency-key", help="Runs sharing a key never overlap.")
+    ] = None,
+    no_concurrency_key: Annotated[
+        bool, typer.Option("--no-concurrency-key", help="May overlap with anything.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a recurring job; prints its id.
+
+    Example: pipectl jobs add meta_sync --cron '0 */6 * * *' --tz Europe/Berlin --brand acme
+    """
+    from pipectl.cli.ops import _concurrency_key
+    from pipectl.cli.render import note, print_json
+    from pipectl.client import DEFAULT_KEY
+    from pipectl.parsing import parse_parameters
+
+    parameters = parse_parameters(param, params)
+    with common.client() as client:
+        job = client.add_job(
+            job_type,
+            cron,
+            timezone=tz,
+            brand_id=brand,
+            name=name,
+            parameters=parameters,
+            max_retries=max_retries,
+            timeout=common.duration(timeout),
+            paused=paused,
+            concurrency_key=_concurrency_key(concurrency_key, no_concurrency_key, DEFAULT_KEY),
+        )
+    if as_json:
+        print_json(job.to_json())
+    else:
+        typer.echo(job.id)
+        note(f"added job {job.id} ({job.name}); next run {job.next_run_at:%Y-%m-%d %H:%M} UTC")
+
+
+@app.command("list")
+def list_(
+    brand: BrandFilter = None,
+    job_type: Annotated[str | None, typer.Option("--type", help="Only this job type.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status", help="Only this status: active, paused, running, failed, archived…"
+        ),
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List jobs.
+
+    Example: pipectl jobs list --brand acme --status active
+    """
+    from pipectl.cli.render import print_json
+    from pipectl.cli.views import render_jobs
+    from pipectl.errors import InvalidInput
+    from pipectl.models import JOB_STATUSES
+
+    if status is not None and status not in JOB_STATUSES:
+        raise InvalidInput(f"unknown status {status!r}; use one of {', '.join(JOB_STATUSES)}")
+    with common.client() as client:
+        jobs = client.list_jobs(
+            brand_id=common.brand_filter(brand), job_type=job_type, status=status, limit=limit
+        )
+    if as_json:
+        print_json([job.to_json() for job in jobs])
+    else:
+        render_jobs(jobs)
+
+
+@app.command()
+def show(job_id: JobId, as_json: JsonOption = False) -> None:
+    """Show one job and its recent runs.
+
+    Example: pipectl jobs show 12
+    """
+    from pipectl.cli.render import print_json
+    from pipectl.cli.views import render_job
+
+    with common.client() as client:
+        job = client.get_job(job_id)
+        runs = client.list_runs(job_id=job_id, limit=10)
+    if as_json:
+        print_json({**job.to_json(), "runs": [run.to_json() for run in runs]})
+    else:
+        render_job(job, runs)
+
+
+@app.command()
+def pause(job_id: JobId, as_json: JsonOption = False) -> None:
+    """Pause a job: it stays scheduled but no worker claims it.
+
+    Example: pipectl jobs pause 12
+    """
+    with common.client() as client:
+        job = client.pause(job_id)
+    _emit(job, as_json, f"job {job.id} paused")
+
+
+@app.command()
+def resume(job_id: JobId, as_json: JsonOption = False) -> None:
+    """Resume a paused job (a recurring one at its next regular time, without catch-up).
+
+    Example: pipectl jobs resume 12
+    """
+    with common.client() as client:
+        job = client.resume(job_id)
+    _emit(job, as_json, f"job {job.id} resumed; next run {job.next_run_at:%Y-%m-%d %H:%M} UTC")
+
+
+@app.command()
+def archive(job_id: JobId, as_json: JsonOption = False) -> None:
+    """Archive a job: it never runs again and stays on record.
+
+    Example: pipectl jobs archive 12
+    """
+    with common.client() as client:
+        job = client.archive(job_id)
+    _emit(job, as_json, f"job {job.id} archived")
+
+
+@app.command()
+def edit(
+    job_id: JobId,
+    cron: Annotated[str | None, typer.Option("--cron", help="New cron expression.")] = None,
+    tz: Annotated[str | None, typer.Option("--tz", help="New timezone.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="New name.")] = None,
+    param: ParamOption = None,
+    params: ParamsOption = None,
+    max_retries: MaxRetries = None,
+    timeout: Timeout = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change a job; --param/--params merge into its parameters.
+
+    Example: pipectl jobs edit 12 --cron '30 2 * * *' --param limit=500
+    """
+    from pipectl.parsing import parse_parameters
+
+    parameters = parse_parameters(param, params)
+    with common.client() as client:
+        job = client.edit_job(
+            job_id,
+            cron_expression=cron,
+            timezone=tz,
+            name=name,
+            parameters=parameters,
+            max_retries=max_retries,
+            timeout=common.duration(timeout),
+        )
+    _emit(job, as_json, f"job {job.id} updated")

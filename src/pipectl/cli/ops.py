@@ -1,0 +1,264 @@
+"""The operator verbs: run-worker, status, enqueue, recover, retry, demo."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from pipectl.cli import common
+from pipectl.cli.common import BrandFilter, BrandOption, JsonOption, ParamOption, ParamsOption
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run-worker")(run_worker)
+    app.command()(status)
+    app.command()(enqueue)
+    app.command()(recover)
+    app.command()(retry)
+    app.command()(demo)
+
+
+def run_worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="Process everything due now, then exit (for cron).")
+    ] = False,
+    poll_interval: Annotated[
+        str | None, typer.Option("--poll-interval", help="Idle wait between polls, e.g. 5s.")
+    ] = None,
+    worker_id: Annotated[
+        str | None, typer.Option("--worker-id", help="Name this worker (default host-pid).")
+    ] = None,
+    max_jobs: Annotated[
+        int | None, typer.Option("--max-jobs", min=1, help="Exit after this many runs.")
+    ] = None,
+) -> None:
+    """Run the worker: sweep stuck runs, claim due jobs, run them, record them; repeat.
+
+    Example: pipectl run-worker --once   (from cron, every minute)
+    """
+    from pipectl import logs
+    from pipectl.parsing import check_name
+    from pipectl.worker import Worker
+
+    interval = common.duration(poll_interval)
+    check_name(worker_id, "worker id")
+    current = common.settings()
+    logs.configure(current.log_level)
+    worker = Worker(
+        current.database_url,
+        current,
+        worker_id=worker_id,
+        once=once,
+        max_jobs=max_jobs,
+        poll_interval=interval,
+    )
+    worker.run()
+
+
+def status(
+    brand: BrandFilter = None,
+    as_json: JsonOption = False,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Exit 1 when any dataset is stale or never refreshed."),
+    ] = False,
+) -> None:
+    """Datasets, jobs, stuck runs and workers at a glance.
+
+    Example: pipectl status --brand acme --check
+    """
+    from pipectl.cli.views import render_status, status_json
+
+    with common.client() as client:
+        report = client.status(brand_id=common.brand_filter(brand))
+    if as_json:
+        from pipectl.cli.render import print_json
+
+        print_json(status_json(report))
+    else:
+        render_status(report)
+    if check and report.check_failed:
+        raise typer.Exit(1)
+
+
+def enqueue(
+    job_type: Annotated[str, typer.Argument(help="Job type, e.g. meta_sync or command.")],
+    brand: BrandOption = None,
+    param: ParamOption = None,
+    params: ParamsOption = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Run at this time (ISO 8601; naive = UTC).")
+    ] = None,
+    in_: Annotated[str | None, typer.Option("--in", help="Run after this delay, e.g. 10m.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="A name for the job.")] = None,
+    allow_duplicate: Annotated[
+        bool,
+        typer.Option("--allow-duplicate", help="Queue it even if an identical job is pending."),
+    ] = False,
+    max_retries: Annotated[int | None, typer.Option("--max-retries", min=0, max=100)] = None,
+    timeout: Annotated[
+        str | None, typer.Option("--timeout", help="Fail the run after this long, e.g. 30m.")
+    ] = None,
+    concurrency_key: Annotated[
+        str | None,
+        typer.Option("--concurrency-key", help="Runs sharing a key never overlap."),
+    ] = None,
+    no_concurrency_key: Annotated[
+        bool, typer.Option("--no-concurrency-key", help="May overlap with anything.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Queue a one-time job (a manual sync) for the next poll; prints the job id.
+
+    Example: pipectl enqueue meta_sync --brand acme --param since=2026-11-01
+    """
+    from pipectl.cli.render import note, print_json
+    from pipectl.client import DEFAULT_KEY
+    from pipectl.errors import InvalidInput
+    from pipectl.parsing import parse_parameters, parse_when
+
+    if at is not None and in_ is not None:
+        raise InvalidInput("give --at or --in, not both")
+    parameters = parse_parameters(param, params)
+    run_at = parse_when(at) if at is not None else None
+    if in_ is not None:
+        from pipectl import clock
+
+        run_at = clock.now() + common.duration(in_)
+    with common.client() as client:
+        result = client.enqueue_job(
+            job_type,
+            brand,
+            parameters,
+            run_at,
+            name=name,
+            allow_duplicate=allow_duplicate,
+            max_retries=max_retries,
+            timeout=common.duration(timeout),
+            concurrency_key=_concurrency_key(concurrency_key, no_concurrency_key, DEFAULT_KEY),
+        )
+    job = result.job
+    if not result.created:
+        note(
+            f"job {job.id} is already pending with the same type, brand and parameters; "
+            "not queued again (--allow-duplicate overrides)"
+        )
+    if as_json:
+        print_json({**job.to_json(), "created": result.created})
+    else:
+        typer.echo(job.id)
+
+
+def _concurrency_key(key: str | None, none: bool, default: object) -> object:
+    from pipectl.errors import InvalidInput
+
+    if key is not None and none:
+        raise InvalidInput("give --concurrency-key or --no-concurrency-key, not both")
+    return None if none else (key if key is not None else default)
+
+
+def recover(
+    stale_after: Annotated[
+        str | None,
+        typer.Option("--stale-after", help="Heartbeat age that makes a run stuck (default 5m)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list what would be recovered.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Fail runs whose worker stopped heartbeating, and send their jobs through the retry rule.
+
+    Example: pipectl recover --stale-after 10m --dry-run
+    """
+    from pipectl import clock
+    from pipectl.cli.render import ago, brand_label, esc, note, print_json, table
+
+    threshold = common.duration(stale_after)
+    with common.client() as client:
+        recovered = client.recover(threshold, dry_run=dry_run)
+        runs = {claim.run.id: client.store.get_run(claim.run.id) for claim in recovered}
+    if as_json:
+        print_json(
+            [(runs[c.run.id] or c.run).to_json() | {"brand_id": c.job.brand_id} for c in recovered]
+        )
+        return
+    if not recovered:
+        note("no stuck runs")
+        return
+    now = clock.now()
+    grid = table(
+        "would recover" if dry_run else "recovered",
+        "run",
+        "job",
+        "brand",
+        "worker",
+        "last heartbeat",
+    )
+    for claim in recovered:
+        grid.add_row(
+            str(claim.run.id),
+            f"{claim.job.id} {esc(claim.job.name)}",
+            brand_label(claim.job.brand_id),
+            esc(claim.run.worker_id),
+            ago(claim.run.heartbeat_at, now),
+        )
+    from pipectl.cli.render import out
+
+    out.print(grid)
+
+
+def retry(
+    job_id: Annotated[int | None, typer.Argument(help="Re-arm this job (with --now).")] = None,
+    now: Annotated[bool, typer.Option("--now", help="Run the job at the next poll.")] = False,
+    brand: BrandFilter = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show every job in backoff, or re-arm one to run at the next poll.
+
+    Example: pipectl retry 42 --now
+    """
+    from pipectl.cli.render import note, print_json
+    from pipectl.cli.views import backoff_json, render_backoff
+    from pipectl.errors import InvalidInput
+
+    with common.client() as client:
+        if job_id is not None:
+            if not now:
+                raise InvalidInput(f"to re-arm job {job_id}, add --now")
+            job = client.retry_now(job_id)
+            if as_json:
+                print_json(job.to_json())
+            else:
+                note(f"job {job.id} will run at the next poll")
+            return
+        if now:
+            raise InvalidInput("--now needs a JOB_ID")
+        jobs = client.jobs_in_backoff(brand_id=common.brand_filter(brand))
+    if as_json:
+        print_json([backoff_json(job) for job in jobs])
+    else:
+        render_backoff(jobs)
+
+
+def demo(
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database", help="Where to build the demo SQLite file (default: a temp dir)."
+        ),
+    ] = None,
+) -> None:
+    """Build a self-contained demo store, run the worker once, and show the status view.
+
+    Example: pipectl demo
+    """
+    from pipectl.demo import build_demo
+
+    url, report = build_demo(database)
+    from pipectl.cli.render import note
+    from pipectl.cli.views import render_status
+
+    render_status(report)
+    note(f"\nDemo store: {url}\nExplore it: pipectl --database-url {url} jobs list")

@@ -1,0 +1,90 @@
+"""Rendering in one place: JSON documents, rich tables, times and states, so every command
+looks and serialises alike."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from pipectl.parsing import format_duration
+
+STATE_STYLES = {
+    "fresh": "green",
+    "warn": "yellow",
+    "stale": "bold red",
+    "never": "red",
+    "completed": "green",
+    "failed": "red",
+    "running": "cyan",
+    "active": "",
+    "paused": "yellow",
+    "archived": "dim",
+}
+
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+
+def print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def note(message: str) -> None:
+    """A human remark on stderr, so stdout stays clean for ids and JSON."""
+    err.print(message, markup=False)
+
+
+def styled(value: str) -> str:
+    style = STATE_STYLES.get(value, "")
+    return f"[{style}]{value}[/]" if style else value
+
+
+def ago(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return "—"
+    delta = now - when
+    return "just now" if abs(delta.total_seconds()) < 1 else f"{format_duration(delta)} ago"
+
+
+def until(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return "—"
+    delta = when - now
+    if delta.total_seconds() <= 0:
+        return "due now"
+    return f"in {format_duration(delta)}"
+
+
+def stamp(when: datetime | None) -> str:
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC") if when else "—"
+
+
+def table(title: str | None, *columns: str) -> Table:
+    grid = Table(
+        title=title, title_justify="left", title_style="bold", show_edge=False, pad_edge=False
+    )
+    for index, column in enumerate(columns):
+        grid.add_column(column, overflow="fold", no_wrap=index == 0)
+    return grid
+
+
+def brand_label(brand_id: str | None) -> str:
+    return "global" if brand_id is None else escape(brand_id)
+
+
+def esc(text: str | None) -> str:
+    """User data (names, ids, errors) must never be read as rich markup."""
+    return escape(text) if text else ""
+
+
+def truncate(text: str | None, width: int = 60) -> str:
+    if not text:
+        return ""
+    line = text.splitlines()[0] if text.splitlines() else text
+    return escape(line if len(line) <= width else line[: width - 1] + "…")

@@ -1,0 +1,285 @@
+"""The richer views shared by several commands: status, the backoff list, job and run details."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipectl.cli.render import (
+    ago,
+    brand_label,
+    err,
+    esc,
+    out,
+    stamp,
+    styled,
+    table,
+    truncate,
+    until,
+)
+from pipectl.client import StatusReport
+from pipectl.models import Job, Run
+from pipectl.parsing import format_duration
+from pipectl.retry import after_last_retry
+
+
+def schedule_text(job: Job) -> str:
+    if job.is_recurring:
+        return f"{job.cron_expression} ({job.timezone})"
+    return "one-time"
+
+
+def retry_text(job: Job) -> str:
+    if job.retry_count == 0:
+        return ""
+    if job.status == "failed":
+        return f"failed after {job.retry_count} retries"
+    return f"retry {job.retry_count} of {job.max_retries}"
+
+
+def backoff_json(job: Job) -> dict[str, Any]:
+    return {
+        **job.to_json(),
+        "attempt": job.retry_count + 1,
+        "attempts_allowed": job.max_retries + 1,
+        "after_last_retry": after_last_retry(job),
+    }
+
+
+def status_json(report: StatusReport) -> dict[str, Any]:
+    live = report.live_workers
+    return {
+        "generated_at": report.now.isoformat(),
+        "ok": not report.check_failed,
+        "datasets": [d.to_json() for d in report.datasets],
+        "jobs": [
+            {
+                **job.to_json(),
+                "last_run": report.last_runs[job.last_run_id].to_json()
+                if job.last_run_id in report.last_runs
+                else None,
+            }
+            for job in report.jobs
+        ],
+        "stuck_runs": [
+            {**claim.run.to_json(), "brand_id": claim.job.brand_id} for claim in report.stuck_runs
+        ],
+        "workers": [{**w.to_json(), "live": w in live} for w in report.workers],
+        "worker_alert": worker_alert(report),
+    }
+
+
+def worker_alert(report: StatusReport) -> str | None:
+    if report.live_workers:
+        return None
+    if not report.workers:
+        return "no worker has ever registered: start one with `pipectl run-worker` (or --once from cron)"
+    last = max(w.last_seen_at for w in report.workers)
+    return f"no worker seen for {format_duration(report.now - last)}: jobs are not running"
+
+
+def render_status(report: StatusReport) -> None:
+    now = report.now
+    brands = sorted(
+        {d.brand_id for d in report.datasets} | {j.brand_id for j in report.jobs},
+        key=lambda b: (b is not None, b or ""),
+    )
+    if not brands:
+        out.print("No jobs and no datasets yet. Add one: pipectl jobs add TYPE --cron '0 3 * * *'")
+    for brand in brands:
+        out.rule(f"[bold]{brand_label(brand)}[/]", align="left")
+        datasets = [d for d in report.datasets if d.brand_id == brand]
+        if datasets:
+            grid = table(None, "dataset", "state", "age", "last success", "last attempt", "error")
+            for d in datasets:
+                state = styled(d.state) + (
+                    " [red](last attempt failed)[/]" if d.last_attempt_failed else ""
+                )
+                grid.add_row(
+                    esc(d.dataset),
+                    state,
+                    format_duration(d.age) if d.age is not None else "—",
+                    stamp(d.last_success_at),
+                    ago(d.last_attempt_at, now),
+                    truncate(d.last_error, 50),
+                )
+            out.print(grid)
+        jobs = [j for j in report.jobs if j.brand_id == brand]
+        if jobs:
+            grid = table(None, "job", "type", "schedule", "status", "next run", "retry", "last run")
+            for j in jobs:
+                last = report.last_runs.get(j.last_run_id or -1)
+                grid.add_row(
+                    f"{j.id} {esc(j.name)}",
+                    j.job_type,
+                    schedule_text(j),
+                    styled(j.status),
+                    until(j.next_run_at, now) if j.status in ("active", "paused") else "—",
+                    retry_text(j),
+                    f"{styled(last.status)} {ago(last.finished_at or last.started_at, now)}"
+                    if last
+                    else "never ran",
+                )
+            out.print(grid)
+        out.print()
+    if report.stuck_runs:
+        grid = table("[red]stuck runs[/]", "run", "job", "brand", "worker", "last heartbeat")
+        for claim in report.stuck_runs:
+            grid.add_row(
+                str(claim.run.id),
+                f"{claim.job.id} {esc(claim.job.name)}",
+                brand_label(claim.job.brand_id),
+                esc(claim.run.worker_id),
+                ago(claim.run.heartbeat_at, now),
+            )
+        out.print(grid)
+        out.print("Recover them: pipectl recover\n")
+    live = report.live_workers
+    if live:
+        out.print(
+            "workers: " + ", ".join(f"{esc(w.id)} (seen {ago(w.last_seen_at, now)})" for w in live)
+        )
+    alert = worker_alert(report)
+    if alert:
+        err.print(f"[bold red]WARNING: {alert}[/]")
+
+
+def render_backoff(jobs: list[Job]) -> None:
+    if not jobs:
+        err.print("no jobs in backoff")
+        return
+    from pipectl import clock
+
+    now = clock.now()
+    grid = table(
+        None, "job", "brand", "type", "attempt", "next try", "last error", "after the last retry"
+    )
+    for job in jobs:
+        grid.add_row(
+            f"{job.id} {esc(job.name)}",
+            brand_label(job.brand_id),
+            job.job_type,
+            f"{job.retry_count + 1} of {job.max_retries + 1}",
+            f"{stamp(job.next_run_at)} ({until(job.next_run_at, now)})",
+            truncate(job.last_error, 50),
+            after_last_retry(job),
+        )
+    out.print(grid)
+
+
+def render_jobs(jobs: list[Job]) -> None:
+    if not jobs:
+        err.print("no jobs")
+        return
+    from pipectl import clock
+
+    now = clock.now()
+    grid = table(None, "id", "brand", "type", "name", "schedule", "status", "next run", "retry")
+    for job in jobs:
+        grid.add_row(
+            str(job.id),
+            brand_label(job.brand_id),
+            job.job_type,
+            esc(job.name),
+            schedule_text(job),
+            styled(job.status),
+            until(job.next_run_at, now) if job.next_run_at else "—",
+            retry_text(job),
+        )
+    out.print(grid)
+
+
+def render_job(job: Job, runs: list[Run]) -> None:
+    from pipectl import clock
+
+    now = clock.now()
+    rows = [
+        ("id", str(job.id)),
+        ("name", esc(job.name)),
+        ("brand", brand_label(job.brand_id)),
+        ("type", job.job_type),
+        ("schedule", schedule_text(job)),
+        ("status", styled(job.status)),
+        ("next run", f"{stamp(job.next_run_at)} ({until(job.next_run_at, now)})"),
+        ("retries", f"{job.retry_count} of {job.max_retries} used"),
+        ("timeout", format_duration_or_none(job.timeout_seconds)),
+        ("concurrency key", esc(job.concurrency_key) or "none"),
+        ("last error", esc(job.last_error)),
+    ]
+    grid = table(None, "", "")
+    grid.show_header = False
+    for key, value in rows:
+        grid.add_row(f"[bold]{key}[/]", value)
+    grid.add_row("[bold]parameters[/]", _json_text(job.parameters))
+    out.print(grid)
+    if runs:
+        out.print()
+        render_runs(runs)
+
+
+def format_duration_or_none(seconds: float | None) -> str:
+    from datetime import timedelta
+
+    return format_duration(timedelta(seconds=seconds)) if seconds else "none"
+
+
+def render_runs(runs: list[Run]) -> None:
+    if not runs:
+        err.print("no runs")
+        return
+    from pipectl import clock
+
+    now = clock.now()
+    grid = table(None, "run", "job", "attempt", "status", "started", "took", "worker", "error")
+    for run in runs:
+        took = format_duration(run.finished_at - run.started_at) if run.finished_at else "—"
+        grid.add_row(
+            str(run.id),
+            str(run.job_id),
+            str(run.attempt),
+            styled(run.status),
+            ago(run.started_at, now),
+            took,
+            esc(run.worker_id),
+            truncate(run.error_message, 50),
+        )
+    out.print(grid)
+
+
+def render_run(run: Run) -> None:
+    grid = table(None, "", "")
+    grid.show_header = False
+    for key, value in (
+        ("run", str(run.id)),
+        ("job", str(run.job_id)),
+        ("attempt", str(run.attempt)),
+        ("status", styled(run.status)),
+        ("worker", esc(run.worker_id)),
+        ("started", stamp(run.started_at)),
+        ("finished", stamp(run.finished_at)),
+        ("heartbeat", stamp(run.heartbeat_at)),
+        ("error", esc(run.error_message)),
+    ):
+        grid.add_row(f"[bold]{key}[/]", value)
+    out.print(grid)
+    if run.steps:
+        steps = table("steps", "step", "status", "datasets", "brand", "fatal", "error")
+        for step in run.steps:
+            steps.add_row(
+                esc(step["name"]),
+                styled(step["status"]),
+                esc(", ".join(step["datasets"])),
+                brand_label(step.get("brand_id")),
+                "yes" if step.get("fatal", True) else "no",
+                truncate(step.get("error"), 50),
+            )
+        out.print(steps)
+    out.print("[bold]logs[/]")
+    out.print(run.logs or "(no output)", markup=False)
+
+
+def _json_text(value: Any) -> str:
+    import json
+
+    from rich.markup import escape
+
+    return escape(json.dumps(value, ensure_ascii=False))
