@@ -1,0 +1,362 @@
+"""The store contract: every backend passes these, so the engine can rely on them."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pipectl.models import DatasetOutcome, JobUpdate, NewJob, RunResult, Threshold, WorkerInfo
+from pipectl.store import ANY, Store, open_store
+
+T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+def new_job(**overrides: object) -> NewJob:
+    values: dict[str, object] = dict(
+        brand_id="acme",
+        job_type="noop",
+        name="noop acme",
+        schedule_type="one_time",
+        cron_expression=None,
+        timezone="UTC",
+        next_run_at=T0,
+        status="active",
+        parameters={"datasets": ["orders"]},
+        max_retries=3,
+        retry_base_seconds=300,
+        retry_cap_seconds=3600,
+        timeout_seconds=None,
+        dedupe_key=None,
+        concurrency_key=None,
+    )
+    values.update(overrides)
+    return NewJob(**values)  # type: ignore[arg-type]
+
+
+def result(status: str = "completed", *, at: datetime = T0, datasets=(), error=None) -> RunResult:
+    update = (
+        JobUpdate("archived", None, 0, None)
+        if status == "completed"
+        else JobUpdate("active", at + timedelta(minutes=5), 1, error)
+    )
+    return RunResult(
+        status=status,  # type: ignore[arg-type]
+        finished_at=at,
+        error_message=error,
+        logs="line 1\nline 2",
+        steps=[{"name": "s", "status": status}],
+        job_update=update,
+        datasets=list(datasets),
+    )
+
+
+def test_schema_is_current_after_migrate(store: Store) -> None:
+    store.check_schema()
+    assert store.schema_version() is not None
+    assert store.migrate() == []  # idempotent
+
+
+def test_insert_and_read_back_a_job(store: Store) -> None:
+    job = store.insert_job(new_job(parameters={"q": "O'Brien; DROP TABLE x;--", "n": 1}), T0)
+    assert job.id > 0
+    again = store.get_job(job.id)
+    assert again == job
+    assert again.parameters == {"q": "O'Brien; DROP TABLE x;--", "n": 1}
+    assert again.next_run_at == T0 and again.next_run_at.tzinfo is not None
+    assert store.get_job(job.id + 1000) is None
+
+
+def test_list_jobs_filters(store: Store) -> None:
+    a = store.insert_job(new_job(), T0)
+    g = store.insert_job(new_job(brand_id=None, job_type="sleep"), T0)
+    p = store.insert_job(new_job(status="paused"), T0)
+    assert [j.id for j in store.list_jobs()] == [a.id, g.id, p.id]
+    assert [j.id for j in store.list_jobs(brand_id=None)] == [g.id]
+    assert [j.id for j in store.list_jobs(brand_id="acme")] == [a.id, p.id]
+    assert [j.id for j in store.list_jobs(job_type="sleep")] == [g.id]
+    assert [j.id for j in store.list_jobs(statuses=("paused",))] == [p.id]
+    assert [j.id for j in store.list_jobs(limit=1)] == [a.id]
+
+
+def test_enqueue_dedupes_on_active_jobs_only(store: Store) -> None:
+    first, created = store.enqueue(new_job(dedupe_key="k"), T0)
+    assert created
+    same, created = store.enqueue(new_job(dedupe_key="k"), T0)
+    assert not created and same.id == first.id
+    other, created = store.enqueue(new_job(dedupe_key="other"), T0)
+    assert created and other.id != first.id
+    store.claim_due("w", T0, 10)  # first is now running: no longer pending
+    later, created = store.enqueue(new_job(dedupe_key="k"), T0)
+    assert created and later.id != first.id
+
+
+def test_concurrent_enqueues_of_one_key_create_one_job(store_url: str) -> None:
+    ids: list[int] = []
+    errors: list[BaseException] = []
+
+    def enqueue() -> None:
+        s = open_store(store_url)
+        try:
+            for _ in range(5):
+                ids.append(s.enqueue(new_job(dedupe_key="same"), T0)[0].id)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            s.close()
+
+    threads = [threading.Thread(target=enqueue) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(set(ids)) == 1
+
+
+def test_update_job_guarded_by_status(store: Store) -> None:
+    job = store.insert_job(new_job(), T0)
+    paused = store.update_job(job.id, {"status": "paused"}, T0, only_if_status=("active",))
+    assert paused is not None and paused.status == "paused"
+    assert store.update_job(job.id, {"status": "paused"}, T0, only_if_status=("active",)) is None
+    edited = store.update_job(job.id, {"parameters": {"a": [1, 2]}, "next_run_at": T0}, T0)
+    assert edited is not None and edited.parameters == {"a": [1, 2]}
+
+
+def test_claim_takes_due_active_jobs_oldest_first(store: Store) -> None:
+    late = store.insert_job(new_job(next_run_at=T0 - timedelta(minutes=1)), T0)
+    early = store.insert_job(new_job(next_run_at=T0 - timedelta(minutes=5)), T0)
+    store.insert_job(new_job(next_run_at=T0 + timedelta(minutes=1)), T0)  # not due
+    store.insert_job(new_job(status="paused", next_run_at=T0 - timedelta(hours=1)), T0)
+    claims = store.claim_due("w1", T0, 10)
+    assert [c.job.id for c in claims] == [early.id, late.id]
+    for claim in claims:
+        assert claim.job.status == "running"
+        assert claim.run.status == "running" and claim.run.worker_id == "w1"
+        assert claim.run.attempt == 1 and claim.run.lease_token
+        assert claim.job.last_run_id == claim.run.id
+    assert store.claim_due("w2", T0, 10) == []
+
+
+def test_claim_respects_limit(store: Store) -> None:
+    for _ in range(5):
+        store.insert_job(new_job(), T0)
+    assert len(store.claim_due("w", T0, 2)) == 2
+    assert len(store.claim_due("w", T0, 10)) == 3
+
+
+def test_claim_one_run_per_concurrency_key(store: Store) -> None:
+    a1 = store.insert_job(new_job(concurrency_key="meta:acme", next_run_at=T0 - timedelta(2)), T0)
+    a2 = store.insert_job(new_job(concurrency_key="meta:acme", next_run_at=T0 - timedelta(1)), T0)
+    b = store.insert_job(new_job(concurrency_key="meta:globex"), T0)
+    first = store.claim_due("w", T0, 10)
+    assert sorted(c.job.id for c in first) == sorted([a1.id, b.id])
+    assert store.claim_due("w", T0, 10) == []  # a2 waits for a1
+    run = next(c.run for c in first if c.job.id == a1.id)
+    assert store.finish_run(run.id, run.lease_token, result())
+    assert [c.job.id for c in store.claim_due("w", T0, 10)] == [a2.id]
+
+
+def test_parallel_claims_never_share_a_job(store_url: str) -> None:
+    setup = open_store(store_url)
+    for _ in range(60):
+        setup.insert_job(new_job(), T0)
+    setup.close()
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def drain(worker: str) -> None:
+        s = open_store(store_url)
+        try:
+            while claims := s.claim_due(worker, T0, 3):
+                with lock:
+                    claimed.extend(c.job.id for c in claims)
+        finally:
+            s.close()
+
+    threads = [threading.Thread(target=drain, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(claimed) == 60 and len(set(claimed)) == 60
+
+
+def test_finish_run_writes_run_job_and_datasets(store: Store) -> None:
+    store.insert_job(new_job(), T0)
+    (claim,) = store.claim_due("w", T0, 1)
+    done_at = T0 + timedelta(seconds=3)
+    ok = result(at=done_at, datasets=[DatasetOutcome("acme", "orders", True)])
+    assert store.finish_run(claim.run.id, claim.run.lease_token, ok)
+    run = store.get_run(claim.run.id)
+    assert run is not None and run.status == "completed" and run.finished_at == done_at
+    assert run.logs == "line 1\nline 2" and run.steps == [{"name": "s", "status": "completed"}]
+    job = store.get_job(claim.job.id)
+    assert job is not None and job.status == "archived" and job.next_run_at is None
+    status = store.dataset_status("orders", "acme")
+    assert status is not None
+    assert status.last_success_at == done_at and status.last_attempt_at == done_at
+    assert status.last_status == "completed" and status.last_run_id == run.id
+    # The lease is spent: a second finish is refused.
+    assert not store.finish_run(claim.run.id, claim.run.lease_token, ok)
+
+
+def test_failed_run_records_attempt_not_success(store: Store) -> None:
+    store.insert_job(new_job(), T0)
+    (claim,) = store.claim_due("w", T0, 1)
+    failed = result(
+        "failed", datasets=[DatasetOutcome("acme", "orders", False, "boom")], error="boom"
+    )
+    assert store.finish_run(claim.run.id, claim.run.lease_token, failed)
+    status = store.dataset_status("orders", "acme")
+    assert status is not None and status.last_success_at is None
+    assert status.last_attempt_at == T0 and status.last_status == "failed"
+    assert status.last_error == "boom"
+    job = store.get_job(claim.job.id)
+    assert job is not None and job.status == "active" and job.retry_count == 1
+
+
+def test_dataset_timestamps_only_move_forward(store: Store) -> None:
+    for _ in range(2):
+        store.insert_job(new_job(), T0)
+    first, second = store.claim_due("w", T0, 2)
+    newer, older = T0 + timedelta(minutes=10), T0 + timedelta(minutes=1)
+    store.finish_run(
+        first.run.id,
+        first.run.lease_token,
+        result(at=newer, datasets=[DatasetOutcome("acme", "orders", True)]),
+    )
+    store.finish_run(
+        second.run.id,
+        second.run.lease_token,
+        result("failed", at=older, datasets=[DatasetOutcome("acme", "orders", False, "x")]),
+    )
+    status = store.dataset_status("orders", "acme")
+    assert status is not None
+    assert status.last_success_at == newer and status.last_attempt_at == newer
+    assert status.last_status == "completed"
+
+
+def test_global_and_brand_datasets_are_distinct(store: Store) -> None:
+    store.insert_job(new_job(brand_id=None), T0)
+    (claim,) = store.claim_due("w", T0, 1)
+    outcomes = [
+        DatasetOutcome(None, "approvals", True),
+        DatasetOutcome("acme", "approvals", False, "x"),
+    ]
+    store.finish_run(claim.run.id, claim.run.lease_token, result(datasets=outcomes))
+    assert store.dataset_status("approvals", None).last_success_at == T0  # type: ignore[union-attr]
+    assert store.dataset_status("approvals", "acme").last_success_at is None  # type: ignore[union-attr]
+    assert {(s.brand_id, s.dataset) for s in store.dataset_statuses()} == {
+        (None, "approvals"),
+        ("acme", "approvals"),
+    }
+    assert [s.brand_id for s in store.dataset_statuses(brand_id=None)] == [None]
+    assert [s.brand_id for s in store.dataset_statuses(brand_id="acme")] == ["acme"]
+
+
+def test_finish_keeps_an_operator_status_set_mid_run(store: Store) -> None:
+    store.insert_job(new_job(), T0)
+    (claim,) = store.claim_due("w", T0, 1)
+    store.update_job(claim.job.id, {"status": "paused"}, T0)
+    store.finish_run(claim.run.id, claim.run.lease_token, result("failed", error="x"))
+    job = store.get_job(claim.job.id)
+    assert job is not None and job.status == "paused" and job.retry_count == 1
+
+
+def test_heartbeat_renews_and_reports_lost_leases(store: Store) -> None:
+    store.register_worker(WorkerInfo("w", "host", 1, T0, T0, "0.1.0"))
+    for _ in range(2):
+        store.insert_job(new_job(), T0)
+    a, b = store.claim_due("w", T0, 2)
+    later = T0 + timedelta(seconds=30)
+    lost = store.heartbeat("w", [(a.run.id, a.run.lease_token), (b.run.id, "forged")], later)
+    assert lost == [b.run.id]
+    assert store.get_run(a.run.id).heartbeat_at == later  # type: ignore[union-attr]
+    assert store.workers()[0].last_seen_at == later
+
+
+def test_stale_runs_and_guarded_recovery(store: Store) -> None:
+    for _ in range(2):
+        store.insert_job(new_job(), T0)
+    a, b = store.claim_due("w", T0, 2)
+    store.heartbeat("w", [(b.run.id, b.run.lease_token)], T0 + timedelta(minutes=9))
+    cutoff = T0 + timedelta(minutes=5)
+    assert [c.run.id for c in store.stale_runs(cutoff)] == [a.run.id]
+    failing = result("failed", at=T0 + timedelta(minutes=10), error="stuck: no heartbeat")
+    assert store.fail_stale_run(a.run.id, cutoff, failing)
+    assert store.get_run(a.run.id).status == "failed"  # type: ignore[union-attr]
+    # b heartbeated after the cutoff: the guard inside the UPDATE leaves it alone.
+    assert not store.fail_stale_run(b.run.id, cutoff, failing)
+    # a was recovered: its worker's late finish is refused (fencing).
+    assert not store.finish_run(a.run.id, a.run.lease_token, result())
+    assert store.get_run(a.run.id).error_message == "stuck: no heartbeat"  # type: ignore[union-attr]
+
+
+def test_recovery_frees_the_concurrency_key(store: Store) -> None:
+    store.insert_job(new_job(concurrency_key="k"), T0)
+    store.insert_job(new_job(concurrency_key="k"), T0)
+    (first,) = store.claim_due("w", T0, 10)
+    assert store.claim_due("w", T0, 10) == []
+    later = T0 + timedelta(minutes=10)
+    store.fail_stale_run(first.run.id, later, result("failed", error="stuck"))
+    assert len(store.claim_due("w", later, 10)) == 1
+
+
+def test_release_run_puts_the_job_back(store: Store) -> None:
+    job = store.insert_job(new_job(), T0)
+    (claim,) = store.claim_due("w", T0, 1)
+    assert store.release_run(claim.run.id, claim.run.lease_token, T0)
+    assert store.get_run(claim.run.id) is None
+    back = store.get_job(job.id)
+    assert back is not None and back.status == "active" and back.next_run_at == T0
+    assert back.last_run_id is None
+    assert len(store.claim_due("w", T0, 1)) == 1
+
+
+def test_list_runs_newest_first_with_filters(store: Store) -> None:
+    acme = store.insert_job(new_job(), T0)
+    store.insert_job(new_job(brand_id="globex"), T0)
+    claims = store.claim_due("w", T0, 2)
+    store.finish_run(claims[0].run.id, claims[0].run.lease_token, result())
+    runs = store.list_runs()
+    assert [r.id for r in runs] == sorted((c.run.id for c in claims), reverse=True)
+    assert [r.job_id for r in store.list_runs(job_id=acme.id)] == [acme.id]
+    assert [r.status for r in store.list_runs(status="running")] == ["running"]
+    assert len(store.list_runs(brand_id="globex")) == 1
+    assert store.list_runs(limit=1)[0].id == runs[0].id
+    assert set(store.runs_by_id([c.run.id for c in claims])) == {c.run.id for c in claims}
+
+
+def test_thresholds_upsert(store: Store) -> None:
+    store.set_threshold(Threshold("orders", None, timedelta(hours=1), timedelta(hours=2)), T0)
+    store.set_threshold(Threshold("orders", None, timedelta(hours=3), timedelta(hours=4)), T0)
+    store.set_threshold(Threshold("orders", "acme", timedelta(minutes=5), timedelta(minutes=9)), T0)
+    found = {(t.brand_id, t.dataset): t for t in store.thresholds()}
+    assert found[(None, "orders")].warn_after == timedelta(hours=3)
+    assert found[("acme", "orders")].error_after == timedelta(minutes=9)
+    assert len(found) == 2
+
+
+def test_workers_register_and_are_forgotten(store: Store) -> None:
+    old = WorkerInfo("old", "h", 1, T0, T0, "0.1.0")
+    store.register_worker(old)
+    store.register_worker(replace(old, id="busy"))
+    store.register_worker(replace(old, id="new", last_seen_at=T0 + timedelta(days=8)))
+    store.insert_job(new_job(), T0)
+    store.claim_due("busy", T0, 1)
+    assert store.forget_workers(T0 + timedelta(days=7)) == 1
+    assert sorted(w.id for w in store.workers()) == ["busy", "new"]
+
+
+def test_brand_filter_any_is_default(store: Store) -> None:
+    store.insert_job(new_job(), T0)
+    assert store.list_jobs(brand_id=ANY) == store.list_jobs()
+
+
+@pytest.mark.parametrize("brand", ["O'Brien", 'qu"ote', "ünïcødé", "a; DROP TABLE workers;--"])
+def test_odd_brand_names_are_plain_data(store: Store, brand: str) -> None:
+    job = store.insert_job(new_job(brand_id=brand), T0)
+    assert [j.id for j in store.list_jobs(brand_id=brand)] == [job.id]
