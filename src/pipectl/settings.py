@@ -76,9 +76,13 @@ class Settings(BaseSettings):
     @classmethod
     def _duration(cls, value: Any) -> Any:
         if isinstance(value, str):
+            from pipectl.errors import InvalidInput
             from pipectl.parsing import parse_duration
 
-            return parse_duration(value)
+            try:
+                return parse_duration(value)
+            except InvalidInput as exc:
+                raise ValueError(str(exc)) from None
         if isinstance(value, int | float):
             return timedelta(seconds=value)
         return value

@@ -24,7 +24,7 @@ from pipectl.retry import after_last_retry
 
 def schedule_text(job: Job) -> str:
     if job.is_recurring:
-        return f"{job.cron_expression} ({job.timezone})"
+        return f"{job.cron_expression} {job.timezone}"
     return "one-time"
 
 
@@ -91,16 +91,14 @@ def render_status(report: StatusReport) -> None:
         if datasets:
             grid = table(None, "dataset", "state", "age", "last success", "last attempt", "error")
             for d in datasets:
-                state = styled(d.state) + (
-                    " [red](last attempt failed)[/]" if d.last_attempt_failed else ""
-                )
+                failed = "[red]last attempt failed:[/] " if d.last_attempt_failed else ""
                 grid.add_row(
                     esc(d.dataset),
-                    state,
+                    styled(d.state),
                     format_duration(d.age) if d.age is not None else "—",
-                    stamp(d.last_success_at),
+                    ago(d.last_success_at, now),
                     ago(d.last_attempt_at, now),
-                    truncate(d.last_error, 50),
+                    failed + truncate(d.last_error, 50),
                 )
             out.print(grid)
         jobs = [j for j in report.jobs if j.brand_id == brand]
