@@ -79,13 +79,14 @@ class PostgresStore:
             conn = psycopg.connect(
                 self.conninfo, autocommit=True, prepare_threshold=None, **options
             )
-            conn.execute("SET TIME ZONE 'UTC'")
-            if self.schema is not None:
-                conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
         except psycopg.Error as exc:
             # libpq says "connection to server at …, port … failed: <reason>"; keep the reason.
             reason = re.sub(r"^.*failed: ", "", self._reason(exc)).removeprefix("FATAL:").strip()
             raise StoreUnavailable(f"cannot reach PostgreSQL at {self._where}: {reason}") from None
+        with self._errors(conn):
+            conn.execute("SET TIME ZONE 'UTC'")
+            if self.schema is not None:
+                conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
         return conn
 
     def _connection(self) -> psycopg.Connection:
@@ -171,7 +172,7 @@ class PostgresStore:
                         )
                     applied.append(migration.version)
             finally:
-                if not conn.closed:
+                if not (conn.closed or conn.broken):
                     conn.execute("SELECT pg_advisory_unlock(%s)", [MIGRATE_LOCK_KEY])
         return applied
 

@@ -357,7 +357,7 @@ END
 $$;
 
 -- Renews the worker and its runs (p_run_ids[i] under p_lease_tokens[i]); returns the ids of the
--- runs it no longer owns.
+-- runs it no longer owns, in the order given.
 CREATE FUNCTION pipectl_heartbeat(
     p_worker_id text,
     p_run_ids bigint[],
@@ -369,7 +369,8 @@ BEGIN
     UPDATE workers SET last_seen_at = p_now WHERE id = p_worker_id;
     RETURN QUERY
     WITH lease AS (
-        SELECT * FROM unnest(p_run_ids, p_lease_tokens) AS l (run_id, lease_token)
+        SELECT * FROM unnest(p_run_ids, p_lease_tokens) WITH ORDINALITY
+            AS l (run_id, lease_token, position)
     ), renewed AS (
         UPDATE scheduled_job_runs AS r SET heartbeat_at = p_now
         FROM lease
@@ -379,7 +380,7 @@ BEGIN
     )
     SELECT lease.run_id FROM lease
     WHERE lease.run_id NOT IN (SELECT id FROM renewed)
-    ORDER BY lease.run_id;
+    ORDER BY lease.position;
 END
 $$;
 
