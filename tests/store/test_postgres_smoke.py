@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pipectl.errors import SchemaMissing, StoreUnavailable
+from pipectl.errors import InvalidInput, SchemaMissing, StoreUnavailable
 from pipectl.models import (
     Claim,
     DatasetOutcome,
@@ -237,6 +237,8 @@ def test_update_job_applies_changes_and_honours_only_if_status(store: PostgresSt
     assert store.update_job(job.id + 1000, {"name": "x"}, NOW) is None
     with pytest.raises(ValueError, match="not editable"):
         store.update_job(job.id, {"created_at": NOW}, NOW)
+    with pytest.raises(InvalidInput, match="scheduled_jobs_status_check"):
+        store.update_job(job.id, {"status": "sleeping"}, NOW)
 
 
 def test_list_jobs_filters(store: PostgresStore) -> None:
@@ -469,8 +471,19 @@ def test_heartbeat_renews_live_leases_and_returns_lost_ones(store: PostgresStore
     assert renewed is not None and renewed.heartbeat_at == later
     (worker,) = store.workers()
     assert (worker.id, worker.host, worker.pid, worker.last_seen_at) == ("w1", "host-a", 42, later)
-    store.unregister_worker("w1")
-    assert store.workers() == []
+
+
+def test_forget_workers_keeps_recent_ones_and_those_still_running(store: PostgresStore) -> None:
+    old = NOW - 10 * MINUTE
+    for worker_id in ("gone", "busy"):
+        store.register_worker(WorkerInfo(worker_id, "host-a", 42, old, old, "0.1.0"))
+    store.register_worker(WorkerInfo("live", "host-b", 43, NOW, NOW, "0.1.0"))
+    store.insert_job(new_job(), NOW)
+    store.claim_due("busy", NOW, 1)
+
+    assert store.forget_workers(NOW - MINUTE) == 1
+    assert sorted(worker.id for worker in store.workers()) == ["busy", "live"]
+    assert store.forget_workers(NOW - MINUTE) == 0
 
 
 def test_fail_stale_run_only_fails_runs_still_stale(store: PostgresStore) -> None:

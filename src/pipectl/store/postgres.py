@@ -260,8 +260,8 @@ class PostgresStore:
             p_version=worker.version,
         )
 
-    def unregister_worker(self, worker_id: str) -> None:
-        self._call("pipectl_unregister_worker", p_worker_id=worker_id)
+    def forget_workers(self, seen_before: datetime) -> int:
+        return self._call_one("pipectl_forget_workers", p_seen_before=seen_before)
 
     def claim_due(self, worker_id: str, now: datetime, limit: int) -> list[Claim]:
         docs = self._call("pipectl_claim_due", p_worker_id=worker_id, p_now=now, p_limit=limit)

@@ -291,9 +291,17 @@ LANGUAGE sql AS $$
         version = excluded.version
 $$;
 
-CREATE FUNCTION pipectl_unregister_worker(p_worker_id text) RETURNS void
+-- Deletes worker rows last seen before the cutoff that hold no running run; returns how many.
+CREATE FUNCTION pipectl_forget_workers(p_seen_before timestamptz) RETURNS integer
 LANGUAGE sql AS $$
-    DELETE FROM workers WHERE id = p_worker_id
+    WITH forgotten AS (
+        DELETE FROM workers AS w
+        WHERE w.last_seen_at < p_seen_before AND NOT EXISTS (
+            SELECT 1 FROM scheduled_job_runs AS r
+            WHERE r.status = 'running' AND r.worker_id = w.id)
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM forgotten
 $$;
 
 -- Claims up to p_limit due jobs, oldest due first: each becomes `running` with a new `running`
