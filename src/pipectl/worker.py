@@ -33,6 +33,7 @@ ABANDON_AFTER_S = 10.0
 SUPERVISE_TICK_S = 0.1
 MAX_RECONNECT_DELAY_S = 30.0
 FORGET_WORKERS_AFTER = timedelta(days=7)
+IDLE_SLICE_S = 0.5
 
 
 @dataclass
@@ -143,12 +144,19 @@ class Worker:
         return len(claims)
 
     def _idle(self, store: Store) -> None:
+        """Wait for the next poll. On PostgreSQL, LISTEN/NOTIFY wakes the worker as soon as a
+        job is enqueued (the poll interval stays the fallback); the wait is cut into short
+        slices so that a stop request is honoured promptly either way."""
         wait_for_work = getattr(store, "wait_for_work", None)
-        if wait_for_work is None:
-            self._stop.wait(self.poll_interval.total_seconds())
-            return
-        # LISTEN/NOTIFY: wake as soon as a job is enqueued; the poll interval stays the fallback.
-        wait_for_work(self.poll_interval.total_seconds())
+        deadline = time.monotonic() + self.poll_interval.total_seconds()
+        while not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            if wait_for_work is None:
+                self._stop.wait(remaining)
+            elif wait_for_work(min(remaining, IDLE_SLICE_S)):
+                return
 
     # -- one run --------------------------------------------------------------------------
     def _execute(self, store: Store, claim: Claim) -> None:

@@ -301,8 +301,9 @@ class PostgresStore:
             **_result_args(result),
         )
 
-    def wait_for_work(self, timeout_s: float) -> None:
-        """Block until a job is enqueued (a NOTIFY on `pipectl_jobs`) or `timeout_s` passes.
+    def wait_for_work(self, timeout_s: float) -> bool:
+        """Block until a job is enqueued (a NOTIFY on `pipectl_jobs`) or `timeout_s` passes;
+        True when woken by a notification.
 
         The listening connection stays open between calls, so a job enqueued while the worker
         was busy wakes the next call at once."""
@@ -312,11 +313,11 @@ class PostgresStore:
                 listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(WAKE_CHANNEL)))
             self._listener = listener
         with self._errors(self._listener):
-            for _ in self._listener.notifies(timeout=timeout_s, stop_after=1):
-                pass
+            woken = any(True for _ in self._listener.notifies(timeout=timeout_s, stop_after=1))
             # Swallow the wake-ups queued meanwhile: one claim round serves them all.
             for _ in self._listener.notifies(timeout=0):
                 pass
+        return woken
 
     # -- reads --------------------------------------------------------------------------
     def list_runs(

@@ -37,6 +37,8 @@ def ts(value: datetime | None) -> str | None:
     """The one text form of a timestamp in SQLite: UTC, microseconds, '+00:00'."""
     if value is None:
         return None
+    if value.tzinfo is None:  # pipectl's clock is aware; a naive time from a caller means UTC
+        value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
@@ -87,6 +89,9 @@ class SQLiteStore:
             raise _store_error(exc) from None
         try:
             yield self.conn
+        except sqlite3.IntegrityError as exc:
+            self.conn.execute("ROLLBACK")
+            raise InvalidInput(f"rejected by the store: {exc}") from None
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
