@@ -1,13 +1,7 @@
-"""The `store` fixture: the same contract tests run against every backend.
-
-PostgreSQL tests read PIPECTL_TEST_POSTGRES_URL (default: the local test server) and get a
-schema of their own. Without a reachable server they skip — except in CI (CI=true), where
-they fail, so a broken server can never turn the suite green by skipping."""
+"""The `store` fixture: the same contract tests run against every backend."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,45 +9,6 @@ import pytest
 
 from pipectl.client import Client
 from pipectl.store import Store, open_store
-
-POSTGRES_URL = os.environ.get(
-    "PIPECTL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
-
-
-def postgres_available() -> str | None:
-    """None when the server answers; otherwise why not."""
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed (pip install -e '.[test]')"
-    try:
-        psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
-    except psycopg.OperationalError as exc:
-        return f"PostgreSQL at {POSTGRES_URL} is unreachable: {str(exc).strip().splitlines()[0]}"
-    return None
-
-
-def require_postgres() -> None:
-    reason = postgres_available()
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true and {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A URL whose connections live in a fresh schema, dropped afterwards."""
-    require_postgres()
-    import psycopg
-
-    schema = f"pipectl_test_{uuid.uuid4().hex[:12]}"
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    yield f"{POSTGRES_URL}{separator}schema={schema}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from pipectl.errors import InvalidInput, SchemaMissing, StoreUnavailable
 from pipectl.models import (
@@ -42,35 +40,13 @@ NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
 
 
-@pytest.fixture(scope="module")
-def server_url() -> str:
-    try:
-        psycopg.connect(POSTGRES_URL, connect_timeout=5).close()
-    except psycopg.OperationalError as exc:
-        reason = f"PostgreSQL unreachable at {mask_password(POSTGRES_URL)}: {exc}".splitlines()[0]
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return POSTGRES_URL
-
-
 @pytest.fixture
-def schema_url(server_url: str) -> Iterator[str]:
-    """A URL naming a fresh schema, dropped after the test."""
-    schema = f"pipectl_test_{uuid.uuid4().hex[:12]}"
-    separator = "&" if "?" in server_url else "?"
-    yield f"{server_url}{separator}schema={schema}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-
-
-@pytest.fixture
-def open_store(schema_url: str) -> Iterator[Callable[[], PostgresStore]]:
+def open_store(postgres_url: str) -> Iterator[Callable[[], PostgresStore]]:
     """Open more stores (each its own connection, like another worker) on the test's schema."""
     opened: list[PostgresStore] = []
 
     def open_one() -> PostgresStore:
-        opened.append(PostgresStore(schema_url))
+        opened.append(PostgresStore(postgres_url))
         return opened[-1]
 
     yield open_one
@@ -580,12 +556,12 @@ def test_wait_for_work_returns_on_enqueue(
 
 
 def test_a_lost_connection_fails_one_call_then_reconnects(
-    store: PostgresStore, server_url: str
+    store: PostgresStore,
 ) -> None:
     job = store.insert_job(new_job(), NOW)
     # End the store's session from outside, as a server restart or failover would.
     backend_pid = store._conn.info.backend_pid
-    with psycopg.connect(server_url, autocommit=True) as admin:
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", [backend_pid])
 
     with pytest.raises(StoreUnavailable, match=r"^PostgreSQL at .* failed: "):
