@@ -50,7 +50,7 @@ def spawn(env: dict[str, str]) -> Iterator[Callable[..., subprocess.Popen[str]]]
             [sys.executable, "-m", "pipectl", "run-worker", *args],
             env={**env, **(extra_env or {})},
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
             text=True,
             start_new_session=True,
         )
