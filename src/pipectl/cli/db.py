@@ -64,10 +64,8 @@ def sql(
     Example: pipectl db sql > supabase/migrations/20261129000000_pipectl.sql
     """
     from pipectl.errors import InvalidInput
-    from pipectl.store.migrations import load_migrations
+    from pipectl.store.migrations import full_sql
 
     if dialect not in ("postgres", "sqlite"):
         raise InvalidInput("--dialect must be postgres or sqlite")
-    for migration in load_migrations(dialect):
-        typer.echo(f"-- pipectl migration {migration.version:04d}_{migration.name}\n")
-        typer.echo(migration.sql)
+    typer.echo(full_sql(dialect), nl=False)
