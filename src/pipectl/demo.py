@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pipectl import clock
 from pipectl.client import Client, StatusReport
+from pipectl.errors import InvalidInput
 from pipectl.handlers import RunContext
 from pipectl.parsing import parse_duration
 from pipectl.settings import load_settings
@@ -35,7 +36,7 @@ def build_demo(path: str | None = None) -> tuple[str, StatusReport]:
     folder = Path(path).parent if path else Path(tempfile.mkdtemp(prefix="pipectl-demo-"))
     db_file = Path(path) if path else folder / "demo.db"
     if db_file.exists():
-        db_file.unlink()
+        raise InvalidInput(f"{db_file} already exists; give the demo a new path")
     url = f"sqlite:///{db_file.resolve()}"
     Client.migrate_url(url)
     settings = load_settings(database_url=url, poll_interval="1s")

@@ -61,11 +61,11 @@ def parse_when(text: str) -> datetime:
         return clock.now()
     try:
         when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidInput(
             f"invalid time {text!r}: use ISO 8601, e.g. 2026-12-01T09:00 (UTC) or 2026-12-01T09:00+01:00"
         ) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def parse_parameters(
@@ -76,7 +76,7 @@ def parse_parameters(
     if params_json is not None:
         try:
             loaded = json.loads(params_json)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise InvalidInput(f"--params is not valid JSON: {exc}") from None
         if not isinstance(loaded, dict):
             raise InvalidInput("--params must be a JSON object, e.g. '{\"limit\": 10}'")
@@ -86,7 +86,7 @@ def parse_parameters(
         if typed:
             try:
                 parameters[key] = json.loads(value)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise InvalidInput(f"--param {key}:= needs a JSON value: {exc}") from None
         else:
             parameters[key] = value
@@ -114,7 +114,7 @@ def check_parameters(parameters: Any) -> None:
         raise InvalidInput("parameters must be a JSON object")
     try:
         encoded = json.dumps(parameters, allow_nan=False)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidInput(f"parameters are not valid JSON: {exc}") from None
     if len(encoded.encode()) > MAX_PARAMETERS_BYTES:
         raise InvalidInput(f"parameters are larger than {MAX_PARAMETERS_BYTES // 1024} KiB")

@@ -42,7 +42,7 @@ def check_cron(expression: str) -> str:
     normalised = _ALIASES.get(normalised.lower(), normalised)
     if len(normalised.split(" ")) != 5 or not croniter.is_valid(normalised):
         raise InvalidInput(
-            f"invalid cron expression {expression!r}: expected five fields "
+            f"invalid cron expression {expression!r}: use five fields "
             "(minute hour day-of-month month day-of-week), e.g. '0 3 * * *'"
         )
     return normalised
@@ -56,13 +56,16 @@ def next_occurrence(expression: str, timezone: str, after: datetime) -> datetime
     hours runs once, at the first of the two identical wall times; a job whose hour field is `*`
     (e.g. `*/30 * * * *`) keeps its interval through both repeated hours.
     """
-    from croniter import croniter
+    from croniter import CroniterBadDateError, croniter
 
     tz = zone(timezone)
     every_hour = expression.split(" ")[1] == "*"
     itr = croniter(expression, after.astimezone(tz))
     for _ in range(_MAX_STEPS):
-        candidate: datetime = itr.get_next(datetime)
+        try:
+            candidate: datetime = itr.get_next(datetime)
+        except CroniterBadDateError:
+            break
         result = candidate.astimezone(UTC)
         if result <= after:
             continue

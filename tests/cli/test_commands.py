@@ -135,11 +135,6 @@ def test_db_version(cli: Cli) -> None:
     assert re.fullmatch(r"installed: (\d+); this pipectl: \1\n", result.stdout), result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`db version` is a read command without --json (DESIGN.md: every read command has "
-    "--json); `db version --json` is a usage error (exit 2)",
-)
 def test_db_version_json(cli: Cli) -> None:
     doc = cli("db", "version", "--json").assert_ok().json()
     assert doc["installed"] == doc["latest"]
@@ -864,11 +859,6 @@ def test_demo(invoke: Cli, tmp_path: Path) -> None:
     assert len(jobs) >= 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`demo --database PATH` unlinks whatever file is at PATH (demo.build_demo) and builds "
-    "the demo there: pointed at a real store or any other file it destroys it, exit 0",
-)
 def test_demo_refuses_to_overwrite_an_existing_file(invoke: Cli, tmp_path: Path) -> None:
     precious = tmp_path / "notes.txt"
     precious.write_bytes(b"not a demo\n")

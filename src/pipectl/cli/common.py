@@ -39,10 +39,15 @@ def duration(value: str | None) -> timedelta | None:
 
 
 def brand_filter(value: str | None) -> Any:
+    """A --brand filter, validated like the brand of a new job (so a typo with control
+    characters is an error, not a silently empty --check)."""
+    from pipectl.parsing import check_name
     from pipectl.store import ANY
 
-    return ANY if value is None else value
+    return ANY if value is None else check_name(value, "brand")
 
+
+MAX_ID = 2**63 - 1  # ids are 64-bit integers in every store
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 BrandOption = Annotated[

@@ -33,11 +33,16 @@ def migrate() -> None:
 
 
 @app.command()
-def version() -> None:
+def version(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document on stdout.")
+    ] = False,
+) -> None:
     """Print the installed schema version and this pipectl's.
 
-    Example: pipectl db version
+    Example: pipectl db version --json
     """
+    from pipectl.cli.render import print_json
     from pipectl.store import open_store
     from pipectl.store.migrations import latest_version
 
@@ -47,10 +52,13 @@ def version() -> None:
         installed = store.schema_version()
     finally:
         store.close()
-    dialect = "sqlite" if url.startswith("sqlite") else "postgres"
-    typer.echo(
-        f"installed: {installed if installed is not None else 'none'}; this pipectl: {latest_version(dialect)}"
-    )
+    latest = latest_version("sqlite" if url.startswith("sqlite") else "postgres")
+    if as_json:
+        print_json({"installed": installed, "latest": latest})
+    else:
+        typer.echo(
+            f"installed: {installed if installed is not None else 'none'}; this pipectl: {latest}"
+        )
 
 
 @app.command()

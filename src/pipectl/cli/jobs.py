@@ -7,13 +7,20 @@ from typing import Annotated
 import typer
 
 from pipectl.cli import common
-from pipectl.cli.common import BrandFilter, BrandOption, JsonOption, ParamOption, ParamsOption
+from pipectl.cli.common import (
+    MAX_ID,
+    BrandFilter,
+    BrandOption,
+    JsonOption,
+    ParamOption,
+    ParamsOption,
+)
 
 app = typer.Typer(
     help="Scheduled jobs: add, list, show, pause, resume, archive, edit.", no_args_is_help=True
 )
 
-JobId = Annotated[int, typer.Argument(help="The job's id.", min=1)]
+JobId = Annotated[int, typer.Argument(help="The job's id.", min=1, max=MAX_ID)]
 Cron = Annotated[str, typer.Option("--cron", help="Cron expression, e.g. '0 3 * * *'.")]
 Tz = Annotated[str, typer.Option("--tz", help="IANA timezone the cron expression is in.")]
 Timeout = Annotated[

@@ -210,7 +210,9 @@ def recover(
 
 
 def retry(
-    job_id: Annotated[int | None, typer.Argument(help="Re-arm this job (with --now).")] = None,
+    job_id: Annotated[
+        int | None, typer.Argument(min=1, max=common.MAX_ID, help="Re-arm this job (with --now).")
+    ] = None,
     now: Annotated[bool, typer.Option("--now", help="Run the job at the next poll.")] = False,
     brand: BrandFilter = None,
     as_json: JsonOption = False,

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from pipectl.cli import common
-from pipectl.cli.common import BrandFilter, JsonOption
+from pipectl.cli.common import MAX_ID, BrandFilter, JsonOption
 
 app = typer.Typer(help="Run history: pipectl runs [--job ID] [--status S]; runs show RUN_ID.")
 
@@ -15,7 +15,9 @@ app = typer.Typer(help="Run history: pipectl runs [--job ID] [--status S]; runs 
 @app.callback(invoke_without_command=True)
 def runs(
     ctx: typer.Context,
-    job: Annotated[int | None, typer.Option("--job", min=1, help="Only this job's runs.")] = None,
+    job: Annotated[
+        int | None, typer.Option("--job", min=1, max=MAX_ID, help="Only this job's runs.")
+    ] = None,
     brand: BrandFilter = None,
     status: Annotated[
         str | None,
@@ -51,7 +53,7 @@ def runs(
 
 @app.command()
 def show(
-    run_id: Annotated[int, typer.Argument(min=1, help="The run's id.")],
+    run_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="The run's id.")],
     as_json: JsonOption = False,
 ) -> None:
     """Show one run with its steps and logs.
