@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pipectl import clock
+from pipectl.concurrency import Waiting, waiting_on
 from pipectl.errors import InvalidInput, NotFound
 from pipectl.freshness import Thresholds, freshness, freshness_report
 from pipectl.handlers import get_job_type
@@ -20,7 +21,8 @@ from pipectl.schedule import check_cron, next_occurrence, zone
 from pipectl.settings import Settings, load_settings
 from pipectl.store import ANY, Store, open_store
 
-DEFAULT_KEY: Any = object()  # "derive the concurrency key from job type and brand"
+DEFAULT_KEY: Any = object()
+MAX_RUNNING_SHOWN = 10_000  # "derive the concurrency key from job type and brand"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,7 @@ class StatusReport:
     stuck_runs: list[Claim]
     workers: list[WorkerInfo]
     worker_stale_after: timedelta
+    waiting: dict[int, Waiting]
 
     @property
     def live_workers(self) -> list[WorkerInfo]:
@@ -328,6 +331,11 @@ class Client:
             raise InvalidInput(f"job {job_id} is {current.status} and cannot be {verb}")
         return job
 
+    def waiting(self, jobs: list[Job]) -> dict[int, Waiting]:
+        """Which of these jobs are due but held back by a running run with their key."""
+        running = self.store.list_runs(status="running", limit=MAX_RUNNING_SHOWN)
+        return waiting_on(jobs, running, clock.now())
+
     def jobs_in_backoff(self, *, brand_id: str | None = ANY) -> list[Job]:
         return self.store.list_jobs(brand_id=brand_id, in_backoff=True)
 
@@ -417,4 +425,5 @@ class Client:
             stuck_runs=stuck,
             workers=self.store.workers(),
             worker_stale_after=self.settings.worker_stale_after,
+            waiting=self.waiting(jobs),
         )

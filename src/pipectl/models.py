@@ -68,6 +68,7 @@ class Run:
     error_message: str | None
     logs: str
     steps: list[dict[str, Any]]
+    concurrency_key: str | None
 
     def to_json(self, *, with_logs: bool = False) -> dict[str, Any]:
         doc = asdict(self)

@@ -108,7 +108,7 @@ def list_(
     Example: pipectl jobs list --brand acme --status active
     """
     from pipectl.cli.render import print_json
-    from pipectl.cli.views import render_jobs
+    from pipectl.cli.views import jobs_json, render_jobs
     from pipectl.errors import InvalidInput
     from pipectl.models import JOB_STATUSES
 
@@ -118,10 +118,11 @@ def list_(
         jobs = client.list_jobs(
             brand_id=common.brand_filter(brand), job_type=job_type, status=status, limit=limit
         )
+        waiting = client.waiting(jobs)
     if as_json:
-        print_json([job.to_json() for job in jobs])
+        print_json(jobs_json(jobs, waiting))
     else:
-        render_jobs(jobs)
+        render_jobs(jobs, waiting)
 
 
 @app.command()

@@ -17,6 +17,7 @@ from pipectl.cli.render import (
     until,
 )
 from pipectl.client import StatusReport
+from pipectl.concurrency import Waiting
 from pipectl.models import Job, Run
 from pipectl.parsing import format_duration
 from pipectl.retry import after_last_retry
@@ -54,6 +55,7 @@ def status_json(report: StatusReport) -> dict[str, Any]:
         "jobs": [
             {
                 **job.to_json(),
+                "waiting_on": _waiting_json(report.waiting.get(job.id)),
                 "last_run": report.last_runs[job.last_run_id].to_json()
                 if job.last_run_id in report.last_runs
                 else None,
@@ -66,6 +68,18 @@ def status_json(report: StatusReport) -> dict[str, Any]:
         "workers": [{**w.to_json(), "live": w in live} for w in report.workers],
         "worker_alert": worker_alert(report),
     }
+
+
+def _waiting_json(waiting: Waiting | None) -> dict[str, Any] | None:
+    return waiting.to_json() if waiting else None
+
+
+def job_state(job: Job, waiting: Waiting | None) -> str:
+    return f"[yellow]{esc(waiting.describe())}[/]" if waiting else styled(job.status)
+
+
+def jobs_json(jobs: list[Job], waiting: dict[int, Waiting]) -> list[dict[str, Any]]:
+    return [{**job.to_json(), "waiting_on": _waiting_json(waiting.get(job.id))} for job in jobs]
 
 
 def worker_alert(report: StatusReport) -> str | None:
@@ -110,7 +124,7 @@ def render_status(report: StatusReport) -> None:
                     f"{j.id} {esc(j.name)}",
                     j.job_type,
                     schedule_text(j),
-                    styled(j.status),
+                    job_state(j, report.waiting.get(j.id)),
                     until(j.next_run_at, now) if j.status in ("active", "paused") else "—",
                     retry_text(j),
                     f"{styled(last.status)} {ago(last.finished_at or last.started_at, now)}"
@@ -164,7 +178,7 @@ def render_backoff(jobs: list[Job]) -> None:
     out.print(grid)
 
 
-def render_jobs(jobs: list[Job]) -> None:
+def render_jobs(jobs: list[Job], waiting: dict[int, Waiting]) -> None:
     if not jobs:
         err.print("no jobs")
         return
@@ -179,7 +193,7 @@ def render_jobs(jobs: list[Job]) -> None:
             job.job_type,
             esc(job.name),
             schedule_text(job),
-            styled(job.status),
+            job_state(job, waiting.get(job.id)),
             until(job.next_run_at, now) if job.next_run_at else "—",
             retry_text(job),
         )
