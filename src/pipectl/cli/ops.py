@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
     app.command()(recover)
     app.command()(retry)
     app.command()(demo)
+    app.command()(doctor)
 
 
 def run_worker(
@@ -63,15 +64,30 @@ def status(
         bool,
         typer.Option("--check", help="Exit 1 when any dataset is stale or never refreshed."),
     ] = False,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Redraw live until Ctrl-C.")] = False,
+    interval: Annotated[
+        str, typer.Option("--interval", help="Redraw interval for --watch.")
+    ] = "2s",
 ) -> None:
     """Datasets, jobs, stuck runs and workers at a glance.
 
     Example: pipectl status --brand acme --check
     """
-    from pipectl.cli.views import render_status, status_json
+    from pipectl.cli.views import render_status, status_json, watch_status
+    from pipectl.errors import InvalidInput
 
+    brand_id = common.brand_filter(brand)
+    if watch:
+        if as_json or check:
+            raise InvalidInput(
+                "--watch draws the live view; it does not combine with --json or --check"
+            )
+        every = common.duration(interval)
+        with common.client() as client:
+            watch_status(lambda: client.status(brand_id=brand_id), every.total_seconds())  # type: ignore[union-attr]
+        return
     with common.client() as client:
-        report = client.status(brand_id=common.brand_filter(brand))
+        report = client.status(brand_id=brand_id)
     if as_json:
         from pipectl.cli.render import print_json
 
@@ -264,3 +280,39 @@ def demo(
 
     render_status(report)
     note(f"\nDemo store: {url}\nExplore it: pipectl --database-url {url} jobs list")
+
+
+def doctor(as_json: JsonOption = False) -> None:
+    """Check the configuration, the store, the clock, workers, stuck runs and jobs; exit 1 when
+    a check fails.
+
+    Example: pipectl doctor
+    """
+    from pipectl.cli.render import err, out, print_json, styled, table
+    from pipectl.doctor import masked_settings, run_checks
+
+    current = common.settings()
+    checks = run_checks(current)
+    failed = any(check.level == "fail" for check in checks)
+    if as_json:
+        print_json(
+            {
+                "ok": not failed,
+                "checks": [check.to_json() for check in checks],
+                "settings": masked_settings(current),
+            }
+        )
+    else:
+        grid = table(None, "check", "result", "detail")
+        for check in checks:
+            grid.add_row(check.name, styled(check.level), check.detail, style=None)
+        out.print(grid)
+        out.print()
+        settings_grid = table("configuration in effect", "setting", "value")
+        for name, value in masked_settings(current).items():
+            settings_grid.add_row(f"PIPECTL_{name.upper()}", value)
+        out.print(settings_grid)
+        if failed:
+            err.print("[bold red]doctor found problems[/]")
+    if failed:
+        raise typer.Exit(1)

@@ -25,6 +25,7 @@ STATE_STYLES = {
     "active": "",
     "paused": "yellow",
     "archived": "dim",
+    "ok": "green",
 }
 
 out = Console(highlight=False, soft_wrap=False)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from rich.console import RenderableType
+from rich.rule import Rule
 
 from pipectl.cli.render import (
     ago,
@@ -91,16 +95,20 @@ def worker_alert(report: StatusReport) -> str | None:
     return f"no worker seen for {format_duration(report.now - last)}: jobs are not running"
 
 
-def render_status(report: StatusReport) -> None:
+def status_view(report: StatusReport) -> list[RenderableType]:
+    """The status screen as renderables, so `status` prints it and `status --watch` redraws it."""
     now = report.now
+    parts: list[RenderableType] = []
     brands = sorted(
         {d.brand_id for d in report.datasets} | {j.brand_id for j in report.jobs},
         key=lambda b: (b is not None, b or ""),
     )
     if not brands:
-        out.print("No jobs and no datasets yet. Add one: pipectl jobs add TYPE --cron '0 3 * * *'")
+        parts.append(
+            "No jobs and no datasets yet. Add one: pipectl jobs add TYPE --cron '0 3 * * *'"
+        )
     for brand in brands:
-        out.rule(f"[bold]{brand_label(brand)}[/]", align="left")
+        parts.append(Rule(f"[bold]{brand_label(brand)}[/]", align="left"))
         datasets = [d for d in report.datasets if d.brand_id == brand]
         if datasets:
             grid = table(None, "dataset", "state", "age", "last success", "last attempt", "error")
@@ -114,7 +122,7 @@ def render_status(report: StatusReport) -> None:
                     ago(d.last_attempt_at, now),
                     failed + truncate(d.last_error, 50),
                 )
-            out.print(grid)
+            parts.append(grid)
         jobs = [j for j in report.jobs if j.brand_id == brand]
         if jobs:
             grid = table(None, "job", "type", "schedule", "status", "next run", "retry", "last run")
@@ -131,8 +139,8 @@ def render_status(report: StatusReport) -> None:
                     if last
                     else "never ran",
                 )
-            out.print(grid)
-        out.print()
+            parts.append(grid)
+        parts.append("")
     if report.stuck_runs:
         grid = table("[red]stuck runs[/]", "run", "job", "brand", "worker", "last heartbeat")
         for claim in report.stuck_runs:
@@ -143,16 +151,45 @@ def render_status(report: StatusReport) -> None:
                 esc(claim.run.worker_id),
                 ago(claim.run.heartbeat_at, now),
             )
-        out.print(grid)
-        out.print("Recover them: pipectl recover\n")
+        parts += [grid, "Recover them: pipectl recover\n"]
     live = report.live_workers
     if live:
-        out.print(
+        parts.append(
             "workers: " + ", ".join(f"{esc(w.id)} (seen {ago(w.last_seen_at, now)})" for w in live)
         )
+    return parts
+
+
+def render_status(report: StatusReport) -> None:
+    for part in status_view(report):
+        out.print(part)
     alert = worker_alert(report)
     if alert:
-        err.print(f"[bold red]WARNING: {alert}[/]")
+        err.print(f"[bold red]WARNING: {esc(alert)}[/]")
+
+
+def watch_status(load: Callable[[], StatusReport], interval_s: float) -> None:
+    """Redraw the status screen in place every `interval_s` until Ctrl-C (alternate screen: no
+    flicker, nothing left in the scrollback)."""
+    import time
+
+    from rich.console import Group
+    from rich.live import Live
+
+    def frame() -> Group:
+        report = load()
+        alert = worker_alert(report)
+        footer = f"[dim]refreshed {stamp(report.now)} · every {interval_s:g}s · Ctrl-C to quit[/]"
+        warning = [f"[bold red]WARNING: {esc(alert)}[/]"] if alert else []
+        return Group(*status_view(report), *warning, footer)
+
+    with Live(frame(), console=out, screen=True, auto_refresh=False) as live:
+        try:
+            while True:
+                time.sleep(interval_s)
+                live.update(frame(), refresh=True)
+        except KeyboardInterrupt:
+            pass
 
 
 def render_backoff(jobs: list[Job]) -> None:

@@ -1,0 +1,159 @@
+"""`pipectl doctor`: checks of the configuration, the store, the clock, workers and jobs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+from pipectl import clock
+from pipectl.errors import InvalidInput, PipectlError
+from pipectl.settings import Settings
+
+Level = Literal["ok", "warn", "fail"]
+
+CLOCK_SKEW_WARN = timedelta(seconds=2)
+CLOCK_SKEW_FAIL = timedelta(seconds=30)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    level: Level
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "level": self.level, "detail": self.detail}
+
+
+def masked_settings(settings: Settings) -> dict[str, str]:
+    """The configuration in effect, as text, with passwords and keys masked."""
+    shown = {}
+    for name, value in settings.model_dump().items():
+        text = str(value)
+        if isinstance(value, timedelta):
+            from pipectl.parsing import format_duration
+
+            text = format_duration(value)
+        if "url" in name and text.startswith("postgres"):
+            from pipectl.store.postgres import mask_password
+
+            text = mask_password(text)
+        if "key" in name or "secret" in name or "password" in name:
+            text = "***" if value else ""
+        shown[name] = text
+    return shown
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    """Every check, in order; a store that cannot be opened ends the list early."""
+    from pipectl.client import Client
+    from pipectl.store import open_store
+    from pipectl.store.migrations import latest_version
+
+    checks = [Check("config", "ok", "settings loaded (see below)")]
+    started = time.perf_counter()
+    try:
+        store = open_store(settings.database_url)
+        installed = store.schema_version()
+    except PipectlError as exc:
+        return [*checks, Check("store", "fail", str(exc))]
+    latency_ms = (time.perf_counter() - started) * 1000
+    dialect = "sqlite" if settings.database_url.startswith("sqlite") else "postgres"
+    checks.append(Check("store", "ok", f"{store.display_url} reachable in {latency_ms:.0f} ms"))
+    expected = latest_version(dialect)
+    if installed != expected:
+        level: Level = "fail"
+        detail = (
+            "no schema installed: run `pipectl db migrate`"
+            if installed is None
+            else f"schema v{installed}, this pipectl expects v{expected}"
+            + ("; run `pipectl db migrate`" if installed < expected else "; upgrade pipectl")
+        )
+        store.close()
+        return [*checks, Check("schema", level, detail)]
+    checks.append(Check("schema", "ok", f"v{installed} (current)"))
+    client = Client(store, settings)
+    try:
+        checks.append(_clock_check(client))
+        checks.extend(_worker_checks(client))
+        checks.extend(_job_checks(client))
+    finally:
+        client.close()
+    return checks
+
+
+def _clock_check(client: Any) -> Check:
+    before = clock.now()
+    db_now = client.store.db_now()
+    after = clock.now()
+    local = before + (after - before) / 2
+    skew = abs(db_now - local)
+    level: Level = "ok"
+    if skew > CLOCK_SKEW_FAIL:
+        level = "fail"
+    elif skew > CLOCK_SKEW_WARN:
+        level = "warn"
+    return Check(
+        "clock", level, f"this machine and the database differ by {skew.total_seconds():.3f}s"
+    )
+
+
+def _worker_checks(client: Any) -> list[Check]:
+    from pipectl.parsing import format_duration
+
+    now = clock.now()
+    workers = client.store.workers()
+    live = [w for w in workers if now - w.last_seen_at <= client.settings.worker_stale_after]
+    if live:
+        seen = ", ".join(f"{w.id} ({format_duration(now - w.last_seen_at)} ago)" for w in live)
+        workers_check = Check("workers", "ok", f"{len(live)} live: {seen}")
+    elif workers:
+        last = max(w.last_seen_at for w in workers)
+        workers_check = Check(
+            "workers",
+            "warn",
+            f"no live worker; the last was seen {format_duration(now - last)} ago",
+        )
+    else:
+        workers_check = Check("workers", "warn", "no worker has ever registered")
+    stuck = client.store.stale_runs(now - client.settings.stale_after)
+    stuck_check = (
+        Check(
+            "stuck runs",
+            "warn",
+            f"{len(stuck)} run(s) without a heartbeat for {format_duration(client.settings.stale_after)}: "
+            + ", ".join(str(c.run.id) for c in stuck[:10])
+            + " (pipectl recover)",
+        )
+        if stuck
+        else Check("stuck runs", "ok", "none")
+    )
+    return [workers_check, stuck_check]
+
+
+def _job_checks(client: Any) -> list[Check]:
+    from pipectl.handlers import get_job_type
+    from pipectl.schedule import check_cron, next_occurrence
+
+    live = client.store.list_jobs(statuses=("active", "paused", "running"))
+    no_handler, bad_cron = [], []
+    for job in live:
+        try:
+            get_job_type(job.job_type)
+        except InvalidInput:
+            no_handler.append(f"{job.id} ({job.job_type})")
+        if job.is_recurring:
+            try:
+                next_occurrence(check_cron(job.cron_expression or ""), job.timezone, clock.now())
+            except InvalidInput:
+                bad_cron.append(f"{job.id} ({job.cron_expression!r} {job.timezone})")
+    return [
+        Check("job types", "fail", "no handler installed for jobs " + ", ".join(no_handler))
+        if no_handler
+        else Check("job types", "ok", f"every live job's type has a handler ({len(live)} jobs)"),
+        Check("cron", "fail", "invalid schedule on jobs " + ", ".join(bad_cron))
+        if bad_cron
+        else Check("cron", "ok", "every recurring job's schedule is valid"),
+    ]
