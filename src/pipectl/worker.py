@@ -11,14 +11,14 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from pipectl import __version__, clock
 from pipectl.errors import InvalidInput, StoreUnavailable
 from pipectl.handlers import Cancelled, JobFailed, RunContext, get_job_type
-from pipectl.models import Claim
+from pipectl.models import Claim, RunResult
 from pipectl.outcome import run_result
 from pipectl.parsing import format_duration
 from pipectl.recovery import recover_stale
@@ -51,7 +51,20 @@ class WorkerStats:
     recovered: int = 0
     lost: int = 0
     released: int = 0
-    runs: list[int] = field(default_factory=list)
+
+
+class WorkerEvents:
+    """Hooks for what watches a worker (metrics, health); each is a no-op here. They are called
+    on the worker's own thread and must return quickly."""
+
+    def on_tick(self) -> None:
+        """The loop is alive: polling, idling or supervising a run."""
+
+    def on_run_finished(self, claim: Claim, result: RunResult, duration_s: float) -> None:
+        """A run's outcome was recorded."""
+
+    def on_recovered(self, claims: list[Claim]) -> None:
+        """The sweep recovered these stuck runs."""
 
 
 class Worker:
@@ -65,6 +78,7 @@ class Worker:
         max_jobs: int | None = None,
         poll_interval: timedelta | None = None,
         store_factory: Callable[[str], Store] = open_store,
+        events: WorkerEvents | None = None,
     ) -> None:
         self.url = database_url
         self.settings = settings
@@ -73,6 +87,7 @@ class Worker:
         self.max_jobs = max_jobs
         self.poll_interval = poll_interval or settings.poll_interval
         self._open = store_factory
+        self.events = events or WorkerEvents()
         self.stats = WorkerStats()
         self._held: dict[int, _Held] = {}
         self._held_lock = threading.Lock()
@@ -127,8 +142,11 @@ class Worker:
 
     def _cycle(self, store: Store) -> int:
         """One poll cycle: the recovery sweep first, then claim and run what is due."""
+        self.events.on_tick()
         recovered = recover_stale(store, clock.now(), self.settings.stale_after)
-        self.stats.recovered += len(recovered)
+        if recovered:
+            self.stats.recovered += len(recovered)
+            self.events.on_recovered(recovered)
         limit = self.settings.claim_batch_size
         if self.max_jobs is not None:
             limit = min(limit, self.max_jobs - self._total())
@@ -150,11 +168,12 @@ class Worker:
         wait_for_work = getattr(store, "wait_for_work", None)
         deadline = time.monotonic() + self.poll_interval.total_seconds()
         while not self._stop.is_set():
+            self.events.on_tick()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
             if wait_for_work is None:
-                self._stop.wait(remaining)
+                self._stop.wait(min(remaining, IDLE_SLICE_S))
             elif wait_for_work(min(remaining, IDLE_SLICE_S)):
                 return
 
@@ -168,6 +187,7 @@ class Worker:
         with self._held_lock:
             self._held[run.id].ctx = ctx
         log.info("run started", extra=ids)
+        started = time.monotonic()
         error = self._supervise(ctx)
         result = run_result(job, clock.now(), error=error, steps=ctx.steps, logs=ctx.log.text())
         if ctx.cancel_reason and ctx.cancel_reason.startswith("lease lost"):
@@ -178,7 +198,7 @@ class Worker:
                 self.stats.completed += 1
             else:
                 self.stats.failed += 1
-            self.stats.runs.append(run.id)
+            self.events.on_run_finished(claim, result, time.monotonic() - started)
             log.info(f"run {result.status}" + (f": {error}" if error else ""), extra=ids)
         else:
             self.stats.lost += 1
@@ -215,6 +235,7 @@ class Worker:
             thread.join(SUPERVISE_TICK_S)
             if not thread.is_alive():
                 break
+            self.events.on_tick()
             now = time.monotonic()
             if timeout_s is not None and now - started > timeout_s:
                 ctx.cancel(f"timed out after {format_duration(timedelta(seconds=timeout_s))}")

@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
     app.command()(retry)
     app.command()(demo)
     app.command()(doctor)
+    app.command("metrics")(metrics_once)
 
 
 def run_worker(
@@ -33,6 +34,15 @@ def run_worker(
     max_jobs: Annotated[
         int | None, typer.Option("--max-jobs", min=1, help="Exit after this many runs.")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port", min=1, max=65535, help="Serve /metrics, /status and /healthz."
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Address for --metrics-port (0.0.0.0: all).")
+    ] = "127.0.0.1",
 ) -> None:
     """Run the worker: sweep stuck runs, claim due jobs, run them, record them; repeat.
 
@@ -46,6 +56,9 @@ def run_worker(
     check_name(worker_id, "worker id")
     current = common.settings()
     logs.configure(current.log_level)
+    events = None
+    if metrics_port is not None:
+        events = _serve_metrics(current, metrics_host, metrics_port, interval)
     worker = Worker(
         current.database_url,
         current,
@@ -53,8 +66,26 @@ def run_worker(
         once=once,
         max_jobs=max_jobs,
         poll_interval=interval,
+        events=events,
     )
     worker.run()
+
+
+def _serve_metrics(current, host: str, port: int, interval):  # type: ignore[no-untyped-def]
+    from pipectl import metrics
+    from pipectl.errors import InvalidInput
+
+    loader = metrics.status_loader(current.database_url, current)
+    registry = metrics.store_registry(loader)
+    poll_s = (interval or current.poll_interval).total_seconds()
+    # Alive = the loop ticked lately: it ticks every poll, every idle slice and every 0.1 s
+    # while it supervises a run, so a long run is not mistaken for a hang.
+    events = metrics.WorkerMetrics(registry, healthy_within_s=max(30.0, 3 * poll_s))
+    try:
+        metrics.serve(host, port, registry, loader, events)
+    except OSError as exc:
+        raise InvalidInput(f"cannot serve metrics on {host}:{port}: {exc.strerror}") from None
+    return events
 
 
 def status(
@@ -316,3 +347,18 @@ def doctor(as_json: JsonOption = False) -> None:
             err.print("[bold red]doctor found problems[/]")
     if failed:
         raise typer.Exit(1)
+
+
+def metrics_once() -> None:
+    """Print the store's gauges once in Prometheus text format (for node_exporter's textfile
+    collector).
+
+    Example: pipectl metrics > /var/lib/node_exporter/pipectl.prom
+    """
+    from prometheus_client import generate_latest
+
+    from pipectl.metrics import store_registry
+
+    with common.client() as client:
+        registry = store_registry(client.status)
+        typer.echo(generate_latest(registry).decode(), nl=False)

@@ -1,0 +1,160 @@
+"""/metrics, /status and /healthz served by a real worker process, and `pipectl metrics`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from pipectl.client import Client
+from pipectl.metrics import WorkerMetrics, serve, store_registry
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+@pytest.fixture
+def worker(sqlite_url: str) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipectl",
+            "run-worker",
+            "--metrics-port",
+            str(port),
+            "--poll-interval",
+            "0.2s",
+        ],
+        env={**os.environ, "PIPECTL_DATABASE_URL": sqlite_url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            get(base + "/healthz")
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield base
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=20)
+
+
+def test_worker_serves_metrics_status_and_health(client: Client, worker: str) -> None:
+    ok = client.enqueue("noop", "acme", {"datasets": ["orders"]})
+    bad = client.enqueue("command", "acme", {"command": "exit 2"})
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and client.get_job(bad.id).retry_count == 0:
+        time.sleep(0.1)
+    assert client.get_job(ok.id).status == "archived"
+
+    code, text = get(worker + "/metrics")
+    assert code == 200
+    found = samples(text)
+    assert found[("pipectl_runs_total", (("job_type", "noop"), ("outcome", "completed")))] == 1
+    assert found[("pipectl_runs_total", (("job_type", "command"), ("outcome", "failed")))] == 1
+    assert found[("pipectl_run_duration_seconds_count", (("job_type", "noop"),))] == 1
+    assert found[("pipectl_jobs_in_backoff", ())] == 1
+    assert found[("pipectl_queue_due_jobs", ())] == 0
+    assert found[("pipectl_live_workers", ())] == 1
+    age = found[("pipectl_dataset_age_seconds", (("brand", "acme"), ("dataset", "orders")))]
+    assert 0 <= age < 60
+
+    code, body = get(worker + "/status")
+    assert code == 200
+    assert [d["state"] for d in json.loads(body)["datasets"] if d["dataset"] == "orders"] == [
+        "fresh"
+    ]
+    assert get(worker + "/healthz") == (200, "ok\n")
+    assert get(worker + "/nope")[0] == 404
+
+
+def test_healthz_turns_503_when_the_loop_stalls(client: Client) -> None:
+    registry = CollectorRegistry()
+    events = WorkerMetrics(registry, healthy_within_s=0.3)
+    port = free_port()
+    server = serve("127.0.0.1", port, registry, client.status, events)
+    try:
+        events.on_tick()
+        assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+        time.sleep(0.5)
+        assert get(f"http://127.0.0.1:{port}/healthz") == (503, "stalled\n")
+        events.on_tick()
+        assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+    finally:
+        server.shutdown()
+
+
+def test_metrics_command_prints_the_store_gauges(client: Client, sqlite_url: str) -> None:
+    client.enqueue("noop", "acme")
+    result = subprocess.run(
+        [sys.executable, "-m", "pipectl", "metrics"],
+        env={**os.environ, "PIPECTL_DATABASE_URL": sqlite_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    found = samples(result.stdout)
+    assert found[("pipectl_queue_due_jobs", ())] == 1
+    assert found[("pipectl_stuck_runs", ())] == 0
+
+
+def test_store_gauges_count_never_refreshed_datasets(client: Client) -> None:
+    client.add_job("noop", "0 3 * * *", brand_id="acme", parameters={"datasets": ["reviews"]})
+    from prometheus_client import generate_latest
+
+    found = samples(generate_latest(store_registry(client.status)).decode())
+    key = ("pipectl_dataset_state", (("brand", "acme"), ("dataset", "reviews"), ("state", "never")))
+    assert found[key] == 1
+    assert not any(name == "pipectl_dataset_age_seconds" for name, _ in found)
+
+
+def test_metrics_port_in_use_is_bad_input(sqlite_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "pipectl", "run-worker", "--once", "--metrics-port", str(port)],
+            env={**os.environ, "PIPECTL_DATABASE_URL": sqlite_url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert "cannot serve metrics" in result.stderr and "Traceback" not in result.stderr
