@@ -47,6 +47,27 @@ def brand_filter(value: str | None) -> Any:
     return ANY if value is None else check_name(value, "brand")
 
 
+def complete_job_type(incomplete: str) -> list[str]:
+    """Shell completion: the built-in and installed job types."""
+    from pipectl.handlers import job_type_names
+
+    return [name for name in job_type_names() if name.startswith(incomplete)]
+
+
+def complete_job_id(incomplete: str) -> list[tuple[str, str]]:
+    """Shell completion: ids of jobs that are not archived, with their names."""
+    try:
+        with client() as opened:
+            jobs = opened.list_jobs(limit=500)
+    except Exception:  # completion must never print an error into the user's shell
+        return []
+    return [
+        (str(job.id), job.name)
+        for job in jobs
+        if job.status != "archived" and str(job.id).startswith(incomplete)
+    ]
+
+
 MAX_ID = 2**63 - 1  # ids are 64-bit integers in every store
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]

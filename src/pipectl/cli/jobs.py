@@ -20,7 +20,10 @@ app = typer.Typer(
     help="Scheduled jobs: add, list, show, pause, resume, archive, edit.", no_args_is_help=True
 )
 
-JobId = Annotated[int, typer.Argument(help="The job's id.", min=1, max=MAX_ID)]
+JobId = Annotated[
+    int,
+    typer.Argument(help="The job's id.", min=1, max=MAX_ID, autocompletion=common.complete_job_id),
+]
 Cron = Annotated[str, typer.Option("--cron", help="Cron expression, e.g. '0 3 * * *'.")]
 Tz = Annotated[str, typer.Option("--tz", help="IANA timezone the cron expression is in.")]
 Timeout = Annotated[
@@ -42,7 +45,12 @@ def _emit(job, as_json: bool, message: str) -> None:  # type: ignore[no-untyped-
 
 @app.command("add")
 def add(
-    job_type: Annotated[str, typer.Argument(help="Job type, e.g. meta_sync or command.")],
+    job_type: Annotated[
+        str,
+        typer.Argument(
+            help="Job type, e.g. meta_sync or command.", autocompletion=common.complete_job_type
+        ),
+    ],
     cron: Cron,
     tz: Tz = "UTC",
     brand: BrandOption = None,

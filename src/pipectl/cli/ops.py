@@ -130,7 +130,12 @@ def status(
 
 
 def enqueue(
-    job_type: Annotated[str, typer.Argument(help="Job type, e.g. meta_sync or command.")],
+    job_type: Annotated[
+        str,
+        typer.Argument(
+            help="Job type, e.g. meta_sync or command.", autocompletion=common.complete_job_type
+        ),
+    ],
     brand: BrandOption = None,
     param: ParamOption = None,
     params: ParamsOption = None,
@@ -258,7 +263,13 @@ def recover(
 
 def retry(
     job_id: Annotated[
-        int | None, typer.Argument(min=1, max=common.MAX_ID, help="Re-arm this job (with --now).")
+        int | None,
+        typer.Argument(
+            min=1,
+            max=common.MAX_ID,
+            help="Re-arm this job (with --now).",
+            autocompletion=common.complete_job_id,
+        ),
     ] = None,
     now: Annotated[bool, typer.Option("--now", help="Run the job at the next poll.")] = False,
     brand: BrandFilter = None,
