@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from pipectl.client import Client
 
 
 def complete(words: str, cword: int, env: dict[str, str]) -> list[str]:
     result = subprocess.run(
-        [sys.executable, "-m", "pipectl"],
+        [str(Path(sys.executable).parent / "pipectl")],  # the console script, as shells call it
         env={
             **os.environ,
             **env,
@@ -38,6 +39,6 @@ def test_job_ids_complete_from_the_store(client: Client, sqlite_url: str) -> Non
     assert str(live.id) in ids and str(gone.id) not in ids
 
 
-def test_completion_is_silent_without_a_store(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_completion_is_silent_without_a_store(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'missing.db'}"
     assert complete("pipectl jobs show ", 3, {"PIPECTL_DATABASE_URL": url}) == []
