@@ -343,7 +343,10 @@ class Worker:
 
         def handle(signum: int, _frame: Any) -> None:
             if self._stop_requested_at is not None:
+                from pipectl.handlers.builtin import kill_running_commands
+
                 log.warning("second signal: exiting at once", extra=self._ids("exit"))
+                kill_running_commands()
                 os._exit(130)
             self.request_stop()
 

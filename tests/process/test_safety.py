@@ -105,7 +105,7 @@ def test_parameters_and_brands_are_inert_in_the_shell(
 
 
 def test_a_second_signal_exits_at_once(client: Client, sqlite_url: str) -> None:
-    job = client.enqueue("command", "acme", {"command": "sleep 60"})
+    job = client.enqueue("command", "acme", {"command": "sleep 59.75"})  # a unique command line
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipectl", "run-worker", "--poll-interval", "0.2s"],
         env={**os.environ, "PIPECTL_DATABASE_URL": sqlite_url, "PIPECTL_SHUTDOWN_GRACE": "60s"},
@@ -123,8 +123,10 @@ def test_a_second_signal_exits_at_once(client: Client, sqlite_url: str) -> None:
         assert proc.poll() is None  # the first signal waits for the run (grace 60 s)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 130
+        # It took the job's command (its own process group) down with it.
+        sleeper = subprocess.run(["pgrep", "-f", "^sleep 59.75$"], capture_output=True, text=True)
+        assert sleeper.stdout.strip() == ""
     finally:
-        # The hard exit leaves the job's `sleep 60` behind in the worker's process group.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -19,6 +19,14 @@ from pipectl.handlers.context import Cancelled, JobFailed, RunContext
 # Environment variables a `command` job must not inherit from the worker: they hold secrets.
 _SECRET_ENV = re.compile(r"^(PIPECTL_DATABASE_URL|SUPABASE_.*|PGPASSWORD|DATABASE_URL)$")
 _KILL_GRACE_S = 5.0
+# Process groups of running commands, so that a worker exiting at once takes them along.
+_RUNNING_GROUPS: set[int] = set()
+
+
+def kill_running_commands() -> None:
+    for pgid in list(_RUNNING_GROUPS):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
 
 
 def _check_datasets(parameters: dict[str, Any]) -> None:
@@ -103,17 +111,21 @@ class CommandJob:
                 env=command_environment(ctx, steps.name),
                 start_new_session=True,  # its own process group, so a kill reaches every child
             )
+            _RUNNING_GROUPS.add(process.pid)
             reader = threading.Thread(target=_pump, args=(process, ctx), daemon=True)
             reader.start()
             cancelled = False
-            while process.poll() is None:
-                try:
-                    ctx.wait(0.05)
-                except Cancelled:
-                    cancelled = True
-                    _kill_group(process)
-                    break
-            process.wait()
+            try:
+                while process.poll() is None:
+                    try:
+                        ctx.wait(0.05)
+                    except Cancelled:
+                        cancelled = True
+                        _kill_group(process)
+                        break
+                process.wait()
+            finally:
+                _RUNNING_GROUPS.discard(process.pid)
             reader.join(timeout=_KILL_GRACE_S)
             _read_steps(steps, ctx)
         if cancelled:
