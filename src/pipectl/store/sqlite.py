@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import sqlite3
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipectl import clock
-from pipectl.errors import InvalidInput, SchemaMissing, StoreUnavailable
+from pipectl.errors import InvalidInput, PipectlError, SchemaMissing, StoreUnavailable
 from pipectl.models import (
     Claim,
     DatasetOutcome,
@@ -90,21 +91,29 @@ class SQLiteStore:
         try:
             yield self.conn
         except sqlite3.IntegrityError as exc:
-            self.conn.execute("ROLLBACK")
+            self._rollback()
             raise InvalidInput(f"rejected by the store: {exc}") from None
+        except sqlite3.Error as exc:  # disk full, read-only file, I/O error: nothing written
+            self._rollback()
+            raise _store_error(exc) from None
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self._rollback()
             raise
         try:
             self.conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            self.conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            self._rollback()
             raise _store_error(exc) from None
+
+    def _rollback(self) -> None:
+        # SQLite may already have rolled back by itself (SQLITE_FULL, SQLITE_IOERR).
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.execute("ROLLBACK")
 
     def _read(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         try:
             return self.conn.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
             raise _store_error(exc) from None
 
     # -- schema -------------------------------------------------------------------------
@@ -632,12 +641,14 @@ def _statements(sql: str) -> Iterator[str]:
         yield pending
 
 
-def _store_error(exc: sqlite3.Error) -> Exception:
+def _store_error(exc: sqlite3.Error) -> PipectlError:
     message = str(exc)
     if "no such table" in message:
         return SchemaMissing(message)
     if "readonly" in message or "read-only" in message:
         return StoreUnavailable(f"the SQLite database is read-only: {message}")
+    if "disk is full" in message:
+        return StoreUnavailable(f"the disk holding the SQLite database is full: {message}")
     if "locked" in message or "busy" in message:
         return StoreUnavailable(f"the SQLite database stayed locked for {BUSY_TIMEOUT_S:.0f}s")
     return StoreUnavailable(f"SQLite error: {message}")
