@@ -75,7 +75,10 @@ class SQLiteStore:
             self.conn.execute("PRAGMA synchronous = FULL")
             self.conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from None
+            raise StoreUnavailable(
+                f"cannot open SQLite database {self.path}: {exc} (the file and its directory "
+                "must be writable: SQLite's WAL mode writes beside the file even to read)"
+            ) from None
 
     def close(self) -> None:
         self.conn.close()
