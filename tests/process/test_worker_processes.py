@@ -200,3 +200,30 @@ def test_command_timeout_kills_the_process_group(
     assert run.status == "failed" and run.error_message == "timed out after 1s"
     time.sleep(3.5)
     assert not marker.exists()  # the background child died with its group
+
+
+def test_a_worker_whose_run_was_recovered_loses_its_lease(
+    client: Client, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Fencing: the run is recovered while its worker still works on it (a long network cut, a
+    paused VM). The worker learns on its next heartbeat, stops the handler, and its late
+    outcome does not overwrite the recovery."""
+    job = client.enqueue("sleep", "acme", {"seconds": 4, "datasets": ["orders"]})
+    log = tmp_path / "worker.log"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "pipectl", "run-worker", "--once"],
+        env={**env, "PIPECTL_HEARTBEAT_INTERVAL": "2s"},
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+    )
+    run = wait_for(lambda: running_run(client, job.id))
+    time.sleep(1.2)
+    recovered = json.loads(pipectl(env, "recover", "--stale-after", "1s", "--json").stdout)
+    assert [r["id"] for r in recovered] == [run.id]  # type: ignore[attr-defined]
+    assert worker.wait(timeout=30) == 0
+    text = log.read_text()
+    assert "lease lost" in text and f"run_id={run.id}" in text  # type: ignore[attr-defined]
+    after = client.get_run(run.id)  # type: ignore[attr-defined]
+    assert after.status == "failed" and "stuck" in (after.error_message or "")
+    assert client.get_job(job.id).retry_count == 1  # the recovery's retry rule stands
+    assert client.freshness("orders", "acme").state == "never"
