@@ -1,0 +1,31 @@
+"""Targets for `python` jobs in the timeline tests (imported by the worker as `helpers_jobs`)."""
+
+from __future__ import annotations
+
+from pipectl.handlers import RunContext
+
+
+def performance_and_thumbnails(ctx: RunContext) -> None:
+    """The multi-step sync: performance succeeds, the non-fatal thumbnails step fails."""
+    with ctx.step("performance", ["ads_performance"]):
+        ctx.log.info("performance rows loaded")
+    with ctx.step("thumbnails", ["thumbnails"], fatal=False):
+        raise RuntimeError("CDN timeout")
+
+
+def fatal_thumbnails(ctx: RunContext) -> None:
+    """As above, but the thumbnails step is fatal: the run fails after performance succeeded."""
+    with ctx.step("performance", ["ads_performance"]):
+        pass
+    with ctx.step("thumbnails", ["thumbnails"]):
+        raise RuntimeError("CDN timeout")
+
+
+def per_brand(ctx: RunContext) -> None:
+    """A global job that refreshes a dataset for each brand in parameter `brands`; parameter
+    `failing` names the brands whose (non-fatal) step fails."""
+    failing = set(ctx.parameters.get("failing", []))
+    for brand in ctx.parameters["brands"]:
+        with ctx.step(f"performance {brand}", ["ads_performance"], brand_id=brand, fatal=False):
+            if brand in failing:
+                raise RuntimeError(f"API error for {brand}")
