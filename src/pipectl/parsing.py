@@ -32,7 +32,7 @@ def parse_duration(text: str) -> timedelta:
             pos = match.end()
         if pos == 0 or raw[pos:].strip():
             raise InvalidInput(f"invalid duration {text!r}: use e.g. 30s, 5m, 1h30m, 2d")
-    if seconds <= 0 or seconds > 10 * 365 * 86400:
+    if not 0 < seconds <= 10 * 365 * 86400 or timedelta(seconds=seconds) <= timedelta(0):
         raise InvalidInput(f"invalid duration {text!r}: must be positive and under ten years")
     return timedelta(seconds=seconds)
 

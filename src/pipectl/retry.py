@@ -12,9 +12,9 @@ def retry_delay(retry_count: int, base: timedelta, cap: timedelta) -> timedelta:
     """Delay before retry number `retry_count` (1-based): base · 2^(retry_count−1), capped."""
     if retry_count < 1:
         raise ValueError("retry_count starts at 1")
-    # Past 2^32 the cap has long won; keep the arithmetic small.
-    factor = 2 ** min(retry_count - 1, 32)
-    return min(base * factor, cap)
+    # In float seconds: base · 2^k overflows timedelta long before it could beat the cap.
+    seconds = base.total_seconds() * 2.0 ** min(retry_count - 1, 64)
+    return min(timedelta(seconds=min(seconds, cap.total_seconds())), cap)
 
 
 def after_success(job: Job, now: datetime) -> JobUpdate:

@@ -58,9 +58,11 @@ def next_occurrence(expression: str, timezone: str, after: datetime) -> datetime
     """
     from croniter import CroniterBadDateError, croniter
 
+    expression = _ALIASES.get(expression.lower(), expression)
     tz = zone(timezone)
-    every_hour = expression.split(" ")[1] == "*"
     itr = croniter(expression, after.astimezone(tz))
+    hours = itr.expanded[1]
+    every_hour = hours == ["*"] or len(hours) == 24
     for _ in range(_MAX_STEPS):
         try:
             candidate: datetime = itr.get_next(datetime)

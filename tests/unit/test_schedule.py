@@ -92,11 +92,6 @@ def test_hourly_runs_in_both_repeated_hours() -> None:
     assert [wall(r) for r in runs] == ["01:00-0400", "01:00-0500", "02:00-0500"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schedule.next_occurrence treats only a literal '*' hour field as 'every hour'; "
-    "'*/1' and '0-23' name every hour too but skip the repeated 01:xx hour on the fall-back day",
-)
 @pytest.mark.parametrize("hours", ["*/1", "0-23"])
 def test_an_hour_field_naming_every_hour_keeps_its_interval_like_star(hours: str) -> None:
     start, end = utc(2026, 11, 1, 4, 45), utc(2026, 11, 1, 7, 0)
