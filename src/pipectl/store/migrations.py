@@ -10,6 +10,8 @@ from importlib import resources
 from pipectl.errors import SchemaMissing, StoreUnavailable
 
 MIGRATIONS_TABLE = "pipectl_schema_migrations"
+# pg_advisory_lock key that serialises migrations across hosts (the bytes of "pipectl").
+MIGRATE_LOCK_KEY = 0x70697065_63746C
 _FILE_NAME = re.compile(r"(\d{4})_(\w+)\.sql")
 
 
