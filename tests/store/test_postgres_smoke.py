@@ -131,9 +131,9 @@ def test_migrate_installs_the_schema_once(open_store: Callable[[], PostgresStore
     with pytest.raises(SchemaMissing):
         store.get_job(1)
 
-    assert store.migrate() == [1]
+    assert store.migrate() == [1, 2]
     assert store.migrate() == []
-    assert store.schema_version() == 1
+    assert store.schema_version() == 2
     store.check_schema()
 
 
@@ -142,7 +142,7 @@ def test_concurrent_migrate_applies_each_version_once(
 ) -> None:
     stores = [open_store() for _ in range(4)]
     applied = in_threads(4, lambda i: stores[i].migrate())
-    assert sorted(applied) == [[], [], [], [1]]
+    assert sorted(applied) == [[], [], [], [1, 2]]
 
 
 def test_db_now_is_aware_utc(store: PostgresStore) -> None:
