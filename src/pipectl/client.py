@@ -78,7 +78,7 @@ class Client:
         cls, url: str, settings: Settings | None = None, *, check_schema: bool = True
     ) -> Client:
         settings = settings or load_settings(database_url=url)
-        store = open_store(url)
+        store = open_store(url, settings=settings)
         if check_schema:
             try:
                 store.check_schema()
@@ -93,9 +93,9 @@ class Client:
         return cls.from_url(settings.database_url, settings)
 
     @classmethod
-    def migrate_url(cls, url: str) -> list[int]:
+    def migrate_url(cls, url: str, settings: Settings | None = None) -> list[int]:
         """Create or upgrade the schema at `url`; returns the versions applied now."""
-        store = open_store(url, create=True)
+        store = open_store(url, create=True, settings=settings)
         try:
             return store.migrate()
         finally:

@@ -1,4 +1,5 @@
-"""Configuration: environment variables (PIPECTL_*), a `.env` file, then these defaults."""
+"""Configuration: environment variables (PIPECTL_*, and Supabase's own SUPABASE_*), a `.env`
+file, then these defaults."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,7 +26,19 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         default_factory=default_database_url,
-        description="Where the store lives: sqlite:///path.db or postgresql://user@host/db.",
+        description="Where the store lives: sqlite:///path.db or postgresql://user@host/db "
+        "(or supabase+https://<ref>.supabase.co, which SUPABASE_URL implies).",
+    )
+    supabase_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("SUPABASE_URL"),
+        description="Supabase project URL (https://<ref>.supabase.co). Without "
+        "PIPECTL_DATABASE_URL, pipectl then uses the supabase backend.",
+    )
+    supabase_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_KEY"),
+        description="The project's service_role key, for the supabase backend. Never printed.",
     )
     poll_interval: timedelta = Field(
         timedelta(seconds=5), description="How long an idle worker waits between polls."
@@ -87,6 +100,36 @@ class Settings(BaseSettings):
             return timedelta(seconds=value)
         return value
 
+    @field_validator("supabase_url", "supabase_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("supabase_url")
+    @classmethod
+    def _project_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        scheme, _, rest = value.partition("://")
+        if scheme not in ("https", "http") or not rest or any(c.isspace() for c in rest):
+            raise ValueError("must be the project URL, like https://<ref>.supabase.co")
+        return value
+
+    @model_validator(mode="after")
+    def _supabase_backend(self) -> Settings:
+        """SUPABASE_URL selects the supabase backend unless a database URL was given."""
+        if self.supabase_url is not None and "database_url" not in self.model_fields_set:
+            self.database_url = f"supabase+{self.supabase_url}"
+        return self
+
+
+def env_name(field: str) -> str:
+    """The environment variable a setting is read from (the first, where there are several)."""
+    alias = Settings.model_fields[field].validation_alias
+    choices = getattr(alias, "choices", None)
+    return str(choices[0]) if choices else f"PIPECTL_{field.upper()}"
+
 
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment and `.env`, with explicit overrides (e.g. CLI options)."""
@@ -98,5 +141,7 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**{key: value for key, value in overrides.items() if value is not None})
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise InvalidInput(f"invalid setting PIPECTL_{field.upper()}: {first['msg']}") from None
+        field = str(first["loc"][0]) if first["loc"] else ""
+        name = env_name(field) if field in Settings.model_fields else field.upper()
+        message = first["msg"].removeprefix("Value error, ")
+        raise InvalidInput(f"invalid setting {name}: {message}") from None

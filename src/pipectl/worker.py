@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -77,7 +78,7 @@ class Worker:
         once: bool = False,
         max_jobs: int | None = None,
         poll_interval: timedelta | None = None,
-        store_factory: Callable[[str], Store] = open_store,
+        store_factory: Callable[[str], Store] | None = None,
         events: WorkerEvents | None = None,
     ) -> None:
         self.url = database_url
@@ -86,7 +87,8 @@ class Worker:
         self.once = once
         self.max_jobs = max_jobs
         self.poll_interval = poll_interval or settings.poll_interval
-        self._open = store_factory
+        # The default passes the settings on: the supabase backend takes its key from them.
+        self._open = store_factory or functools.partial(open_store, settings=settings)
         self.events = events or WorkerEvents()
         self.stats = WorkerStats()
         self._held: dict[int, _Held] = {}

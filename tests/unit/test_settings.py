@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from pipectl.errors import InvalidInput
-from pipectl.settings import Settings, load_settings
+from pipectl.settings import Settings, env_name, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_env_example_lists_every_setting() -> None:
     text = (ROOT / ".env.example").read_text()
-    missing = [name for name in Settings.model_fields if f"PIPECTL_{name.upper()}=" not in text]
+    missing = [env_name(name) for name in Settings.model_fields if f"{env_name(name)}=" not in text]
     assert missing == []
 
 

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from pipectl.errors import InvalidInput
+from typing import TYPE_CHECKING
+
+from pipectl.errors import InvalidInput, StoreUnavailable
 from pipectl.store.base import ANY, Store
+
+if TYPE_CHECKING:
+    from pipectl.settings import Settings
 
 __all__ = ["ANY", "Store", "open_store"]
 
 
-def open_store(url: str, *, create: bool = False) -> Store:
+def open_store(url: str, *, create: bool = False, settings: Settings | None = None) -> Store:
     """Open the store a URL names. `create` lets SQLite create a missing file (for `db migrate`).
+    A `supabase+https://…` URL takes its key from `settings` (default: the environment), so
+    that the key never has to travel in a URL.
 
-    Drivers are imported here, on demand, so that the SQLite path never imports psycopg."""
+    Drivers are imported here, on demand, so that the SQLite path never imports psycopg or
+    supabase."""
     scheme = url.split(":", 1)[0].lower()
     if scheme == "sqlite":
         from pipectl.store.sqlite import SQLiteStore
@@ -21,6 +29,19 @@ def open_store(url: str, *, create: bool = False) -> Store:
         from pipectl.store.postgres import PostgresStore
 
         return PostgresStore(url)
+    if scheme in ("supabase+https", "supabase+http"):
+        try:
+            from pipectl.store.supabase import SupabaseStore
+        except ImportError:
+            raise StoreUnavailable(
+                "the supabase backend needs the supabase package: pip install 'pipectl[supabase]'"
+            ) from None
+        if settings is None:
+            from pipectl.settings import load_settings
+
+            settings = load_settings()
+        return SupabaseStore(url, settings.supabase_key)
     raise InvalidInput(
-        f"unsupported database URL scheme {scheme!r}: use sqlite:///path.db or postgresql://…"
+        f"unsupported database URL scheme {scheme!r}: use sqlite:///path.db, postgresql://… "
+        "or supabase+https://<ref>.supabase.co"
     )
