@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,8 +22,9 @@ def migrate() -> None:
     from pipectl.client import Client
     from pipectl.store.migrations import latest_version
 
-    url = common.settings().database_url
-    applied = Client.migrate_url(url)
+    current = common.settings()
+    url = current.database_url
+    applied = Client.migrate_url(url, current)
     dialect = "sqlite" if url.startswith("sqlite") else "postgres"
     if applied:
         note(
@@ -46,8 +48,9 @@ def version(
     from pipectl.store import open_store
     from pipectl.store.migrations import latest_version
 
-    url = common.settings().database_url
-    store = open_store(url)
+    current = common.settings()
+    url = current.database_url
+    store = open_store(url, settings=current)
     try:
         installed = store.schema_version()
     finally:
@@ -66,14 +69,32 @@ def sql(
     dialect: Annotated[
         str, typer.Option("--dialect", help="postgres (also for Supabase) or sqlite.")
     ] = "postgres",
+    supabase_migration: Annotated[
+        Path | None,
+        typer.Option(
+            "--supabase-migration",
+            metavar="DIR",
+            help="Instead of printing it, save the script as a new migration in DIR (a Supabase "
+            "project's supabase/migrations) and print its path.",
+        ),
+    ] = None,
 ) -> None:
-    """Print the full schema SQL, e.g. to paste into Supabase's SQL editor.
+    """Print the full schema SQL, e.g. to paste into Supabase's SQL editor. The PostgreSQL
+    script installs the schema or upgrades an older one; running it again changes nothing.
 
-    Example: pipectl db sql > supabase/migrations/20261129000000_pipectl.sql
+    Example: pipectl db sql --supabase-migration supabase/migrations
     """
     from pipectl.errors import InvalidInput
     from pipectl.store.migrations import full_sql
 
     if dialect not in ("postgres", "sqlite"):
         raise InvalidInput("--dialect must be postgres or sqlite")
+    if supabase_migration is not None:
+        from pipectl import clock
+        from pipectl.store.migrations import write_supabase_migration
+
+        if dialect != "postgres":
+            raise InvalidInput("--supabase-migration writes the postgres script")
+        typer.echo(write_supabase_migration(supabase_migration, clock.now()))
+        return
     typer.echo(full_sql(dialect), nl=False)
