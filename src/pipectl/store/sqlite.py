@@ -425,15 +425,18 @@ class SQLiteStore:
         return True
 
     def stale_runs(self, heartbeat_before: datetime) -> list[Claim]:
+        # Sorted here, not in SQL: asked for id order, SQLite walks the whole run history in
+        # rowid order instead of the few rows in the partial index of running runs (1,000,000
+        # rows read per poll cycle on a big store; docs/benchmarks.md).
         rows = self._read(
             """
             SELECT r.*, j.id AS j_id FROM scheduled_job_runs AS r
             JOIN scheduled_jobs AS j ON j.id = r.job_id
             WHERE r.status = 'running' AND r.heartbeat_at < ?
-            ORDER BY r.id
             """,
             (ts(heartbeat_before),),
         )
+        rows.sort(key=lambda row: row["id"])
         jobs = {row["j_id"]: self.get_job(row["j_id"]) for row in rows}
         return [Claim(run=_run(row), job=jobs[row["j_id"]]) for row in rows if jobs[row["j_id"]]]
 
@@ -455,7 +458,13 @@ class SQLiteStore:
             brand_where, brand_params = _brand_filter("j.brand_id", brand_id)
             where += brand_where
             params += brand_params
-        if status is not None:
+        running = status == "running"
+        if running:
+            # Running runs are few, and have a partial index that only this literal selects; as
+            # in stale_runs, they are sorted here so that SQLite reads that index, not the whole
+            # history newest-first.
+            where.append("r.status = 'running'")
+        elif status is not None:
             where.append("r.status = ?")
             params.append(status)
         sql = "SELECT r.* FROM scheduled_job_runs AS r"
@@ -463,6 +472,9 @@ class SQLiteStore:
             sql += " JOIN scheduled_jobs AS j ON j.id = r.job_id"
         if where:
             sql += " WHERE " + " AND ".join(where)
+        if running:
+            rows = sorted(self._read(sql, params), key=lambda row: row["id"], reverse=True)
+            return [_run(row) for row in rows[:limit]]
         sql += f" ORDER BY r.id DESC LIMIT {int(limit)}"
         return [_run(row) for row in self._read(sql, params)]
 
@@ -480,10 +492,12 @@ class SQLiteStore:
         return runs
 
     def dataset_statuses(self, *, brand_id: str | None = ANY) -> list[DatasetStatus]:
-        where, params = _brand_filter("brand_id", brand_id)
         sql = "SELECT * FROM dataset_status"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        params: list[Any] = []
+        if brand_id is not ANY:
+            # The unique index's own expression, so that one brand is an index range.
+            sql += " WHERE coalesce(brand_id, '') = ?"
+            params.append(brand_id or "")
         sql += " ORDER BY coalesce(brand_id, ''), dataset"
         return [_dataset(row) for row in self._read(sql, params)]
 
