@@ -45,8 +45,10 @@ class SupabaseSchemaMissing(SchemaMissing):
     """The schema is not installed (or older than this pipectl), said the Supabase way: the
     API cannot install it, the SQL editor or a migration can."""
 
-    def __init__(self, detail: str = "") -> None:
-        message = f"the pipectl schema is not installed in this Supabase project; {INSTALL_HINT}"
+    def __init__(
+        self, detail: str = "", *, what: str = "the pipectl schema is not installed"
+    ) -> None:
+        message = f"{what} in this Supabase project; {INSTALL_HINT}"
         Exception.__init__(self, f"{message} ({detail})" if detail else message)
 
 
@@ -139,13 +141,13 @@ class SupabaseStore(FunctionStore):
         """Nothing to apply when the schema is current; otherwise say how to install it, since
         the API cannot run DDL."""
         installed = self.schema_version()
-        if installed is not None and installed >= latest_version("postgres"):
+        expected = latest_version("postgres")
+        if installed is not None and installed >= expected:
             check_version(installed, "postgres")
             return []
         raise SupabaseSchemaMissing(
-            "pipectl cannot create tables through the Supabase API"
-            if installed is None
-            else f"schema v{installed} is older than this pipectl's v{latest_version('postgres')}"
+            "" if installed is None else f"it has v{installed}, this pipectl needs v{expected}",
+            what="`pipectl db migrate` cannot install or upgrade the schema through the API",
         )
 
     def schema_version(self) -> int | None:
@@ -161,7 +163,8 @@ class SupabaseStore(FunctionStore):
             raise SupabaseSchemaMissing()
         if installed < expected:
             raise SupabaseSchemaMissing(
-                f"schema v{installed} is older than this pipectl's v{expected}"
+                f"it has v{installed}, this pipectl needs v{expected}",
+                what="the pipectl schema is out of date",
             )
         check_version(installed, "postgres")
 
