@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from procs import Workers
 
 from pipectl.client import Client
 from pipectl.settings import Settings, load_settings
@@ -31,6 +32,14 @@ def _clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Workers]:
+    """Start real worker processes; all are killed when the test ends."""
+    started = Workers(tmp_path)
+    yield started
+    started.stop_all()
 
 
 @pytest.fixture

@@ -11,23 +11,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from procs import pipectl
+
 from pipectl.client import Client
-
-
-def run(url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipectl", *args],
-        env={**os.environ, "PIPECTL_DATABASE_URL": url, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_doctor_all_ok_but_no_worker(sqlite_url: str) -> None:
     import json
 
-    result = run(sqlite_url, "doctor", "--json")
+    result = pipectl(sqlite_url, "doctor", "--json")
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     levels = {check["name"]: check["level"] for check in doc["checks"]}
@@ -59,7 +51,7 @@ def test_doctor_fails_on_a_job_without_handler_and_a_stuck_run(
     client.store.claim_due("dead-worker", datetime.now(UTC), 10)
     an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
     client.store.conn.execute("UPDATE scheduled_job_runs SET heartbeat_at = ?", (an_hour_ago,))  # type: ignore[attr-defined]
-    result = run(sqlite_url, "doctor", "--json")
+    result = pipectl(sqlite_url, "doctor", "--json")
     assert result.returncode == 1
     levels = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
     assert levels["job types"]["level"] == "fail" and "gone_plugin" in levels["job types"]["detail"]
@@ -68,14 +60,14 @@ def test_doctor_fails_on_a_job_without_handler_and_a_stuck_run(
 
 def test_doctor_masks_the_database_password() -> None:
     url = "postgresql://pipectl:hunter2secret@127.0.0.1:1/nowhere"
-    result = run(url, "doctor")
+    result = pipectl(url, "doctor")
     assert result.returncode == 1
     assert "hunter2secret" not in result.stdout + result.stderr
     assert "***" in result.stdout
 
 
 def test_doctor_without_schema_says_migrate(tmp_path: Path) -> None:
-    result = run(f"sqlite:///{tmp_path / 'none.db'}", "doctor")
+    result = pipectl(f"sqlite:///{tmp_path / 'none.db'}", "doctor")
     assert result.returncode == 1
     assert "db migrate" in result.stdout
 
@@ -112,5 +104,5 @@ def test_status_watch_redraws_until_interrupted(client: Client, sqlite_url: str)
 
 
 def test_status_watch_refuses_json(sqlite_url: str) -> None:
-    result = run(sqlite_url, "status", "--watch", "--json")
+    result = pipectl(sqlite_url, "status", "--watch", "--json")
     assert result.returncode == 2 and "--watch" in result.stderr

@@ -4,17 +4,15 @@ and restarts it. At the end every job's runs are accounted for. Bounded in count
 from __future__ import annotations
 
 import itertools
-import os
 import random
-import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from procs import Workers
 
 from pipectl.client import Client
 from pipectl.settings import load_settings
@@ -24,8 +22,6 @@ pytestmark = pytest.mark.slow
 CHAOS_SECONDS = 20
 DRAIN_TIMEOUT_S = 120
 WORKER_ENV = {
-    "PIPECTL_POLL_INTERVAL": "0.2s",
-    "PIPECTL_HEARTBEAT_INTERVAL": "0.3s",
     "PIPECTL_STALE_AFTER": "2s",
     "PIPECTL_SHUTDOWN_GRACE": "1s",
     "PIPECTL_LOG_LEVEL": "WARNING",
@@ -84,39 +80,29 @@ def enqueue_mix(client: Client, rng: random.Random) -> dict[int, str]:
     return kinds
 
 
-def test_chaos(setup: tuple[str, int], tmp_path: Path) -> None:
+def test_chaos(setup: tuple[str, int], workers: Workers) -> None:
     url, worker_count = setup
     rng = random.Random(1234)
     settings = load_settings(database_url=url, retry_base="1s", retry_cap="2s")
     client = Client.from_url(url, settings)
     kinds = enqueue_mix(client, rng)
-    env = {**os.environ, "PIPECTL_DATABASE_URL": url, **WORKER_ENV}
-    logs = tmp_path / "logs"
-    logs.mkdir()
     started = 0
 
     def start() -> subprocess.Popen[bytes]:
         nonlocal started
         started += 1
-        return subprocess.Popen(
-            [sys.executable, "-m", "pipectl", "run-worker", "--worker-id", f"chaos-{started}"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=(logs / f"worker-{started}.log").open("wb"),
-            start_new_session=True,
-        )
+        return workers.start(url, "--worker-id", f"chaos-{started}", **WORKER_ENV)
 
-    workers = [start() for _ in range(worker_count)]
+    running = [start() for _ in range(worker_count)]
     kills = 0
     try:
         deadline = time.monotonic() + CHAOS_SECONDS
         while time.monotonic() < deadline:
             time.sleep(rng.uniform(1.5, 3.0))
-            victim = rng.randrange(len(workers))
-            os.killpg(workers[victim].pid, signal.SIGKILL)
-            workers[victim].wait()
+            victim = rng.randrange(len(running))
+            workers.kill(running[victim])
             kills += 1
-            workers[victim] = start()
+            running[victim] = start()
 
         def settled() -> bool:
             jobs = [client.get_job(job_id) for job_id in kinds]
@@ -129,10 +115,7 @@ def test_chaos(setup: tuple[str, int], tmp_path: Path) -> None:
             assert time.monotonic() < drain_deadline, "the queue did not drain after the chaos"
             time.sleep(0.5)
     finally:
-        for proc in workers:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        workers.stop_all()
 
     runs = client.list_runs(limit=10_000)
     tally: Counter[str] = Counter()

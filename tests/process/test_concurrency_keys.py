@@ -4,16 +4,13 @@ overlap in time; runs with different keys do run in parallel; a recovered run fr
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from procs import Workers, pipectl, wait_for
 
 from pipectl.client import Client
 from pipectl.models import Run
@@ -37,48 +34,6 @@ def client(url: str) -> Iterator[Client]:
         yield opened
 
 
-@pytest.fixture
-def start_workers(url: str, tmp_path: Path) -> Iterator[Callable[..., list[subprocess.Popen[str]]]]:
-    procs: list[subprocess.Popen[str]] = []
-
-    def start(count: int, **extra_env: str) -> list[subprocess.Popen[str]]:
-        env = {
-            **os.environ,
-            "PIPECTL_DATABASE_URL": url,
-            "PIPECTL_POLL_INTERVAL": "0.2s",
-            "PIPECTL_HEARTBEAT_INTERVAL": "0.3s",
-            **extra_env,
-        }
-        for _ in range(count):
-            log = (tmp_path / f"worker-{len(procs)}.log").open("w")
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "pipectl", "run-worker"],
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=log,
-                    start_new_session=True,
-                    text=True,
-                )
-            )
-        return procs[-count:]
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 30.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
 def finished_runs(client: Client, job_ids: list[int]) -> list[Run]:
     runs = [run for run in client.list_runs(limit=100) if run.job_id in job_ids]
     return runs if len(runs) == len(job_ids) and all(r.finished_at for r in runs) else []
@@ -94,14 +49,13 @@ def make_due(client: Client, job_id: int) -> None:
     client.store.update_job(job_id, {"next_run_at": now}, now)
 
 
-def test_runs_sharing_a_key_never_overlap(
-    client: Client, start_workers: Callable[..., list[subprocess.Popen[str]]]
-) -> None:
+def test_runs_sharing_a_key_never_overlap(client: Client, workers: Workers, url: str) -> None:
     scheduled = client.add_job("sleep", "0 3 * * *", brand_id="acme", parameters={"seconds": 2})
     manual = client.enqueue("sleep", "acme", {"seconds": 2, "manual": True})
     assert scheduled.concurrency_key == manual.concurrency_key == "sleep:acme"
     make_due(client, scheduled.id)
-    start_workers(2)
+    workers.start(url)
+    workers.start(url)
     (a, b) = wait_for(lambda: finished_runs(client, [scheduled.id, manual.id]))  # type: ignore[misc]
     assert not overlaps(a, b), (a, b)
     # The one that waited ran right after the other, not at the next poll of some later cycle.
@@ -110,57 +64,38 @@ def test_runs_sharing_a_key_never_overlap(
 
 
 def test_runs_with_different_keys_run_in_parallel(
-    client: Client, start_workers: Callable[..., list[subprocess.Popen[str]]]
+    client: Client, workers: Workers, url: str
 ) -> None:
     acme = client.enqueue("sleep", "acme", {"seconds": 2})
     globex = client.enqueue("sleep", "globex", {"seconds": 2})
-    start_workers(2)
+    workers.start(url)
+    workers.start(url)
     (a, b) = wait_for(lambda: finished_runs(client, [acme.id, globex.id]))  # type: ignore[misc]
     assert overlaps(a, b), (a, b)
 
 
-def test_a_waiting_job_says_what_it_waits_for(
-    client: Client, start_workers: Callable[..., list[subprocess.Popen[str]]], url: str
-) -> None:
+def test_a_waiting_job_says_what_it_waits_for(client: Client, workers: Workers, url: str) -> None:
     running = client.enqueue("sleep", "acme", {"seconds": 30})
-    start_workers(1)
-    run = wait_for(lambda: client.list_runs(job_id=running.id, status="running"))[0]  # type: ignore[index]
-    waiting = client.enqueue(
-        "sleep", "acme", {"seconds": 30}
-    )  # identical to a running job: accepted
+    workers.start(url)
+    run = wait_for(lambda: client.list_runs(job_id=running.id, status="running"))[0]
+    # Identical to a running job: a new request, accepted.
+    waiting = client.enqueue("sleep", "acme", {"seconds": 30})
     assert waiting.id != running.id
-    env = {**os.environ, "PIPECTL_DATABASE_URL": url}
-    out = subprocess.run(
-        [sys.executable, "-m", "pipectl", "jobs", "list", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    doc = {job["id"]: job for job in json.loads(out.stdout)}
+    doc = {job["id"]: job for job in json.loads(pipectl(url, "jobs", "list", "--json").stdout)}
     assert doc[running.id]["waiting_on"] is None
     assert doc[waiting.id]["waiting_on"]["run_id"] == run.id
     assert doc[waiting.id]["waiting_on"]["concurrency_key"] == "sleep:acme"
-    status = subprocess.run(
-        [sys.executable, "-m", "pipectl", "status"],
-        env={**env, "COLUMNS": "250"},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    status = pipectl(url, "status", COLUMNS="250")
     assert f"waiting for sleep:acme (run {run.id} on worker" in status.stdout
 
 
-def test_recovering_a_killed_run_frees_its_key(
-    client: Client, start_workers: Callable[..., list[subprocess.Popen[str]]]
-) -> None:
+def test_recovering_a_killed_run_frees_its_key(client: Client, workers: Workers, url: str) -> None:
     stuck = client.enqueue("sleep", "acme", {"seconds": 60})
-    (doomed,) = start_workers(1)
+    doomed = workers.start(url)
     run = wait_for(lambda: client.list_runs(job_id=stuck.id, status="running"))[0]  # type: ignore[index]
-    os.killpg(doomed.pid, signal.SIGKILL)
-    doomed.wait()
+    workers.kill(doomed)
     follower = client.enqueue("noop", "acme", {}, concurrency_key="sleep:acme")
     time.sleep(1.5)
-    start_workers(1, PIPECTL_STALE_AFTER="1s")
+    workers.start(url, PIPECTL_STALE_AFTER="1s")
     wait_for(lambda: client.get_job(follower.id).status == "archived")
     assert client.get_run(run.id).status == "failed"

@@ -7,11 +7,11 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from procs import pipectl
 
 pytestmark = pytest.mark.slow
 
@@ -27,16 +27,6 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         pytest.skip("this machine does not allow mounting a tmpfs")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def pipectl(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipectl", *args],
-        env={**os.environ, "PIPECTL_DATABASE_URL": url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_disk_full_is_a_clear_error_and_corrupts_nothing(small_disk: Path) -> None:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from procs import Workers, wait_for
 
 from pipectl.client import Client
 
@@ -26,48 +25,6 @@ def pg_client(postgres_url: str) -> Iterator[Client]:
         yield client
 
 
-@pytest.fixture
-def workers(postgres_url: str, tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    """Start `pipectl run-worker` processes; their logs go to files under tmp_path."""
-    procs: list[subprocess.Popen[str]] = []
-
-    def start(*args: str, **extra_env: str) -> subprocess.Popen[str]:
-        env = {
-            **os.environ,
-            "PIPECTL_DATABASE_URL": postgres_url,
-            "PIPECTL_HEARTBEAT_INTERVAL": "0.3s",
-            "PIPECTL_POLL_INTERVAL": "0.5s",
-            **extra_env,
-        }
-        log = (tmp_path / f"worker-{len(procs)}.log").open("w")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pipectl", "run-worker", *args],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            text=True,
-            start_new_session=True,
-        )
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 30.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
 def enqueue_noops(client: Client, count: int) -> list[int]:
     return [
         client.enqueue("noop", f"brand-{i % 50}", {"i": i}, concurrency_key=None).id
@@ -76,11 +33,12 @@ def enqueue_noops(client: Client, count: int) -> list[int]:
 
 
 def test_four_workers_drain_2000_jobs_exactly_once(
-    pg_client: Client, workers: Callable[..., subprocess.Popen[str]]
+    pg_client: Client, postgres_url: str, workers: Workers
 ) -> None:
     jobs = enqueue_noops(pg_client, 2000)
     procs = [
-        workers("--once", "--worker-id", f"w{n}", PIPECTL_CLAIM_BATCH_SIZE="5") for n in range(4)
+        workers.start(postgres_url, "--once", "--worker-id", f"w{n}", PIPECTL_CLAIM_BATCH_SIZE="5")
+        for n in range(4)
     ]
     for proc in procs:
         assert proc.wait(timeout=300) == 0
@@ -93,15 +51,14 @@ def test_four_workers_drain_2000_jobs_exactly_once(
 
 
 def test_kill_9_mid_run_is_recovered_by_the_next_sweep(
-    pg_client: Client, workers: Callable[..., subprocess.Popen[str]]
+    pg_client: Client, postgres_url: str, workers: Workers
 ) -> None:
     job = pg_client.enqueue("sleep", "acme", {"seconds": 60})
-    doomed = workers("--worker-id", "doomed")
+    doomed = workers.start(postgres_url, "--worker-id", "doomed")
     run = wait_for(lambda: pg_client.list_runs(job_id=job.id, status="running"))[0]  # type: ignore[index]
-    os.killpg(doomed.pid, signal.SIGKILL)
-    doomed.wait()
+    workers.kill(doomed)
     time.sleep(1.5)
-    workers("--worker-id", "rescuer", PIPECTL_STALE_AFTER="1s")
+    workers.start(postgres_url, "--worker-id", "rescuer", PIPECTL_STALE_AFTER="1s")
     wait_for(lambda: pg_client.get_run(run.id).status == "failed")
     failed = pg_client.get_run(run.id)
     assert "stuck" in (failed.error_message or "") and "doomed" in (failed.error_message or "")
@@ -109,9 +66,9 @@ def test_kill_9_mid_run_is_recovered_by_the_next_sweep(
 
 
 def test_an_idle_worker_wakes_on_enqueue(
-    pg_client: Client, workers: Callable[..., subprocess.Popen[str]]
+    pg_client: Client, postgres_url: str, workers: Workers
 ) -> None:
-    workers("--poll-interval", "60s")
+    workers.start(postgres_url, "--poll-interval", "60s")
     wait_for(lambda: pg_client.store.workers())
     time.sleep(1)  # the worker is now idle, LISTENing
     job = pg_client.enqueue("noop", "acme", {})
@@ -127,7 +84,7 @@ def _restart_command() -> list[str] | None:
 
 
 def test_the_queue_drains_across_a_database_restart(
-    pg_client: Client, workers: Callable[..., subprocess.Popen[str]], postgres_url: str
+    pg_client: Client, postgres_url: str, workers: Workers
 ) -> None:
     restart = _restart_command()
     if restart is None:
@@ -138,7 +95,7 @@ def test_the_queue_drains_across_a_database_restart(
         pg_client.enqueue("sleep", "acme", {"seconds": 0.2, "i": i}, concurrency_key=None).id
         for i in range(30)
     ]
-    worker = workers("--worker-id", "survivor")
+    worker = workers.start(postgres_url, "--worker-id", "survivor")
     wait_for(lambda: len(pg_client.list_runs(status="completed")) >= 3)
     pg_client.close()
     subprocess.run(restart, check=True, capture_output=True, timeout=120)

@@ -14,22 +14,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from procs import pipectl
 
 from pipectl.client import Client
 
 pytestmark = pytest.mark.slow
 
 SECRET = "S3cret-Passw0rd-do-not-print"
-
-
-def pipectl(url: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipectl", *args],
-        env={**os.environ, "PIPECTL_DATABASE_URL": url},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def with_password(postgres_url: str) -> str:

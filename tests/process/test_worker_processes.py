@@ -3,98 +3,40 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from procs import Workers, pipectl, wait_for
 
 from pipectl.client import Client
+from pipectl.models import Run
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def env(sqlite_url: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PIPECTL_DATABASE_URL": sqlite_url,
-        "PIPECTL_HEARTBEAT_INTERVAL": "0.3s",
-        "PIPECTL_POLL_INTERVAL": "0.2s",
-    }
-
-
-def pipectl(
-    env: dict[str, str], *args: str, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipectl", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-@pytest.fixture
-def spawn(env: dict[str, str]) -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    procs: list[subprocess.Popen[str]] = []
-
-    def start(*args: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pipectl", "run-worker", *args],
-            env={**env, **(extra_env or {})},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 20.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
-def running_run(client: Client, job_id: int):  # type: ignore[no-untyped-def]
+def running_run(client: Client, job_id: int) -> Run | None:
     runs = client.list_runs(job_id=job_id, status="running")
     return runs[0] if runs else None
 
 
 def test_kill_9_mid_run_then_recover_and_retry(
-    client: Client, env: dict[str, str], spawn: Callable[..., subprocess.Popen[str]]
+    client: Client, sqlite_url: str, workers: Workers
 ) -> None:
     job = client.enqueue("sleep", "acme", {"seconds": 60, "datasets": ["orders"]})
-    worker = spawn("--worker-id", "doomed")
+    worker = workers.start(sqlite_url, "--worker-id", "doomed")
     run = wait_for(lambda: running_run(client, job.id))
-    os.killpg(worker.pid, signal.SIGKILL)
-    worker.wait()
+    workers.kill(worker)
 
     # Its heartbeat stops; nothing is stale yet under the default 5m threshold.
-    assert json.loads(pipectl(env, "recover", "--json").stdout) == []
+    assert json.loads(pipectl(sqlite_url, "recover", "--json").stdout) == []
     time.sleep(1.5)
-    recovered = json.loads(pipectl(env, "recover", "--stale-after", "1s", "--json").stdout)
-    assert [r["id"] for r in recovered] == [run.id]  # type: ignore[attr-defined]
+    recovered = json.loads(pipectl(sqlite_url, "recover", "--stale-after", "1s", "--json").stdout)
+    assert [r["id"] for r in recovered] == [run.id]
 
-    failed = client.get_run(run.id)  # type: ignore[attr-defined]
+    failed = client.get_run(run.id)
     assert failed.status == "failed" and "stuck" in (failed.error_message or "")
     retried = client.get_job(job.id)
     assert retried.status == "active" and retried.retry_count == 1
@@ -106,9 +48,9 @@ def test_kill_9_mid_run_then_recover_and_retry(
     assert orders.state == "never" and orders.last_attempt_failed
 
     # The retry runs (made short and due now) and completes as attempt 2.
-    assert pipectl(env, "jobs", "edit", str(job.id), "--param", "seconds:=0").returncode == 0
-    assert pipectl(env, "retry", str(job.id), "--now").returncode == 0
-    assert pipectl(env, "run-worker", "--once").returncode == 0
+    assert pipectl(sqlite_url, "jobs", "edit", str(job.id), "--param", "seconds:=0").returncode == 0
+    assert pipectl(sqlite_url, "retry", str(job.id), "--now").returncode == 0
+    assert pipectl(sqlite_url, "run-worker", "--once").returncode == 0
     last = client.list_runs(job_id=job.id)[0]
     assert last.status == "completed" and last.attempt == 2
     assert client.get_job(job.id).status == "archived"
@@ -116,33 +58,26 @@ def test_kill_9_mid_run_then_recover_and_retry(
 
 
 def test_a_worker_sweeps_a_dead_workers_run_first(
-    client: Client, spawn: Callable[..., subprocess.Popen[str]]
+    client: Client, sqlite_url: str, workers: Workers
 ) -> None:
     job = client.enqueue("sleep", "acme", {"seconds": 60})
-    doomed = spawn("--worker-id", "doomed")
+    doomed = workers.start(sqlite_url, "--worker-id", "doomed")
     run = wait_for(lambda: running_run(client, job.id))
-    os.killpg(doomed.pid, signal.SIGKILL)
-    doomed.wait()
+    workers.kill(doomed)
     time.sleep(1.2)
-    spawn("--worker-id", "rescuer", extra_env={"PIPECTL_STALE_AFTER": "1s"})
-    recovered = wait_for(lambda: client.get_run(run.id).status == "failed")  # type: ignore[attr-defined]
+    workers.start(sqlite_url, "--worker-id", "rescuer", PIPECTL_STALE_AFTER="1s")
+    recovered = wait_for(lambda: client.get_run(run.id).status == "failed")
     assert recovered
-    assert "doomed" in (client.get_run(run.id).error_message or "")  # type: ignore[attr-defined]
+    assert "doomed" in (client.get_run(run.id).error_message or "")
 
 
-def test_two_once_workers_never_run_a_job_twice(client: Client, env: dict[str, str]) -> None:
+def test_two_once_workers_never_run_a_job_twice(
+    client: Client, sqlite_url: str, workers: Workers
+) -> None:
     jobs = [
         client.enqueue("noop", f"brand-{i}", {"i": i}, concurrency_key=None).id for i in range(150)
     ]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "pipectl", "run-worker", "--once", "--worker-id", f"w{n}"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for n in range(2)
-    ]
+    procs = [workers.start(sqlite_url, "--once", "--worker-id", f"w{n}") for n in range(2)]
     for proc in procs:
         assert proc.wait(timeout=120) == 0
     runs = client.list_runs(limit=1000)
@@ -152,41 +87,41 @@ def test_two_once_workers_never_run_a_job_twice(client: Client, env: dict[str, s
 
 
 def test_sigterm_lets_the_current_run_finish(
-    client: Client, spawn: Callable[..., subprocess.Popen[str]]
+    client: Client, sqlite_url: str, workers: Workers
 ) -> None:
     job = client.enqueue("sleep", "acme", {"seconds": 1.5})
     waiting = client.enqueue("noop", "acme", {}, concurrency_key=None)
     client.store.update_job(
         waiting.id, {"next_run_at": datetime.now(UTC) + timedelta(seconds=2)}, datetime.now(UTC)
     )
-    worker = spawn()
+    worker = workers.start(sqlite_url)
     run = wait_for(lambda: running_run(client, job.id))
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=20) == 0
-    assert client.get_run(run.id).status == "completed"  # type: ignore[attr-defined]
+    assert client.get_run(run.id).status == "completed"
     # It stopped claiming: the job that fell due later never ran.
     assert client.list_runs(job_id=waiting.id) == []
     assert client.list_runs(status="running") == []
 
 
 def test_sigterm_past_the_grace_fails_the_run_with_a_reason(
-    client: Client, spawn: Callable[..., subprocess.Popen[str]]
+    client: Client, sqlite_url: str, workers: Workers
 ) -> None:
     job = client.enqueue("command", "acme", {"command": "sleep 30"})
-    worker = spawn(extra_env={"PIPECTL_SHUTDOWN_GRACE": "1s"})
+    worker = workers.start(sqlite_url, PIPECTL_SHUTDOWN_GRACE="1s")
     run = wait_for(lambda: running_run(client, job.id))
     started = time.monotonic()
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=20) == 0
     assert time.monotonic() - started < 10
-    failed = client.get_run(run.id)  # type: ignore[attr-defined]
+    failed = client.get_run(run.id)
     assert failed.status == "failed" and "shut down" in (failed.error_message or "")
     assert client.get_job(job.id).retry_count == 1
     assert client.list_runs(status="running") == []
 
 
 def test_command_timeout_kills_the_process_group(
-    client: Client, tmp_path: Path, env: dict[str, str]
+    client: Client, tmp_path: Path, sqlite_url: str
 ) -> None:
     marker = tmp_path / "child-survived"
     job = client.enqueue(
@@ -195,7 +130,7 @@ def test_command_timeout_kills_the_process_group(
         {"command": f"(sleep 3; touch {marker}) & sleep 30"},
         timeout=timedelta(seconds=1),
     )
-    assert pipectl(env, "run-worker", "--once").returncode == 0
+    assert pipectl(sqlite_url, "run-worker", "--once").returncode == 0
     run = client.list_runs(job_id=job.id)[0]
     assert run.status == "failed" and run.error_message == "timed out after 1s"
     time.sleep(3.5)
@@ -203,27 +138,21 @@ def test_command_timeout_kills_the_process_group(
 
 
 def test_a_worker_whose_run_was_recovered_loses_its_lease(
-    client: Client, env: dict[str, str], tmp_path: Path
+    client: Client, sqlite_url: str, workers: Workers
 ) -> None:
     """Fencing: the run is recovered while its worker still works on it (a long network cut, a
     paused VM). The worker learns on its next heartbeat, stops the handler, and its late
     outcome does not overwrite the recovery."""
     job = client.enqueue("sleep", "acme", {"seconds": 4, "datasets": ["orders"]})
-    log = tmp_path / "worker.log"
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "pipectl", "run-worker", "--once"],
-        env={**env, "PIPECTL_HEARTBEAT_INTERVAL": "2s"},
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
-    )
+    worker = workers.start(sqlite_url, "--once", PIPECTL_HEARTBEAT_INTERVAL="2s")
     run = wait_for(lambda: running_run(client, job.id))
     time.sleep(1.2)
-    recovered = json.loads(pipectl(env, "recover", "--stale-after", "1s", "--json").stdout)
-    assert [r["id"] for r in recovered] == [run.id]  # type: ignore[attr-defined]
+    recovered = json.loads(pipectl(sqlite_url, "recover", "--stale-after", "1s", "--json").stdout)
+    assert [r["id"] for r in recovered] == [run.id]
     assert worker.wait(timeout=30) == 0
-    text = log.read_text()
-    assert "lease lost" in text and f"run_id={run.id}" in text  # type: ignore[attr-defined]
-    after = client.get_run(run.id)  # type: ignore[attr-defined]
+    text = workers.log(worker)
+    assert "lease lost" in text and f"run_id={run.id}" in text
+    after = client.get_run(run.id)
     assert after.status == "failed" and "stuck" in (after.error_message or "")
     assert client.get_job(job.id).retry_count == 1  # the recovery's retry rule stands
     assert client.freshness("orders", "acme").state == "never"
