@@ -156,3 +156,19 @@ def test_a_worker_whose_run_was_recovered_loses_its_lease(
     assert after.status == "failed" and "stuck" in (after.error_message or "")
     assert client.get_job(job.id).retry_count == 1  # the recovery's retry rule stands
     assert client.freshness("orders", "acme").state == "never"
+
+
+def test_a_long_run_that_heartbeats_is_never_rescued(
+    client: Client, sqlite_url: str, workers: Workers
+) -> None:
+    """No false rescues: a run far longer than stale_after stays alive while it heartbeats,
+    although another worker sweeps every 0.2 s with the same short threshold."""
+    job = client.enqueue("sleep", "acme", {"seconds": 5})
+    short = {"PIPECTL_STALE_AFTER": "1s"}
+    workers.start(sqlite_url, "--worker-id", "runner", **short)
+    run = wait_for(lambda: running_run(client, job.id))
+    workers.start(sqlite_url, "--worker-id", "sweeper", **short)
+    finished = wait_for(lambda: client.get_run(run.id).finished_at and client.get_run(run.id))
+    assert finished.status == "completed" and finished.error_message is None
+    assert finished.worker_id == "runner"
+    assert client.get_job(job.id).status == "archived"
