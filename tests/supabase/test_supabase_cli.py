@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from procs import wait_for
 from supabase_server import SupabaseProject, make_key
 from typer.testing import CliRunner
 
@@ -69,19 +70,10 @@ def pipectl() -> Pipectl:
     return run
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 30.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
 @pytest.fixture
 def worker_processes(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    """Start `pipectl run-worker` processes (killed at the end); logs go under tmp_path."""
+    """Start `pipectl run-worker` processes (killed at the end); logs go under tmp_path.
+    Unlike procs.Workers, they get no PIPECTL_DATABASE_URL: SUPABASE_URL must select the store."""
     procs: list[subprocess.Popen[str]] = []
 
     def start(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
