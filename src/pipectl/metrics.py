@@ -125,7 +125,7 @@ def serve(
     metrics: WorkerMetrics,
 ) -> ThreadingHTTPServer:
     """Serve /metrics, /status and /healthz from a daemon thread; returns the server."""
-    from pipectl.cli.views import status_json
+    from pipectl.cli.documents import status_json
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

@@ -104,7 +104,6 @@ def status(
 
     Example: pipectl status --brand acme --check
     """
-    from pipectl.cli.views import render_status, status_json, watch_status
     from pipectl.errors import InvalidInput
 
     brand_id = common.brand_filter(brand)
@@ -113,6 +112,8 @@ def status(
             raise InvalidInput(
                 "--watch draws the live view; it does not combine with --json or --check"
             )
+        from pipectl.cli.views import watch_status
+
         every = common.duration(interval)
         with common.client() as client:
             watch_status(lambda: client.status(brand_id=brand_id), every.total_seconds())  # type: ignore[union-attr]
@@ -120,10 +121,12 @@ def status(
     with common.client() as client:
         report = client.status(brand_id=brand_id)
     if as_json:
-        from pipectl.cli.render import print_json
+        from pipectl.cli.documents import print_json, status_json
 
         print_json(status_json(report))
     else:
+        from pipectl.cli.views import render_status
+
         render_status(report)
     if check and report.check_failed:
         raise typer.Exit(1)

@@ -3,15 +3,13 @@ looks and serialises alike."""
 
 from __future__ import annotations
 
-import json
-import sys
 from datetime import datetime
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from pipectl.cli.documents import print_json as print_json  # commands import it from here too
 from pipectl.parsing import format_duration
 
 STATE_STYLES = {
@@ -30,10 +28,6 @@ STATE_STYLES = {
 
 out = Console(highlight=False, soft_wrap=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def print_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def note(message: str) -> None:

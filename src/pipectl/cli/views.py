@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import RenderableType
 from rich.rule import Rule
 
+from pipectl.cli.documents import waiting_json, worker_alert
 from pipectl.cli.render import (
     ago,
     brand_label,
@@ -50,49 +51,12 @@ def backoff_json(job: Job) -> dict[str, Any]:
     }
 
 
-def status_json(report: StatusReport) -> dict[str, Any]:
-    live = report.live_workers
-    return {
-        "generated_at": report.now.isoformat(),
-        "ok": not report.check_failed,
-        "datasets": [d.to_json() for d in report.datasets],
-        "jobs": [
-            {
-                **job.to_json(),
-                "waiting_on": _waiting_json(report.waiting.get(job.id)),
-                "last_run": report.last_runs[job.last_run_id].to_json()
-                if job.last_run_id in report.last_runs
-                else None,
-            }
-            for job in report.jobs
-        ],
-        "stuck_runs": [
-            {**claim.run.to_json(), "brand_id": claim.job.brand_id} for claim in report.stuck_runs
-        ],
-        "workers": [{**w.to_json(), "live": w in live} for w in report.workers],
-        "worker_alert": worker_alert(report),
-    }
-
-
-def _waiting_json(waiting: Waiting | None) -> dict[str, Any] | None:
-    return waiting.to_json() if waiting else None
-
-
 def job_state(job: Job, waiting: Waiting | None) -> str:
     return f"[yellow]{esc(waiting.describe())}[/]" if waiting else styled(job.status)
 
 
 def jobs_json(jobs: list[Job], waiting: dict[int, Waiting]) -> list[dict[str, Any]]:
-    return [{**job.to_json(), "waiting_on": _waiting_json(waiting.get(job.id))} for job in jobs]
-
-
-def worker_alert(report: StatusReport) -> str | None:
-    if report.live_workers:
-        return None
-    if not report.workers:
-        return "no worker has ever registered: start one with `pipectl run-worker` (or --once from cron)"
-    last = max(w.last_seen_at for w in report.workers)
-    return f"no worker seen for {format_duration(report.now - last)}: jobs are not running"
+    return [{**job.to_json(), "waiting_on": waiting_json(waiting.get(job.id))} for job in jobs]
 
 
 def status_view(report: StatusReport) -> list[RenderableType]:

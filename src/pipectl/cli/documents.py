@@ -1,0 +1,57 @@
+"""JSON documents: what `--json` prints, one document on stdout.
+
+Nothing here imports rich: loading rich's console is about a tenth of `pipectl status --json`'s
+time, and a script polling `status --json` never draws a table (docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from pipectl.parsing import format_duration
+
+if TYPE_CHECKING:
+    from pipectl.client import StatusReport
+    from pipectl.concurrency import Waiting
+
+
+def print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def status_json(report: StatusReport) -> dict[str, Any]:
+    live = report.live_workers
+    return {
+        "generated_at": report.now.isoformat(),
+        "ok": not report.check_failed,
+        "datasets": [d.to_json() for d in report.datasets],
+        "jobs": [
+            {
+                **job.to_json(),
+                "waiting_on": waiting_json(report.waiting.get(job.id)),
+                "last_run": report.last_runs[job.last_run_id].to_json()
+                if job.last_run_id in report.last_runs
+                else None,
+            }
+            for job in report.jobs
+        ],
+        "stuck_runs": [
+            {**claim.run.to_json(), "brand_id": claim.job.brand_id} for claim in report.stuck_runs
+        ],
+        "workers": [{**w.to_json(), "live": w in live} for w in report.workers],
+        "worker_alert": worker_alert(report),
+    }
+
+
+def waiting_json(waiting: Waiting | None) -> dict[str, Any] | None:
+    return waiting.to_json() if waiting else None
+
+
+def worker_alert(report: StatusReport) -> str | None:
+    if report.live_workers:
+        return None
+    if not report.workers:
+        return "no worker has ever registered: start one with `pipectl run-worker` (or --once from cron)"
+    last = max(w.last_seen_at for w in report.workers)
+    return f"no worker seen for {format_duration(report.now - last)}: jobs are not running"
