@@ -16,7 +16,7 @@ from pipectl.handlers import get_job_type
 from pipectl.handlers import validate_parameters as validate_job_parameters
 from pipectl.models import Claim, Freshness, Job, NewJob, Run, Threshold, WorkerInfo
 from pipectl.parsing import check_name, check_parameters
-from pipectl.recovery import recover_stale
+from pipectl.recovery import find_stuck, recover_stale
 from pipectl.schedule import check_cron, next_occurrence, zone
 from pipectl.settings import Settings, load_settings
 from pipectl.store import ANY, Store, open_store
@@ -356,12 +356,24 @@ class Client:
             raise NotFound(f"no run with id {run_id}")
         return run
 
+    def stuck_runs(self) -> list[Claim]:
+        """Running runs the next sweep would recover."""
+        return find_stuck(
+            self.store, clock.now(), self.settings.stale_after, self.settings.start_grace
+        )
+
     def recover(
         self, stale_after: timedelta | None = None, *, dry_run: bool = False
     ) -> list[Claim]:
-        """Fail runs whose heartbeat is older than `stale_after` and retry their jobs."""
+        """Fail stuck runs and retry their jobs. Stuck: no heartbeat for `stale_after`, or no
+        first heartbeat within the start grace. An explicit `stale_after` (an operator's
+        `recover --stale-after`) applies to both."""
         return recover_stale(
-            self.store, clock.now(), stale_after or self.settings.stale_after, dry_run=dry_run
+            self.store,
+            clock.now(),
+            stale_after or self.settings.stale_after,
+            stale_after or self.settings.start_grace,
+            dry_run=dry_run,
         )
 
     # -- freshness ----------------------------------------------------------------------
@@ -414,7 +426,7 @@ class Client:
         last_runs = self.store.runs_by_id([j.last_run_id for j in jobs if j.last_run_id])
         stuck = [
             claim
-            for claim in self.store.stale_runs(now - self.settings.stale_after)
+            for claim in self.stuck_runs()
             if brand_id is ANY or claim.job.brand_id == brand_id
         ]
         return StatusReport(

@@ -118,7 +118,7 @@ def _worker_checks(client: Any) -> list[Check]:
         )
     else:
         workers_check = Check("workers", "warn", "no worker has ever registered")
-    stuck = client.store.stale_runs(now - client.settings.stale_after)
+    stuck = client.stuck_runs()
     stuck_check = (
         Check(
             "stuck runs",

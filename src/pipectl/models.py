@@ -97,6 +97,7 @@ class DatasetStatus:
     last_status: RunStatus | None
     last_error: str | None
     last_run_id: int | None
+    alerted_state: str | None = None  # the state an alert was last sent for
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""The stuck-run sweep: runs whose heartbeat is older than `stale_after` are failed and retried."""
+"""The stuck-run sweep: runs whose heartbeat is older than `stale_after` (or that never sent
+one within the start grace) are failed and retried."""
 
 from __future__ import annotations
 
@@ -13,28 +14,52 @@ from pipectl.store.base import Store
 log = logging.getLogger("pipectl.recovery")
 
 
+def stale_cutoffs(
+    now: datetime, stale_after: timedelta, start_grace: timedelta
+) -> tuple[datetime, datetime]:
+    """(heartbeat_before, started_before): a run is stuck when its last heartbeat is older than
+    the first, or when it never sent one and started before the second. The start grace never
+    exceeds stale_after."""
+    return now - stale_after, now - min(start_grace, stale_after)
+
+
 def stuck_error(claim: Claim, now: datetime) -> str:
-    last_seen = claim.run.heartbeat_at or claim.run.started_at
+    run = claim.run
+    if run.heartbeat_at is None or run.heartbeat_at == run.started_at:
+        silence = f"since the run started {format_duration(now - run.started_at)} ago"
+    else:
+        silence = f"for {format_duration(now - run.heartbeat_at)}"
     return (
-        f"stuck: no heartbeat from worker {claim.run.worker_id} for {format_duration(now - last_seen)}"
-        " (worker died or lost its connection); recovered"
+        f"stuck: no heartbeat from worker {run.worker_id} {silence} "
+        "(the worker died or lost its connection); recovered"
     )
 
 
-def recover_stale(
-    store: Store, now: datetime, stale_after: timedelta, *, dry_run: bool = False
+def find_stuck(
+    store: Store, now: datetime, stale_after: timedelta, start_grace: timedelta
 ) -> list[Claim]:
-    """Fail every run whose heartbeat is older than `now - stale_after` and apply the retry rule
-    to its job. Returns the runs recovered (or, with dry_run, those that would be). Each write is
-    guarded in the store, so a run that heartbeats or finishes meanwhile is left alone."""
-    cutoff = now - stale_after
+    return store.stale_runs(*stale_cutoffs(now, stale_after, start_grace))
+
+
+def recover_stale(
+    store: Store,
+    now: datetime,
+    stale_after: timedelta,
+    start_grace: timedelta,
+    *,
+    dry_run: bool = False,
+) -> list[Claim]:
+    """Fail every stuck run and apply the retry rule to its job. Returns the runs recovered (or,
+    with dry_run, those that would be). Each write is guarded in the store, so a run that
+    heartbeats or finishes meanwhile is left alone."""
+    heartbeat_before, started_before = stale_cutoffs(now, stale_after, start_grace)
     recovered = []
-    for claim in store.stale_runs(cutoff):
+    for claim in store.stale_runs(heartbeat_before, started_before):
         if dry_run:
             recovered.append(claim)
             continue
-        error = stuck_error(claim, now)
-        if store.fail_stale_run(claim.run.id, cutoff, run_result(claim.job, now, error=error)):
+        result = run_result(claim.job, now, error=stuck_error(claim, now))
+        if store.fail_stale_run(claim.run.id, heartbeat_before, started_before, result):
             log.warning(
                 "recovered stuck run",
                 extra={"action": "recover", "run_id": claim.run.id, "job_id": claim.job.id},

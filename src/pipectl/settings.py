@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         timedelta(minutes=5),
         description="A running run whose heartbeat is older than this is stuck and recovered.",
     )
+    start_grace: timedelta = Field(
+        timedelta(minutes=1),
+        description="A running run that never sent its first heartbeat is stuck after this long "
+        "(at most stale_after). Keep it several heartbeat intervals long.",
+    )
     worker_stale_after: timedelta = Field(
         timedelta(minutes=2),
         description="`status` warns when no worker has been seen for this long.",
@@ -78,6 +83,7 @@ class Settings(BaseSettings):
         "poll_interval",
         "heartbeat_interval",
         "stale_after",
+        "start_grace",
         "worker_stale_after",
         "shutdown_grace",
         "retry_base",

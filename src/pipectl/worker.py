@@ -145,7 +145,9 @@ class Worker:
     def _cycle(self, store: Store) -> int:
         """One poll cycle: the recovery sweep first, then claim and run what is due."""
         self.events.on_tick()
-        recovered = recover_stale(store, clock.now(), self.settings.stale_after)
+        recovered = recover_stale(
+            store, clock.now(), self.settings.stale_after, self.settings.start_grace
+        )
         if recovered:
             self.stats.recovered += len(recovered)
             self.events.on_recovered(recovered)

@@ -575,6 +575,10 @@ def test_daily_0230_new_york_job_runs_at_0300_on_spring_forward_day(
 def test_stuck_run_is_failed_and_its_job_retried(
     client: Client, work: Work, clock: FrozenDateTimeFactory
 ) -> None:
+    # This test pins the heartbeat threshold; the start grace has its own test below.
+    client.settings = client.settings.model_copy(
+        update={"start_grace": client.settings.stale_after}
+    )
     job = client.enqueue("noop", "acme", {"datasets": ["orders"]})
     (claim,) = client.store.claim_due("dead-worker", at("2026-01-10 02:00"), 1)
     assert claim.job.id == job.id
@@ -638,12 +642,12 @@ def test_recovery_leaves_alone_a_run_that_finished_after_it_was_found(
     (claim,) = client.store.claim_due("slow-worker", at("2026-01-10 02:00"), 1)
     clock.move_to(at("2026-01-10 02:10"))
     cutoff = at("2026-01-10 02:10") - client.settings.stale_after
-    assert [c.run.id for c in client.store.stale_runs(cutoff)] == [claim.run.id]
+    assert [c.run.id for c in client.store.stale_runs(cutoff, cutoff)] == [claim.run.id]
 
     done = run_result(claim.job, at("2026-01-10 02:10"), error=None)
     assert client.store.finish_run(claim.run.id, claim.run.lease_token, done)
     stuck = run_result(claim.job, at("2026-01-10 02:10"), error="stuck: test")
-    assert client.store.fail_stale_run(claim.run.id, cutoff, stuck) is False
+    assert client.store.fail_stale_run(claim.run.id, cutoff, cutoff, stuck) is False
 
     run = client.get_run(claim.run.id)
     assert (run.status, run.error_message) == ("completed", None)
@@ -665,6 +669,25 @@ def test_recovery_leaves_alone_a_run_that_heartbeat_after_it_was_found(
         == []
     )
     stuck = run_result(claim.job, at("2026-01-10 02:10"), error="stuck: test")
-    assert client.store.fail_stale_run(claim.run.id, cutoff, stuck) is False
+    assert client.store.fail_stale_run(claim.run.id, cutoff, cutoff, stuck) is False
     assert client.get_run(claim.run.id).status == "running"
     assert client.recover() == []
+
+
+def test_a_run_without_a_first_heartbeat_is_stuck_after_the_start_grace(
+    client: Client, work: Work, clock: FrozenDateTimeFactory
+) -> None:
+    """A worker that died right after claiming is caught by the start grace (1 min by default),
+    long before stale_after (5 min); a run that heartbeats keeps the longer threshold."""
+    silent = client.enqueue("noop", "acme", {"n": 1}, concurrency_key=None)
+    beating = client.enqueue("noop", "acme", {"n": 2}, concurrency_key=None)
+    claims = client.store.claim_due("dead-worker", at("2026-01-10 02:00"), 2)
+    beat = next(c for c in claims if c.job.id == beating.id)
+    client.store.heartbeat(
+        "dead-worker", [(beat.run.id, beat.run.lease_token)], at("2026-01-10 02:00:05")
+    )
+    clock.move_to(at("2026-01-10 02:00") + client.settings.start_grace + timedelta(seconds=1))
+    (recovered,) = client.recover()
+    assert recovered.job.id == silent.id
+    assert "since the run started" in (client.get_run(recovered.run.id).error_message or "")
+    assert client.get_run(beat.run.id).status == "running"

@@ -284,12 +284,12 @@ def test_stale_runs_and_guarded_recovery(store: Store) -> None:
     a, b = store.claim_due("w", T0, 2)
     store.heartbeat("w", [(b.run.id, b.run.lease_token)], T0 + timedelta(minutes=9))
     cutoff = T0 + timedelta(minutes=5)
-    assert [c.run.id for c in store.stale_runs(cutoff)] == [a.run.id]
+    assert [c.run.id for c in store.stale_runs(cutoff, cutoff)] == [a.run.id]
     failing = result("failed", at=T0 + timedelta(minutes=10), error="stuck: no heartbeat")
-    assert store.fail_stale_run(a.run.id, cutoff, failing)
+    assert store.fail_stale_run(a.run.id, cutoff, cutoff, failing)
     assert store.get_run(a.run.id).status == "failed"  # type: ignore[union-attr]
     # b heartbeated after the cutoff: the guard inside the UPDATE leaves it alone.
-    assert not store.fail_stale_run(b.run.id, cutoff, failing)
+    assert not store.fail_stale_run(b.run.id, cutoff, cutoff, failing)
     # a was recovered: its worker's late finish is refused (fencing).
     assert not store.finish_run(a.run.id, a.run.lease_token, result())
     assert store.get_run(a.run.id).error_message == "stuck: no heartbeat"  # type: ignore[union-attr]
@@ -301,7 +301,7 @@ def test_recovery_frees_the_concurrency_key(store: Store) -> None:
     (first,) = store.claim_due("w", T0, 10)
     assert store.claim_due("w", T0, 10) == []
     later = T0 + timedelta(minutes=10)
-    store.fail_stale_run(first.run.id, later, result("failed", error="stuck"))
+    store.fail_stale_run(first.run.id, later, later, result("failed", error="stuck"))
     assert len(store.claim_due("w", later, 10)) == 1
 
 
@@ -360,3 +360,65 @@ def test_brand_filter_any_is_default(store: Store) -> None:
 def test_odd_brand_names_are_plain_data(store: Store, brand: str) -> None:
     job = store.insert_job(new_job(brand_id=brand), T0)
     assert [j.id for j in store.list_jobs(brand_id=brand)] == [job.id]
+
+
+def test_a_run_that_never_heartbeated_is_stuck_after_the_start_grace(store: Store) -> None:
+    for _ in range(2):
+        store.insert_job(new_job(), T0)
+    silent, beating = store.claim_due("w", T0, 2)
+    store.heartbeat("w", [(beating.run.id, beating.run.lease_token)], T0 + timedelta(seconds=5))
+    now = T0 + timedelta(minutes=2)
+    heartbeat_before, started_before = now - timedelta(minutes=5), now - timedelta(minutes=1)
+    # Both started 2 minutes ago; only the one that never heartbeated is past the start grace.
+    stuck = store.stale_runs(heartbeat_before, started_before)
+    assert [c.run.id for c in stuck] == [silent.run.id]
+    assert not store.fail_stale_run(beating.run.id, heartbeat_before, started_before, result())
+    assert store.fail_stale_run(
+        silent.run.id, heartbeat_before, started_before, result("failed", error="stuck")
+    )
+
+
+def test_prune_keeps_running_recent_and_newest_runs(store: Store) -> None:
+    job = store.insert_job(new_job(schedule_type="recurring", cron_expression="0 * * * *"), T0)
+    other = store.insert_job(new_job(next_run_at=T0 + timedelta(hours=5)), T0)
+    finished = []
+    for hour in range(5):
+        at = T0 + timedelta(hours=hour)
+        store.update_job(job.id, {"status": "active", "next_run_at": at}, at)
+        (claim,) = store.claim_due("w", at, 5)
+        store.finish_run(claim.run.id, claim.run.lease_token, result(at=at))
+        finished.append(claim.run.id)
+    (lone,) = store.claim_due("w", T0 + timedelta(hours=5), 5)  # other's only run, running
+    assert lone.job.id == other.id
+    cutoff = T0 + timedelta(hours=3, minutes=30)  # runs at 0h..3h are old
+    assert store.count_prunable_runs(cutoff, keep_last=2) == 3
+    assert store.prune_runs(cutoff, keep_last=2, limit=2) == 2  # a batch
+    assert store.prune_runs(cutoff, keep_last=2, limit=2) == 1
+    assert store.prune_runs(cutoff, keep_last=2, limit=2) == 0
+    left = {r.id for r in store.list_runs(limit=100)}
+    assert left == {finished[3], finished[4], lone.run.id}
+
+
+def test_purge_archived_jobs_takes_their_runs(store: Store) -> None:
+    old = store.insert_job(new_job(), T0)
+    (claim,) = store.claim_due("w", T0, 1)
+    store.finish_run(claim.run.id, claim.run.lease_token, result(at=T0))  # archived at T0
+    recent = store.insert_job(new_job(status="archived"), T0 + timedelta(days=10))
+    live = store.insert_job(new_job(status="paused"), T0)
+    cutoff = T0 + timedelta(days=5)
+    assert store.count_purgeable_jobs(cutoff) == 1
+    assert store.purge_archived_jobs(cutoff, limit=100) == 1
+    assert store.get_job(old.id) is None and store.get_run(claim.run.id) is None
+    assert store.get_job(recent.id) is not None and store.get_job(live.id) is not None
+
+
+def test_claim_alert_is_a_compare_and_set(store: Store) -> None:
+    store.insert_job(new_job(), T0)
+    (claim,) = store.claim_due("w", T0, 1)
+    outcome = DatasetOutcome("acme", "orders", True)
+    store.finish_run(claim.run.id, claim.run.lease_token, result(datasets=[outcome]))
+    assert store.claim_alert("acme", "orders", None, "stale")
+    assert not store.claim_alert("acme", "orders", None, "stale")  # someone else got it
+    assert store.dataset_status("orders", "acme").alerted_state == "stale"  # type: ignore[union-attr]
+    assert store.claim_alert("acme", "orders", "stale", "fresh")
+    assert not store.claim_alert("globex", "orders", None, "stale")  # no such row

@@ -131,9 +131,9 @@ def test_migrate_installs_the_schema_once(open_store: Callable[[], PostgresStore
     with pytest.raises(SchemaMissing):
         store.get_job(1)
 
-    assert store.migrate() == [1, 2]
+    assert store.migrate() == [1, 2, 3]
     assert store.migrate() == []
-    assert store.schema_version() == 2
+    assert store.schema_version() == 3
     store.check_schema()
 
 
@@ -142,7 +142,7 @@ def test_concurrent_migrate_applies_each_version_once(
 ) -> None:
     stores = [open_store() for _ in range(4)]
     applied = in_threads(4, lambda i: stores[i].migrate())
-    assert sorted(applied) == [[], [], [], [1, 2]]
+    assert sorted(applied) == [[], [], [], [1, 2, 3]]
 
 
 def test_db_now_is_aware_utc(store: PostgresStore) -> None:
@@ -468,17 +468,19 @@ def test_fail_stale_run_only_fails_runs_still_stale(store: PostgresStore) -> Non
     failure = result(NOW + 10 * MINUTE, succeeded=False, job_status="active", retry_count=1)
 
     # Heartbeat at NOW is not older than a NOW cutoff.
-    assert store.stale_runs(NOW) == []
-    assert not store.fail_stale_run(claim.run.id, NOW, failure)
+    assert store.stale_runs(NOW, NOW) == []
+    assert not store.fail_stale_run(claim.run.id, NOW, NOW, failure)
 
     store.heartbeat("w1", [(claim.run.id, claim.run.lease_token)], NOW + 2 * MINUTE)
-    assert not store.fail_stale_run(claim.run.id, NOW + MINUTE, failure)  # it heartbeated
+    assert not store.fail_stale_run(
+        claim.run.id, NOW + MINUTE, NOW + MINUTE, failure
+    )  # it heartbeated
 
     cutoff = NOW + 5 * MINUTE
-    (stale,) = store.stale_runs(cutoff)
+    (stale,) = store.stale_runs(cutoff, cutoff)
     assert (stale.run.id, stale.job.id) == (claim.run.id, claim.job.id)
-    assert store.fail_stale_run(claim.run.id, cutoff, failure)
-    assert not store.fail_stale_run(claim.run.id, cutoff, failure)  # already failed
+    assert store.fail_stale_run(claim.run.id, cutoff, cutoff, failure)
+    assert not store.fail_stale_run(claim.run.id, cutoff, cutoff, failure)  # already failed
     assert not store.finish_run(claim.run.id, claim.run.lease_token, result(NOW))  # lease lost
 
     job = store.get_job(claim.job.id)

@@ -136,13 +136,38 @@ class Store(Protocol):
         to `active` with the same next_run_at."""
         ...
 
-    def stale_runs(self, heartbeat_before: datetime) -> list[Claim]:
-        """Running runs whose heartbeat is older than the cutoff, with their jobs."""
+    def stale_runs(self, heartbeat_before: datetime, started_before: datetime) -> list[Claim]:
+        """Running runs whose heartbeat is older than `heartbeat_before` — or, for a run that
+        never sent one (its heartbeat_at still equals started_at), that started before
+        `started_before` (the start grace) — with their jobs."""
         ...
 
-    def fail_stale_run(self, run_id: int, heartbeat_before: datetime, result: RunResult) -> bool:
-        """Like finish_run, guarded by `status = 'running' AND heartbeat_at < cutoff` in the same
-        statement, so a run that finished or heartbeated meanwhile is left alone."""
+    def fail_stale_run(
+        self, run_id: int, heartbeat_before: datetime, started_before: datetime, result: RunResult
+    ) -> bool:
+        """Like finish_run, guarded by the stale_runs condition in the same statement, so a run
+        that finished or heartbeated meanwhile is left alone."""
+        ...
+
+    # -- retention and alerts -----------------------------------------------------------
+    def prune_runs(self, finished_before: datetime, keep_last: int, limit: int) -> int:
+        """Delete up to `limit` finished runs (oldest first) that finished before the cutoff,
+        never a running run and never one of a job's newest `keep_last` (≥ 1); return how many."""
+        ...
+
+    def count_prunable_runs(self, finished_before: datetime, keep_last: int) -> int: ...
+
+    def purge_archived_jobs(self, archived_before: datetime, limit: int) -> int:
+        """Delete up to `limit` archived jobs last updated before the cutoff, with their runs."""
+        ...
+
+    def count_purgeable_jobs(self, archived_before: datetime) -> int: ...
+
+    def claim_alert(
+        self, brand_id: str | None, dataset: str, expected: str | None, new: str
+    ) -> bool:
+        """Set the dataset's alerted_state to `new` if it is `expected` (NULL-safe); True when
+        this caller made the change, so exactly one worker announces each transition."""
         ...
 
     # -- reads --------------------------------------------------------------------------

@@ -159,16 +159,56 @@ class FunctionStore(ABC):
             "pipectl_release_run", p_run_id=run_id, p_lease_token=lease_token, p_now=now
         )
 
-    def stale_runs(self, heartbeat_before: datetime) -> list[Claim]:
-        docs = self._call("pipectl_stale_runs", p_heartbeat_before=heartbeat_before)
+    def stale_runs(self, heartbeat_before: datetime, started_before: datetime) -> list[Claim]:
+        docs = self._call(
+            "pipectl_stale_runs",
+            p_heartbeat_before=heartbeat_before,
+            p_started_before=started_before,
+        )
         return [claim_from_json(doc) for doc in docs]
 
-    def fail_stale_run(self, run_id: int, heartbeat_before: datetime, result: RunResult) -> bool:
+    def fail_stale_run(
+        self, run_id: int, heartbeat_before: datetime, started_before: datetime, result: RunResult
+    ) -> bool:
         return self._call_one(
             "pipectl_fail_stale_run",
             p_run_id=run_id,
             p_heartbeat_before=heartbeat_before,
+            p_started_before=started_before,
             **_result_args(result),
+        )
+
+    # -- retention and alerts -----------------------------------------------------------
+    def prune_runs(self, finished_before: datetime, keep_last: int, limit: int) -> int:
+        return self._call_one(
+            "pipectl_prune_runs",
+            p_finished_before=finished_before,
+            p_keep_last=keep_last,
+            p_limit=limit,
+        )
+
+    def count_prunable_runs(self, finished_before: datetime, keep_last: int) -> int:
+        return self._call_one(
+            "pipectl_count_prunable_runs", p_finished_before=finished_before, p_keep_last=keep_last
+        )
+
+    def purge_archived_jobs(self, archived_before: datetime, limit: int) -> int:
+        return self._call_one(
+            "pipectl_purge_archived_jobs", p_archived_before=archived_before, p_limit=limit
+        )
+
+    def count_purgeable_jobs(self, archived_before: datetime) -> int:
+        return self._call_one("pipectl_count_purgeable_jobs", p_archived_before=archived_before)
+
+    def claim_alert(
+        self, brand_id: str | None, dataset: str, expected: str | None, new: str
+    ) -> bool:
+        return self._call_one(
+            "pipectl_claim_alert",
+            p_brand_id=brand_id,
+            p_dataset=dataset,
+            p_expected=expected,
+            p_new=new,
         )
 
     # -- reads --------------------------------------------------------------------------
@@ -307,6 +347,7 @@ def dataset_from_json(doc: dict[str, Any]) -> DatasetStatus:
         last_status=doc["last_status"],
         last_error=doc["last_error"],
         last_run_id=doc["last_run_id"],
+        alerted_state=doc.get("alerted_state"),
     )
 
 

@@ -31,6 +31,10 @@ from pipectl.store.migrations import MIGRATIONS_TABLE, load_migrations
 BUSY_TIMEOUT_S = 30.0
 
 _JOB_TIMESTAMPS = ("next_run_at", "created_at", "updated_at")
+# A running run is stuck when its heartbeat is older than the cutoff; one that never sent a
+# heartbeat (heartbeat_at still equals started_at, as the claim set it) when it started before
+# the start-grace cutoff. Parameters: started_before, heartbeat_before.
+_STALE = "heartbeat_at < CASE WHEN heartbeat_at = started_at THEN ? ELSE ? END"
 _RUN_TIMESTAMPS = ("started_at", "finished_at", "heartbeat_at")
 
 
@@ -356,10 +360,12 @@ class SQLiteStore:
             "id = ? AND status = 'running' AND lease_token = ?", (run_id, lease_token), result
         )
 
-    def fail_stale_run(self, run_id: int, heartbeat_before: datetime, result: RunResult) -> bool:
+    def fail_stale_run(
+        self, run_id: int, heartbeat_before: datetime, started_before: datetime, result: RunResult
+    ) -> bool:
         return self._finish(
-            "id = ? AND status = 'running' AND heartbeat_at < ?",
-            (run_id, ts(heartbeat_before)),
+            f"id = ? AND status = 'running' AND {_STALE}",
+            (run_id, ts(started_before), ts(heartbeat_before)),
             result,
         )
 
@@ -424,21 +430,62 @@ class SQLiteStore:
             )
         return True
 
-    def stale_runs(self, heartbeat_before: datetime) -> list[Claim]:
+    def stale_runs(self, heartbeat_before: datetime, started_before: datetime) -> list[Claim]:
         # Sorted here, not in SQL: asked for id order, SQLite walks the whole run history in
         # rowid order instead of the few rows in the partial index of running runs (1,000,000
         # rows read per poll cycle on a big store; docs/benchmarks.md).
         rows = self._read(
-            """
+            f"""
             SELECT r.*, j.id AS j_id FROM scheduled_job_runs AS r
             JOIN scheduled_jobs AS j ON j.id = r.job_id
-            WHERE r.status = 'running' AND r.heartbeat_at < ?
+            WHERE r.status = 'running' AND {_STALE}
             """,
-            (ts(heartbeat_before),),
+            (ts(started_before), ts(heartbeat_before)),
         )
         rows.sort(key=lambda row: row["id"])
         jobs = {row["j_id"]: self.get_job(row["j_id"]) for row in rows}
         return [Claim(run=_run(row), job=jobs[row["j_id"]]) for row in rows if jobs[row["j_id"]]]
+
+    # -- retention and alerts -------------------------------------------------------------
+    def prune_runs(self, finished_before: datetime, keep_last: int, limit: int) -> int:
+        with self._write() as conn:
+            return conn.execute(
+                f"DELETE FROM scheduled_job_runs WHERE id IN ({_PRUNABLE} LIMIT ?)",
+                (ts(finished_before), keep_last - 1, limit),
+            ).rowcount
+
+    def count_prunable_runs(self, finished_before: datetime, keep_last: int) -> int:
+        rows = self._read(
+            f"SELECT count(*) FROM ({_PRUNABLE})", (ts(finished_before), keep_last - 1)
+        )
+        return rows[0][0]
+
+    def purge_archived_jobs(self, archived_before: datetime, limit: int) -> int:
+        with self._write() as conn:
+            return conn.execute(
+                "DELETE FROM scheduled_jobs WHERE id IN (SELECT id FROM scheduled_jobs "
+                "WHERE status = 'archived' AND updated_at < ? ORDER BY updated_at LIMIT ?)",
+                (ts(archived_before), limit),
+            ).rowcount
+
+    def count_purgeable_jobs(self, archived_before: datetime) -> int:
+        rows = self._read(
+            "SELECT count(*) FROM scheduled_jobs WHERE status = 'archived' AND updated_at < ?",
+            (ts(archived_before),),
+        )
+        return rows[0][0]
+
+    def claim_alert(
+        self, brand_id: str | None, dataset: str, expected: str | None, new: str
+    ) -> bool:
+        with self._write() as conn:
+            return bool(
+                conn.execute(
+                    "UPDATE dataset_status SET alerted_state = ? "
+                    "WHERE coalesce(brand_id, '') = ? AND dataset = ? AND alerted_state IS ?",
+                    (new, brand_id or "", dataset, expected),
+                ).rowcount
+            )
 
     # -- reads --------------------------------------------------------------------------
     def list_runs(
@@ -565,6 +612,18 @@ _DUE_SQL = """
 """
 
 
+# Finished runs older than the cutoff, oldest first, except each job's newest `keep_last` (the
+# subquery finds the keep_last-th newest run of the job; with fewer runs it is NULL and nothing
+# of that job goes). Parameters: finished_before, keep_last - 1.
+_PRUNABLE = """
+    SELECT r.id FROM scheduled_job_runs AS r
+    WHERE r.status <> 'running' AND r.finished_at < ?
+      AND r.id < (SELECT n.id FROM scheduled_job_runs AS n WHERE n.job_id = r.job_id
+                  ORDER BY n.id DESC LIMIT 1 OFFSET ?)
+    ORDER BY r.finished_at
+"""
+
+
 def _record_dataset(
     conn: sqlite3.Connection, outcome: DatasetOutcome, run_id: int, at: str | None
 ) -> None:
@@ -642,6 +701,7 @@ def _dataset(row: sqlite3.Row) -> DatasetStatus:
         last_status=row["last_status"],
         last_error=row["last_error"],
         last_run_id=row["last_run_id"],
+        alerted_state=row["alerted_state"],
     )
 
 
