@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +23,8 @@ from pipectl.settings import Settings, load_settings
 from pipectl.store import ANY, Store, open_store
 
 DEFAULT_KEY: Any = object()
-MAX_RUNNING_SHOWN = 10_000  # "derive the concurrency key from job type and brand"
+MAX_RUNNING_SHOWN = 10_000
+DELETE_BATCH = 5_000  # rows per transaction when pruning: short locks, steady progress  # "derive the concurrency key from job type and brand"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,15 @@ class StatusReport:
     def check_failed(self) -> bool:
         """`status --check`: any dataset stale or never refreshed."""
         return any(d.state in ("stale", "never") for d in self.datasets)
+
+
+def _in_batches(delete_batch: Callable[[], int]) -> int:
+    total = 0
+    while deleted := delete_batch():
+        total += deleted
+        if deleted < DELETE_BATCH:
+            break
+    return total
 
 
 def dedupe_key(job_type: str, brand_id: str | None, parameters: dict[str, Any]) -> str:
@@ -375,6 +386,26 @@ class Client:
             stale_after or self.settings.start_grace,
             dry_run=dry_run,
         )
+
+    # -- retention ----------------------------------------------------------------------
+    def prune_runs(
+        self, older_than: timedelta, *, keep_last: int = 1, dry_run: bool = False
+    ) -> int:
+        """Delete runs that finished more than `older_than` ago, in batches — never a running
+        run, never one of a job's newest `keep_last`. Returns how many (would) go."""
+        if keep_last < 1:
+            raise InvalidInput("--keep-last must be at least 1: a job's latest run always stays")
+        cutoff = clock.now() - older_than
+        if dry_run:
+            return self.store.count_prunable_runs(cutoff, keep_last)
+        return _in_batches(lambda: self.store.prune_runs(cutoff, keep_last, DELETE_BATCH))
+
+    def purge_archived_jobs(self, older_than: timedelta, *, dry_run: bool = False) -> int:
+        """Delete archived jobs last changed more than `older_than` ago, with their runs."""
+        cutoff = clock.now() - older_than
+        if dry_run:
+            return self.store.count_purgeable_jobs(cutoff)
+        return _in_batches(lambda: self.store.purge_archived_jobs(cutoff, DELETE_BATCH))
 
     # -- freshness ----------------------------------------------------------------------
     def set_threshold(

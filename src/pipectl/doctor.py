@@ -40,8 +40,8 @@ def masked_settings(settings: Settings) -> dict[str, str]:
             from pipectl.store.postgres import mask_password
 
             text = mask_password(text)
-        if "key" in name or "secret" in name or "password" in name:
-            text = "***" if value else ""
+        if any(word in name for word in ("key", "secret", "password", "webhook")):
+            text = "***" if value else ""  # webhook URLs carry their own tokens
         shown[name] = text
     return shown
 

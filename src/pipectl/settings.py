@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def default_database_url() -> str:
@@ -77,6 +77,26 @@ class Settings(BaseSettings):
     claim_batch_size: int = Field(
         1, ge=1, le=1000, description="Due jobs a worker claims per round trip."
     )
+    prune_runs_after: timedelta | None = Field(
+        None,
+        description="Workers delete finished runs older than this (keeping each job's latest), "
+        "hourly. Unset: never.",
+    )
+    purge_archived_after: timedelta | None = Field(
+        None,
+        description="Workers delete archived jobs (and their runs) untouched for this long, "
+        "hourly. Unset: never.",
+    )
+    alert_webhooks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated URLs that get a JSON POST (with a Slack-compatible `text`) "
+        "when a job exhausts its retries, a stuck run is recovered, or a dataset turns stale or "
+        "fresh again.",
+    )
+    alert_check_interval: timedelta = Field(
+        timedelta(minutes=1),
+        description="How often a worker looks for datasets that turned stale or fresh.",
+    )
     log_level: str = Field("INFO", description="Worker log level (DEBUG, INFO, WARNING, ERROR).")
 
     @field_validator(
@@ -90,10 +110,15 @@ class Settings(BaseSettings):
         "retry_cap",
         "warn_after",
         "error_after",
+        "prune_runs_after",
+        "purge_archived_after",
+        "alert_check_interval",
         mode="before",
     )
     @classmethod
     def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("", "off", "never"):
+            return None
         if isinstance(value, str):
             from pipectl.errors import InvalidInput
             from pipectl.parsing import parse_duration
@@ -104,6 +129,21 @@ class Settings(BaseSettings):
                 raise ValueError(str(exc)) from None
         if isinstance(value, int | float):
             return timedelta(seconds=value)
+        return value
+
+    @field_validator("alert_webhooks", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value
+
+    @field_validator("alert_webhooks")
+    @classmethod
+    def _http_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError("each webhook must be an http:// or https:// URL")
         return value
 
     @field_validator("supabase_url", "supabase_key", mode="before")

@@ -35,6 +35,7 @@ SUPERVISE_TICK_S = 0.1
 MAX_RECONNECT_DELAY_S = 30.0
 FORGET_WORKERS_AFTER = timedelta(days=7)
 IDLE_SLICE_S = 0.5
+HOUSEKEEPING_EVERY_S = 3600.0
 
 
 @dataclass
@@ -67,6 +68,32 @@ class WorkerEvents:
     def on_recovered(self, claims: list[Claim]) -> None:
         """The sweep recovered these stuck runs."""
 
+    def on_stop(self) -> None:
+        """The worker is exiting: flush and release what the watcher holds."""
+
+
+class Broadcast(WorkerEvents):
+    """Several watchers at once (metrics and alerts)."""
+
+    def __init__(self, watchers: list[WorkerEvents]) -> None:
+        self.watchers = watchers
+
+    def on_tick(self) -> None:
+        for watcher in self.watchers:
+            watcher.on_tick()
+
+    def on_run_finished(self, claim: Claim, result: RunResult, duration_s: float) -> None:
+        for watcher in self.watchers:
+            watcher.on_run_finished(claim, result, duration_s)
+
+    def on_recovered(self, claims: list[Claim]) -> None:
+        for watcher in self.watchers:
+            watcher.on_recovered(claims)
+
+    def on_stop(self) -> None:
+        for watcher in self.watchers:
+            watcher.on_stop()
+
 
 class Worker:
     def __init__(
@@ -96,6 +123,7 @@ class Worker:
         self._stop = threading.Event()
         self._stop_requested_at: float | None = None
         self._done = threading.Event()
+        self._next_housekeeping = 0.0  # due at the first cycle
 
     # -- lifecycle ------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -128,6 +156,7 @@ class Worker:
         finally:
             restore()
             self._done.set()
+            self.events.on_stop()
             heart.join(timeout=5)
             with contextlib.suppress(StoreUnavailable):
                 # Stay on record as last seen now: `status` tells live from gone by that time.
@@ -151,6 +180,7 @@ class Worker:
         if recovered:
             self.stats.recovered += len(recovered)
             self.events.on_recovered(recovered)
+        self._housekeeping(store)
         limit = self.settings.claim_batch_size
         if self.max_jobs is not None:
             limit = min(limit, self.max_jobs - self._total())
@@ -164,6 +194,24 @@ class Worker:
                 break
             self._execute(store, claim)
         return len(claims)
+
+    def _housekeeping(self, store: Store) -> None:
+        """Hourly, when configured: prune old run history and purge old archived jobs."""
+        settings = self.settings
+        if settings.prune_runs_after is None and settings.purge_archived_after is None:
+            return
+        if time.monotonic() < self._next_housekeeping:
+            return
+        self._next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY_S
+        from pipectl.client import Client
+
+        client = Client(store, settings)
+        if settings.prune_runs_after is not None:
+            pruned = client.prune_runs(settings.prune_runs_after)
+            log.info(f"pruned {pruned} old runs", extra=self._ids("prune"))
+        if settings.purge_archived_after is not None:
+            purged = client.purge_archived_jobs(settings.purge_archived_after)
+            log.info(f"purged {purged} archived jobs", extra=self._ids("purge"))
 
     def _idle(self, store: Store) -> None:
         """Wait for the next poll. On PostgreSQL, LISTEN/NOTIFY wakes the worker as soon as a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -106,3 +107,11 @@ def test_status_watch_redraws_until_interrupted(client: Client, sqlite_url: str)
 def test_status_watch_refuses_json(sqlite_url: str) -> None:
     result = pipectl(sqlite_url, "status", "--watch", "--json")
     assert result.returncode == 2 and "--watch" in result.stderr
+
+
+def test_doctor_masks_webhook_urls(sqlite_url: str) -> None:
+    result = pipectl(
+        sqlite_url, "doctor", "--json", PIPECTL_ALERT_WEBHOOKS="https://hooks.example/T0/s3cret"
+    )
+    assert "s3cret" not in result.stdout + result.stderr
+    assert json.loads(result.stdout)["settings"]["alert_webhooks"] == "***"

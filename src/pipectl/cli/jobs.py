@@ -214,3 +214,27 @@ def edit(
             timeout=common.duration(timeout),
         )
     _emit(job, as_json, f"job {job.id} updated")
+
+
+@app.command()
+def purge(
+    older_than: Annotated[
+        str,
+        typer.Option("--older-than", help="Delete archived jobs untouched for longer, e.g. 180d."),
+    ],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete archived jobs (and their runs) that have not changed for a while.
+
+    Example: pipectl jobs purge --older-than 180d --dry-run
+    """
+    from pipectl.cli.render import note, print_json
+
+    age = common.duration(older_than)
+    with common.client() as client:
+        count = client.purge_archived_jobs(age, dry_run=dry_run)  # type: ignore[arg-type]
+    if as_json:
+        print_json({"dry_run": dry_run, "jobs": count})
+    else:
+        note(f"{'would delete' if dry_run else 'deleted'} {count} archived jobs and their runs")

@@ -56,9 +56,18 @@ def run_worker(
     check_name(worker_id, "worker id")
     current = common.settings()
     logs.configure(current.log_level)
-    events = None
+    from pipectl.worker import Broadcast
+
+    watchers = []
     if metrics_port is not None:
-        events = _serve_metrics(current, metrics_host, metrics_port, interval)
+        watchers.append(_serve_metrics(current, metrics_host, metrics_port, interval))
+    if current.alert_webhooks:
+        from pipectl.alerts import AlertEvents
+        from pipectl.store import open_store
+
+        watchers.append(
+            AlertEvents(current, lambda: open_store(current.database_url, settings=current))
+        )
     worker = Worker(
         current.database_url,
         current,
@@ -66,7 +75,7 @@ def run_worker(
         once=once,
         max_jobs=max_jobs,
         poll_interval=interval,
-        events=events,
+        events=Broadcast(watchers),
     )
     worker.run()
 

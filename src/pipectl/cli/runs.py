@@ -69,3 +69,29 @@ def show(
         print_json(run.to_json(with_logs=True))
     else:
         render_run(run)
+
+
+@app.command()
+def prune(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Delete runs that finished longer ago, e.g. 90d.")
+    ],
+    keep_last: Annotated[
+        int, typer.Option("--keep-last", min=1, help="Always keep each job's newest N runs.")
+    ] = 1,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete old run history in batches (never a running run, never a job's latest).
+
+    Example: pipectl runs prune --older-than 90d --keep-last 10 --dry-run
+    """
+    from pipectl.cli.render import note, print_json
+
+    age = common.duration(older_than)
+    with common.client() as client:
+        count = client.prune_runs(age, keep_last=keep_last, dry_run=dry_run)  # type: ignore[arg-type]
+    if as_json:
+        print_json({"dry_run": dry_run, "runs": count})
+    else:
+        note(f"{'would delete' if dry_run else 'deleted'} {count} runs")

@@ -1,0 +1,118 @@
+"""Webhook alerts: events posted as JSON (with a Slack-compatible `text`) to a real local HTTP
+server, with a timeout and retries, never blocking the caller."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from pipectl.alerts import AlertEvent, WebhookSender
+
+AT = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+class Hook:
+    """A webhook receiver on 127.0.0.1 that can fail its first N requests or hang."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        self.fail_first = 0
+        self.delay_s = 0.0
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(hook.delay_s)
+                if hook.fail_first > 0:
+                    hook.fail_first -= 1
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                hook.received.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, count: int, timeout_s: float = 10) -> list[dict]:
+        deadline = time.monotonic() + timeout_s
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.received
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    receiver = Hook()
+    yield receiver
+    receiver.server.shutdown()
+
+
+def event(text: str = "pipectl: reviews (acme) is stale") -> AlertEvent:
+    return AlertEvent("dataset_stale", text, AT, {"brand_id": "acme", "dataset": "reviews"})
+
+
+def test_posts_json_with_a_slack_text(hook: Hook) -> None:
+    sender = WebhookSender([hook.url], backoff_s=0.05)
+    sender.send(event())
+    sender.close()
+    assert hook.received == [
+        {
+            "event": "dataset_stale",
+            "text": "pipectl: reviews (acme) is stale",
+            "at": "2026-11-29T12:00:00+00:00",
+            "brand_id": "acme",
+            "dataset": "reviews",
+        }
+    ]
+
+
+def test_retries_until_delivered(hook: Hook) -> None:
+    hook.fail_first = 2
+    sender = WebhookSender([hook.url], backoff_s=0.05, attempts=3)
+    sender.send(event())
+    sender.close()
+    assert len(hook.received) == 1
+
+
+def test_gives_up_after_the_last_attempt(hook: Hook) -> None:
+    hook.fail_first = 5
+    sender = WebhookSender([hook.url], backoff_s=0.01, attempts=3)
+    sender.send(event())
+    sender.close()
+    assert hook.received == [] and hook.fail_first == 2
+
+
+def test_a_hanging_endpoint_never_blocks_the_caller(hook: Hook) -> None:
+    hook.delay_s = 2.0
+    sender = WebhookSender([hook.url], timeout_s=0.3, attempts=1)
+    started = time.monotonic()
+    for i in range(20):
+        sender.send(event(f"event {i}"))
+    assert time.monotonic() - started < 0.1
+    sender.close(timeout_s=0.1)
+
+
+def test_every_url_gets_every_event(hook: Hook) -> None:
+    other = Hook()
+    try:
+        sender = WebhookSender([hook.url, other.url], backoff_s=0.01)
+        sender.send(event("one"))
+        sender.send(event("two"))
+        sender.close()
+        assert [e["text"] for e in hook.received] == ["one", "two"]
+        assert [e["text"] for e in other.received] == ["one", "two"]
+    finally:
+        other.server.shutdown()
