@@ -1,0 +1,484 @@
+"""Issue 7's targets, each measured as a ratio within one run (or a latency over many samples).
+
+    python -m benchmarks            # the full run (about 15 minutes on 2 cores)
+    python -m benchmarks --quick    # smaller sizes, same checks (about 3 minutes)
+
+Prints a table, then one JSON line; exits 1 when a target is missed, 2 when it cannot run.
+Options: --only SECTION[,SECTION] (startup, sqlite, postgres, memory), --explain (query plans of
+the claim and of `status` on the big history), --postgres-url (an admin URL; a fresh database
+is created there and dropped afterwards).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks.measure import Pipectl, Result, format_table, interleaved, median, percentile
+from benchmarks.stores import History, PostgresServer, SQLiteBench, Store, brand_name
+from benchmarks.workers import drain, peak_rss, pickup_latencies, warm_up
+
+SECTIONS = ("startup", "sqlite", "postgres", "memory")
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+MB = 1024 * 1024
+# The lever the defaults leave unused: a worker that claims 16 due jobs per round trip.
+BATCHED = {"PIPECTL_CLAIM_BATCH_SIZE": "16"}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    repetitions: int
+    drain_jobs: int
+    finish_jobs: int
+    history: History
+    latency_samples: int
+    sqlite_latency_samples: int
+    sqlite_poll_interval_s: float
+    memory_jobs: tuple[int, int]
+    startup_rounds: int
+    commit_seconds: float
+
+
+FULL = Sizes(
+    repetitions=3,
+    drain_jobs=5_000,
+    finish_jobs=1_000,
+    history=History(brands=1_000, jobs_per_brand=100, runs_per_job=10),
+    latency_samples=60,
+    sqlite_latency_samples=20,
+    sqlite_poll_interval_s=1.0,
+    memory_jobs=(2_000, 20_000),
+    startup_rounds=10,
+    commit_seconds=1.5,
+)
+QUICK = Sizes(
+    repetitions=3,
+    drain_jobs=1_000,
+    finish_jobs=500,
+    history=History(brands=100, jobs_per_brand=100, runs_per_job=10),
+    latency_samples=50,
+    sqlite_latency_samples=6,
+    sqlite_poll_interval_s=0.5,
+    memory_jobs=(500, 5_000),
+    startup_rounds=4,
+    commit_seconds=0.5,
+)
+
+MINIMAL_TYPER_APP = """\
+import typer
+
+app = typer.Typer()
+
+
+@app.command()
+def hello(name: str = "world") -> None:
+    print(f"hello {name}")
+
+
+@app.command()
+def goodbye(name: str = "world") -> None:
+    print(f"goodbye {name}")
+
+
+app()
+"""
+DEPENDENCY_FLOOR = "import typer, rich.table, pydantic_settings, sqlite3"
+
+
+class Bench:
+    def __init__(self, workdir: Path, sizes: Sizes, explain: bool) -> None:
+        self.workdir = workdir
+        self.sizes = sizes
+        self.explain = explain
+        self.pipectl = Pipectl(workdir)
+        self.results: list[Result] = []
+        self.plans: list[str] = []
+
+    def add(self, result: Result) -> None:
+        self.results.append(result)
+        verdict = "" if result.met is None else (" met" if result.met else " MISSED")
+        print(f"  {result.label}: {result.value:.3g} {result.unit}{verdict}", file=sys.stderr)
+
+
+def note(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# -- 6. start-up --------------------------------------------------------------------------------
+def startup(bench: Bench) -> None:
+    note("start-up: pipectl --help vs a minimal Typer app; status --json vs its imports")
+    app = bench.workdir / "minimal_typer_app.py"
+    app.write_text(MINIMAL_TYPER_APP)
+    small = SQLiteBench(bench.workdir / "small.db")
+    small.load_history(History(brands=3, jobs_per_brand=10, runs_per_job=3))
+    small.close()
+    cmd, python, time_it = bench.pipectl.command, sys.executable, bench.pipectl.time
+    commands: dict[str, Callable[[], float]] = {
+        "help": lambda: time_it([*cmd, "--help"]),
+        "typer": lambda: time_it([python, str(app), "--help"]),
+        "status": lambda: time_it([*cmd, "--database-url", small.url, "status", "--json"]),
+        "floor": lambda: time_it([python, "-c", DEPENDENCY_FLOOR]),
+    }
+    medians: dict[str, list[float]] = {name: [] for name in commands}
+    for repetition in range(bench.sizes.repetitions):
+        times = interleaved(
+            commands, bench.sizes.startup_rounds, warmup=2 if repetition == 0 else 0
+        )
+        for name, values in times.items():
+            medians[name].append(median(values))
+    help_ratio = median([h / t for h, t in zip(medians["help"], medians["typer"], strict=True)])
+    status_ratio = median([s / f for s, f in zip(medians["status"], medians["floor"], strict=True)])
+    ms = {name: median(values) * 1000 for name, values in medians.items()}
+    bench.add(
+        Result(
+            "startup_help",
+            "6. pipectl --help / minimal Typer app --help",
+            help_ratio,
+            "×",
+            "≤ 1.3",
+            help_ratio <= 1.3,
+            f"{ms['help']:.0f} ms vs {ms['typer']:.0f} ms",
+        )
+    )
+    bench.add(
+        Result(
+            "startup_status",
+            "6. status --json (small SQLite) / import floor",
+            status_ratio,
+            "×",
+            "≤ 1.3",
+            status_ratio <= 1.3,
+            f"{ms['status']:.0f} ms vs {ms['floor']:.0f} ms ({DEPENDENCY_FLOOR})",
+        )
+    )
+
+
+# -- 1, 2, 3, 4, 5: one backend -----------------------------------------------------------------
+def backend(bench: Bench, name: str, create: Callable[[str], Store]) -> None:
+    sizes, pipectl = bench.sizes, bench.pipectl
+    brand = brand_name(sizes.history.brands // 2)
+    postgres = name == "postgres"
+    empty = create("empty")
+    big = create("history")
+    h = sizes.history
+    note(f"{name}: loading {h.runs:,} runs, {h.jobs:,} jobs, {h.brands:,} brands with SQL")
+    started = time.perf_counter()
+    big.load_history(h)
+    load_s = time.perf_counter() - started
+    note(f"{name}: loaded in {load_s:.0f} s")
+
+    warm_up(pipectl, empty)
+    commits, finishes, one, batched, two, on_history = [], [], [], [], [], []
+    for repetition in range(sizes.repetitions):
+        note(f"{name}: repetition {repetition + 1}: commit rate, drains of {sizes.drain_jobs:,}")
+        commits.append(empty.commit_rate(sizes.commit_seconds))
+        finishes.append(empty.finish_rate(sizes.finish_jobs))
+        one.append(drain(pipectl, empty, sizes.drain_jobs))
+        batched.append(drain(pipectl, empty, sizes.drain_jobs, **BATCHED))
+        if postgres:
+            two.append(drain(pipectl, empty, sizes.drain_jobs, workers=2))
+        on_history.append(drain(pipectl, big, sizes.drain_jobs))
+
+    number = "1" if postgres else "2"
+    drain_ratio = median([d / c for d, c in zip(one, commits, strict=True)])
+    bench.add(
+        Result(
+            f"drain_{name}",
+            f"{number}. drain {sizes.drain_jobs:,} noop jobs, {name} / commit rate",
+            drain_ratio,
+            "×",
+            "≥ 0.5",
+            drain_ratio >= 0.5,
+            f"{median(one):.0f} jobs/s vs {median(commits):.0f} commits/s",
+        )
+    )
+    batch_ratio = median([b / c for b, c in zip(batched, commits, strict=True)])
+    bench.add(
+        Result(
+            f"drain_batched_{name}",
+            f"{number}. context: the same drain with claim batches of 16",
+            batch_ratio,
+            "×",
+            "",
+            None,
+            f"{median(batched):.0f} jobs/s with PIPECTL_CLAIM_BATCH_SIZE=16 (default 1)",
+        )
+    )
+    ceiling = median([f / c for f, c in zip(finishes, commits, strict=True)])
+    bench.add(
+        Result(
+            f"finish_ceiling_{name}",
+            f"{number}. context: the store alone records runs / commit rate",
+            ceiling,
+            "×",
+            "",
+            None,
+            f"{median(finishes):.0f} finish_run/s in a loop, no worker: a drain's ceiling",
+        )
+    )
+    if postgres:
+        scale = median([b / a for a, b in zip(one, two, strict=True)])
+        bench.add(
+            Result(
+                "scale_out_postgres",
+                "3. two workers / one worker, postgres",
+                scale,
+                "×",
+                "≥ 1.4",
+                scale >= 1.4,
+                f"{median(two):.0f} vs {median(one):.0f} jobs/s; no job ran twice",
+            )
+        )
+
+    note(f"{name}: pickup latency")
+    if postgres:
+        latencies = pickup_latencies(pipectl, empty, sizes.latency_samples)
+        p50, p95 = median(latencies) * 1000, percentile(latencies, 0.95) * 1000
+        detail = f"{len(latencies)} samples, LISTEN/NOTIFY"
+        bench.add(
+            Result(
+                "latency_p50_postgres",
+                "4. pickup latency median, postgres",
+                p50,
+                "ms",
+                "≤ 10",
+                p50 <= 10,
+                detail,
+            )
+        )
+        bench.add(
+            Result(
+                "latency_p95_postgres",
+                "4. pickup latency p95, postgres",
+                p95,
+                "ms",
+                "≤ 25",
+                p95 <= 25,
+                detail,
+            )
+        )
+    else:
+        interval = sizes.sqlite_poll_interval_s
+        latencies = pickup_latencies(
+            pipectl, empty, sizes.sqlite_latency_samples, poll_interval_s=interval
+        )
+        p50, p95 = median(latencies) * 1000, percentile(latencies, 0.95) * 1000
+        bench.add(
+            Result(
+                "latency_p50_sqlite",
+                "4. pickup latency median, sqlite",
+                p50,
+                "ms",
+                f"poll {interval:g} s",
+                None,
+                f"p95 {p95:.0f} ms, {len(latencies)} samples: bounded by the poll interval",
+            )
+        )
+
+    history_ratio = median([b / e for e, b in zip(one, on_history, strict=True)])
+    bench.add(
+        Result(
+            f"history_drain_{name}",
+            f"5. drain with history / empty, {name}",
+            history_ratio,
+            "×",
+            "≥ 0.9",
+            history_ratio >= 0.9,
+            f"{median(on_history):.0f} vs {median(one):.0f} jobs/s; {h.runs:,} runs loaded in {load_s:.0f} s",
+        )
+    )
+
+    note(f"{name}: status --brand {brand} --json, history vs empty; full status --json")
+    cmd, time_it = pipectl.command, pipectl.time
+    status = [*cmd, "status", "--json"]
+    commands: dict[str, Callable[[], float]] = {
+        "empty": lambda: time_it(
+            [*cmd, "--database-url", empty.url, "status", "--brand", brand, "--json"]
+        ),
+        "history": lambda: time_it(
+            [*cmd, "--database-url", big.url, "status", "--brand", brand, "--json"]
+        ),
+    }
+    per_repetition = []
+    for repetition in range(sizes.repetitions):
+        times = interleaved(commands, sizes.startup_rounds, warmup=1 if repetition == 0 else 0)
+        per_repetition.append((median(times["history"]), median(times["empty"])))
+    status_ratio = median([b / e for b, e in per_repetition])
+    bench.add(
+        Result(
+            f"history_status_brand_{name}",
+            f"5. status --brand B --json with history / empty, {name}",
+            status_ratio,
+            "×",
+            "≤ 1.5",
+            status_ratio <= 1.5,
+            f"{median([b for b, _ in per_repetition]) * 1000:.0f} vs "
+            f"{median([e for _, e in per_repetition]) * 1000:.0f} ms",
+        )
+    )
+    full = median(
+        [
+            time_it([*status[:1], "--database-url", big.url, *status[1:]])
+            for _ in range(sizes.repetitions)
+        ]
+    )
+    bench.add(
+        Result(
+            f"history_status_full_{name}",
+            f"5. full status --json over {h.brands:,} brands × {h.datasets_per_brand} datasets, {name}",
+            full,
+            "s",
+            "< 1 s" if postgres else "",
+            full < 1.0 if postgres else None,
+            "process start included",
+        )
+    )
+
+    if bench.explain:
+        from benchmarks import explain
+
+        plans = (
+            explain.explain_postgres(big, brand) if postgres else explain.explain_sqlite(big, brand)
+        )
+        bench.plans.append(
+            f"== {name}: {h.runs:,} runs, {h.jobs:,} jobs, {h.brands:,} brands\n{plans}"
+        )
+    empty.close()
+    big.close()
+
+
+# -- 7. memory ----------------------------------------------------------------------------------
+def memory(bench: Bench) -> None:
+    small_n, large_n = bench.sizes.memory_jobs
+    note(f"memory: peak RSS of a worker after {small_n:,} and {large_n:,} noop jobs (SQLite)")
+    store = SQLiteBench(bench.workdir / "memory.db")
+    warm_up(bench.pipectl, store)
+    small, large = [], []
+    for _ in range(bench.sizes.repetitions):
+        small.append(peak_rss(bench.pipectl, store, small_n))
+        large.append(peak_rss(bench.pipectl, store, large_n))
+    store.close()
+    growth = (median(large) - median(small)) / MB
+    bench.add(
+        Result(
+            "memory_growth",
+            f"7. worker peak RSS, {large_n:,} jobs − {small_n:,} jobs",
+            growth,
+            "MB",
+            "≤ 5",
+            growth <= 5,
+            f"{median(small) / MB:.1f} → {median(large) / MB:.1f} MB",
+        )
+    )
+    bench.add(
+        Result(
+            "memory_peak",
+            f"7. worker peak RSS after {large_n:,} jobs",
+            median(large) / MB,
+            "MB",
+            "< 80",
+            median(large) / MB < 80,
+        )
+    )
+
+
+# -- the run ------------------------------------------------------------------------------------
+def machine(server: PostgresServer | None) -> dict[str, str | int | None]:
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        model = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in cpuinfo.read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "",
+        )
+    return {
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "cpu": model,
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "postgres": server.version() if server else None,
+        "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, the same checks")
+    parser.add_argument("--only", help=f"comma-separated sections: {', '.join(SECTIONS)}")
+    parser.add_argument("--explain", action="store_true", help="print query plans on the history")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("PIPECTL_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
+        help="admin URL of the PostgreSQL server (default %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    sections = args.only.split(",") if args.only else list(SECTIONS)
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    sizes = QUICK if args.quick else FULL
+
+    server = None
+    if "postgres" in sections:
+        try:
+            server = PostgresServer(args.postgres_url)
+        except Exception as exc:
+            print(
+                f"benchmarks: cannot reach PostgreSQL at {args.postgres_url}: {exc}",
+                file=sys.stderr,
+            )
+            return 2
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="pipectl-bench-") as tmp:
+        bench = Bench(Path(tmp), sizes, args.explain)
+        info = machine(server)
+        try:
+            if "startup" in sections:
+                startup(bench)
+            if "sqlite" in sections:
+                backend(bench, "sqlite", lambda purpose: SQLiteBench(Path(tmp) / f"{purpose}.db"))
+            if server is not None:
+                backend(bench, "postgres", server.create)
+            if "memory" in sections:
+                memory(bench)
+        finally:
+            if server is not None:
+                server.drop_all()
+    results = bench.results
+    missed = [r.key for r in results if r.met is False]
+    print(format_table(results))
+    for plan in bench.plans:
+        print(f"\n{plan}")
+    print(
+        json.dumps(
+            {
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "quick": args.quick,
+                "machine": info,
+                "seconds": round(time.perf_counter() - started),
+                "results": [r.to_json() for r in results],
+                "missed": missed,
+                "ok": not missed,
+            },
+            ensure_ascii=False,
+        )
+    )
+    return 1 if missed else 0
