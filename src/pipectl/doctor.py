@@ -50,29 +50,21 @@ def run_checks(settings: Settings) -> list[Check]:
     """Every check, in order; a store that cannot be opened ends the list early."""
     from pipectl.client import Client
     from pipectl.store import open_store
-    from pipectl.store.migrations import latest_version
 
     checks = [Check("config", "ok", "settings loaded (see below)")]
     started = time.perf_counter()
     try:
-        store = open_store(settings.database_url)
+        store = open_store(settings.database_url, settings=settings)
         installed = store.schema_version()
     except PipectlError as exc:
         return [*checks, Check("store", "fail", str(exc))]
     latency_ms = (time.perf_counter() - started) * 1000
-    dialect = "sqlite" if settings.database_url.startswith("sqlite") else "postgres"
     checks.append(Check("store", "ok", f"{store.display_url} reachable in {latency_ms:.0f} ms"))
-    expected = latest_version(dialect)
-    if installed != expected:
-        level: Level = "fail"
-        detail = (
-            "no schema installed: run `pipectl db migrate`"
-            if installed is None
-            else f"schema v{installed}, this pipectl expects v{expected}"
-            + ("; run `pipectl db migrate`" if installed < expected else "; upgrade pipectl")
-        )
+    try:
+        store.check_schema()  # the store's own advice: `db migrate`, or `db sql` on Supabase
+    except PipectlError as exc:
         store.close()
-        return [*checks, Check("schema", level, detail)]
+        return [*checks, Check("schema", "fail", str(exc))]
     checks.append(Check("schema", "ok", f"v{installed} (current)"))
     client = Client(store, settings)
     try:

@@ -29,7 +29,8 @@ def _global_options(
         str | None,
         typer.Option(
             "--database-url",
-            help="Store URL (overrides PIPECTL_DATABASE_URL): sqlite:///path.db or postgresql://…",
+            help="Store URL (overrides PIPECTL_DATABASE_URL): sqlite:///path.db, postgresql://… "
+            "or supabase+https://<ref>.supabase.co (key from SUPABASE_SERVICE_ROLE_KEY)",
             show_default=False,
         ),
     ] = None,

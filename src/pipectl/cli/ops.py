@@ -344,6 +344,7 @@ def doctor(as_json: JsonOption = False) -> None:
     """
     from pipectl.cli.render import err, out, print_json, styled, table
     from pipectl.doctor import masked_settings, run_checks
+    from pipectl.settings import env_name
 
     current = common.settings()
     checks = run_checks(current)
@@ -364,7 +365,7 @@ def doctor(as_json: JsonOption = False) -> None:
         out.print()
         settings_grid = table("configuration in effect", "setting", "value")
         for name, value in masked_settings(current).items():
-            settings_grid.add_row(f"PIPECTL_{name.upper()}", value)
+            settings_grid.add_row(env_name(name), value)
         out.print(settings_grid)
         if failed:
             err.print("[bold red]doctor found problems[/]")
