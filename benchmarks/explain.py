@@ -1,13 +1,11 @@
 """Query plans of the claim and of `status` on the big history, for docs/benchmarks.md.
 
 SQLite: the statements the store really runs are captured with a trace callback while
-`Client.status` and `claim_due` run, then each is explained. PostgreSQL: the pipectl_* functions
-(the store's whole database API) are called as the store calls them, with auto_explain logging
-every statement inside them, nested ones included, as notices to this client."""
+`Client.status` and `claim_due` run, then each is explained. PostgreSQL: the same calls go
+through pipectl's own store with auto_explain loaded in its sessions, which sends the plan of
+every statement, those inside the pipectl_* functions included, to the client as a notice."""
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 from benchmarks.stores import PostgresBench, SQLiteBench
 from pipectl import clock
@@ -60,61 +58,51 @@ def _one_line(statement: str, width: int = 150) -> str:
 
 
 def explain_postgres(store: PostgresBench, brand: str) -> str:
+    import os
+
     import psycopg
 
-    conn = psycopg.connect(store.url, autocommit=True)
     notices: list[str] = []
-    conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
-    for setting in (
-        "LOAD 'auto_explain'",
-        "SET auto_explain.log_min_duration = 0",
-        "SET auto_explain.log_nested_statements = on",
-        "SET auto_explain.log_analyze = on",
-        "SET auto_explain.log_timing = off",
-        "SET auto_explain.log_level = notice",
-        "SET client_min_messages = notice",
-    ):
-        conn.execute(setting)
-    now = clock.now()
-    stale_before = now - timedelta(minutes=5)
-    (last_runs,) = conn.execute(
-        "SELECT array_agg(last_run_id) FROM scheduled_jobs "
-        "WHERE brand_id = %s AND status IN ('active', 'running', 'paused', 'failed')",
-        (brand,),
-    ).fetchone()
-    calls = {
-        "claim (in a transaction rolled back; nothing is due)": (
-            "SELECT * FROM pipectl_claim_due(p_worker_id => 'explain', p_now => %s, p_limit => 10)",
-            (now,),
-        ),
-        f"status --brand {brand}: jobs": (
-            "SELECT * FROM pipectl_list_jobs(p_all_brands => false, p_brand_id => %s, "
-            "p_statuses => ARRAY['active', 'running', 'paused', 'failed'])",
-            (brand,),
-        ),
-        f"status --brand {brand}: datasets": (
-            "SELECT * FROM pipectl_dataset_statuses(p_all_brands => false, p_brand_id => %s)",
-            (brand,),
-        ),
-        f"status --brand {brand}: last runs": (
-            "SELECT * FROM pipectl_runs_by_id(p_run_ids => %s)",
-            (last_runs or [],),
-        ),
-        "status: stuck runs": (
-            "SELECT * FROM pipectl_stale_runs(p_heartbeat_before => %s)",
-            (stale_before,),
-        ),
-        "status: running runs (what due jobs wait on)": (
-            "SELECT * FROM pipectl_list_runs(p_status => 'running', p_limit => 10000)",
-            (),
-        ),
-        "status (every brand): datasets": ("SELECT * FROM pipectl_dataset_statuses()", ()),
-    }
-    sections = []
-    for title, (query, params) in calls.items():
-        notices.clear()
-        with conn.transaction(force_rollback=True):
-            conn.execute(query, params).fetchall()
-        sections.append(f"-- {title}\n" + "\n".join(notices))
-    conn.close()
+    connect = psycopg.connect
+
+    def connect_and_listen(*args: object, **kwargs: object) -> psycopg.Connection:
+        conn = connect(*args, **kwargs)  # type: ignore[arg-type]
+        conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
+        return conn
+
+    # auto_explain in every session pipectl opens here, its plans sent to the client as notices.
+    options = os.environ.get("PGOPTIONS")
+    os.environ["PGOPTIONS"] = " ".join(
+        f"-c {setting}"
+        for setting in (
+            "session_preload_libraries=auto_explain",
+            "auto_explain.log_min_duration=0",
+            "auto_explain.log_nested_statements=on",
+            "auto_explain.log_analyze=on",
+            "auto_explain.log_timing=off",
+            "auto_explain.log_level=notice",
+        )
+    )
+    psycopg.connect = connect_and_listen  # type: ignore[assignment]
+    try:
+        client = Client.from_url(store.url, load_settings(database_url=store.url))
+        sections = []
+        for title, call in (
+            (
+                "claim (nothing is due: the plan is the same)",
+                lambda: client.store.claim_due("x", clock.now(), 10),
+            ),
+            (f"status --brand {brand}", lambda: client.status(brand_id=brand)),
+            ("status (every brand)", lambda: client.status()),
+        ):
+            notices.clear()
+            call()
+            sections.append(f"-- {title}\n" + "\n".join(notices))
+        client.close()
+    finally:
+        psycopg.connect = connect
+        if options is None:
+            os.environ.pop("PGOPTIONS", None)
+        else:
+            os.environ["PGOPTIONS"] = options
     return "\n\n".join(sections)

@@ -15,9 +15,9 @@ from pipectl.client import Client
 @dataclass(frozen=True)
 class History:
     """The shape of a store that has been in use for a while. Every brand has two recurring
-    jobs (hourly, next run an hour away, between them declaring the brand's datasets) and
-    finished one-time jobs (manual syncs, archived); every job has `runs_per_job` finished runs,
-    one in twenty failed."""
+    jobs (hourly, between them declaring the brand's datasets; next run a day away, so that
+    none falls due during the benchmark) and finished one-time jobs (manual syncs, archived);
+    every job has `runs_per_job` finished runs, one in twenty failed."""
 
     brands: int
     jobs_per_brand: int
@@ -179,7 +179,7 @@ class SQLiteBench(Store):
             SELECT printf('brand-%04d', b), 'noop', printf('sync %d brand-%04d', k, b),
                 CASE WHEN k < 2 THEN 'recurring' ELSE 'one_time' END,
                 CASE WHEN k < 2 THEN '0 * * * *' END, 'UTC',
-                CASE WHEN k < 2 THEN {_sqlite_ts("'+1 hours'")} END,
+                CASE WHEN k < 2 THEN {_sqlite_ts("'+1 days'")} END,
                 CASE WHEN k < 2 THEN 'active' ELSE 'archived' END,
                 CASE WHEN k < 2 THEN {_sqlite_datasets(h.datasets_per_brand)}
                      ELSE printf('{{"datasets": ["dataset-%02d"]}}', k % {h.datasets_per_brand}) END,
@@ -344,7 +344,7 @@ class PostgresBench(Store):
                     format('sync %%s brand-%%s', k, lpad(b::text, 4, '0')),
                     CASE WHEN k < 2 THEN 'recurring' ELSE 'one_time' END,
                     CASE WHEN k < 2 THEN '0 * * * *' END, 'UTC',
-                    CASE WHEN k < 2 THEN date_trunc('hour', now()) + interval '1 hour' END,
+                    CASE WHEN k < 2 THEN date_trunc('hour', now()) + interval '1 day' END,
                     CASE WHEN k < 2 THEN 'active' ELSE 'archived' END,
                     jsonb_build_object('datasets', CASE
                         WHEN k = 0 THEN (SELECT jsonb_agg(format('dataset-%%s', lpad(d::text, 2, '0')))
