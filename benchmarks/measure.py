@@ -120,11 +120,23 @@ class Pipectl:
         return elapsed
 
 
-def wait_with_rusage(proc: subprocess.Popen[bytes]) -> tuple[float, int]:
-    """Wait for a child; return (its exit status, its peak RSS in bytes) from wait4(2)."""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss * 1024  # Linux reports kilobytes
+def wait_for_peak_rss(proc: subprocess.Popen[bytes], every_s: float = 0.02) -> tuple[int, int]:
+    """Wait for a child; return (its exit status, its peak RSS in bytes), read from VmHWM in
+    /proc/PID/status while it runs. Not wait4's ru_maxrss: that keeps the high-water mark of
+    the image the child was forked from (this benchmark process, which is bigger than a
+    worker) across exec, so it would report the parent's size."""
+    status_file = Path(f"/proc/{proc.pid}/status")
+    peak = 0
+    while proc.poll() is None:
+        try:
+            text = status_file.read_text()
+        except OSError:
+            break
+        for line in text.splitlines():
+            if line.startswith("VmHWM:"):
+                peak = max(peak, int(line.split()[1]) * 1024)
+        time.sleep(every_s)
+    return proc.wait(), peak
 
 
 def interleaved(

@@ -198,7 +198,7 @@ def backend(bench: Bench, name: str, create: Callable[[str], Store]) -> None:
     note(f"{name}: loaded in {load_s:.0f} s")
 
     warm_up(pipectl, empty)
-    warm_up(pipectl, big)  # and its page cache: the history was written a minute ago
+    warm_up(pipectl, big)  # its first drain would also pay for reading the history's pages
 
     def repetition() -> tuple[float, ...]:
         return (

@@ -8,7 +8,7 @@ import subprocess
 import time
 from datetime import datetime
 
-from benchmarks.measure import Pipectl, wait_with_rusage
+from benchmarks.measure import Pipectl, wait_for_peak_rss
 from benchmarks.stores import Store
 from pipectl.client import Client
 
@@ -42,7 +42,7 @@ def peak_rss(pipectl: Pipectl, store: Store, jobs: int) -> int:
     ids = store.add_due_noop_jobs(jobs)
     log = pipectl.workdir / f"{store.dialect}-memory.log"
     proc = pipectl.start(store.url, "run-worker", "--once", log=log)
-    status, rss = wait_with_rusage(proc)
+    status, rss = wait_for_peak_rss(proc)
     if status != 0:
         raise RuntimeError(f"worker exited with {status}; see {log}")
     store.check_drained(ids)
