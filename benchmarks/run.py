@@ -1,6 +1,6 @@
 """Issue 7's targets, each measured as a ratio within one run (or a latency over many samples).
 
-    python -m benchmarks            # the full run (about 15 minutes on 2 cores)
+    python -m benchmarks            # the full run (about 10 minutes on 2 cores)
     python -m benchmarks --quick    # smaller sizes, same checks (about 3 minutes)
 
 Prints a table, then one JSON line; exits 1 when a target is missed, 2 when it cannot run.
