@@ -308,7 +308,9 @@ class Worker:
 
     def _finish(self, store: Store, claim: Claim, result: Any) -> bool:
         """Record the outcome; if the store is down, keep it and retry until it is recorded or
-        the sweep elsewhere has recovered the run (then the lease guard refuses it)."""
+        the sweep elsewhere has recovered the run (then the lease guard refuses it). The same
+        store handle is retried (every backend reopens its connection on the next call), so
+        the poll loop never goes on with a handle closed here."""
         delay = 0.5
         while True:
             try:
@@ -320,7 +322,6 @@ class Worker:
                 )
                 time.sleep(delay)
                 delay = min(delay * 2, MAX_RECONNECT_DELAY_S)
-                store = self._reconnect(store)
 
     def _release(self, store: Store, claims: list[Claim]) -> None:
         for claim in claims:
