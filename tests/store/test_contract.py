@@ -203,6 +203,31 @@ def test_finish_run_writes_run_job_and_datasets(store: Store) -> None:
     assert not store.finish_run(claim.run.id, claim.run.lease_token, ok)
 
 
+def test_finish_runs_records_several_outcomes_each_under_its_own_lease(store: Store) -> None:
+    for brand in ("acme", "globex", "initech"):
+        store.insert_job(new_job(brand_id=brand), T0)
+    a, b, c = store.claim_due("w", T0, 3)
+    done_at = T0 + timedelta(seconds=2)
+    failed = result("failed", at=done_at, error="boom\x00", datasets=[])
+    recorded = store.finish_runs(
+        [
+            (a.run.id, a.run.lease_token, result(at=done_at, datasets=[])),
+            (b.run.id, "forged", result(at=done_at)),
+            (c.run.id, c.run.lease_token, failed),
+        ]
+    )
+    assert recorded == [True, False, True]
+    assert store.get_run(a.run.id).status == "completed"  # type: ignore[union-attr]
+    assert store.get_job(a.job.id).status == "archived"  # type: ignore[union-attr]
+    # The refused outcome wrote nothing: its run still runs under its real lease.
+    assert store.get_run(b.run.id).status == "running"  # type: ignore[union-attr]
+    assert store.get_job(b.job.id).status == "running"  # type: ignore[union-attr]
+    rerun = store.get_run(c.run.id)
+    assert rerun is not None and rerun.status == "failed" and rerun.finished_at == done_at
+    assert store.get_job(c.job.id).retry_count == 1  # type: ignore[union-attr]
+    assert store.finish_runs([]) == []
+
+
 def test_failed_run_records_attempt_not_success(store: Store) -> None:
     store.insert_job(new_job(), T0)
     (claim,) = store.claim_due("w", T0, 1)

@@ -131,6 +131,11 @@ class Store(Protocol):
         only while the run is still `running` under this lease. False when the lease was lost."""
         ...
 
+    def finish_runs(self, outcomes: list[tuple[int, str, RunResult]]) -> list[bool]:
+        """Record several (run_id, lease_token, result) outcomes in one transaction, each exactly
+        as `finish_run` records it alone; one boolean per outcome, in order."""
+        ...
+
     def release_run(self, run_id: int, lease_token: str, now: datetime) -> bool:
         """Give back a claimed run that never started (shutdown): delete it and put its job back
         to `active` with the same next_run_at."""

@@ -147,11 +147,15 @@ class FunctionStore(ABC):
         )
 
     def finish_run(self, run_id: int, lease_token: str, result: RunResult) -> bool:
-        return self._call_one(
-            "pipectl_finish_run",
-            p_run_id=run_id,
-            p_lease_token=lease_token,
-            **_result_args(result),
+        (recorded,) = self.finish_runs([(run_id, lease_token, result)])
+        return recorded
+
+    def finish_runs(self, outcomes: list[tuple[int, str, RunResult]]) -> list[bool]:
+        if not outcomes:
+            return []
+        return self._call(
+            "pipectl_finish_runs",
+            p_runs=Json([_outcome_doc(*outcome) for outcome in outcomes]),
         )
 
     def release_run(self, run_id: int, lease_token: str, now: datetime) -> bool:
@@ -295,6 +299,16 @@ def _result_args(result: RunResult) -> dict[str, Any]:
         "p_last_error": _no_nul(update.last_error),
         "p_datasets": Json(_no_nul([asdict(outcome) for outcome in result.datasets])),
     }
+
+
+def _outcome_doc(run_id: int, lease_token: str, result: RunResult) -> dict[str, Any]:
+    """One element of pipectl_finish_runs' argument: `_result_args` as a JSON document."""
+    args = _result_args(result)
+    doc = {
+        name.removeprefix("p_"): value.value if isinstance(value, Json) else _json_value(value)
+        for name, value in args.items()
+    }
+    return {"run_id": run_id, "lease_token": lease_token, **doc}
 
 
 def _no_nul(value: Any) -> Any:

@@ -35,6 +35,8 @@ _JOB_TIMESTAMPS = ("next_run_at", "created_at", "updated_at")
 # heartbeat (heartbeat_at still equals started_at, as the claim set it) when it started before
 # the start-grace cutoff. Parameters: started_before, heartbeat_before.
 _STALE = "heartbeat_at < CASE WHEN heartbeat_at = started_at THEN ? ELSE ? END"
+# A run still held under its lease. Parameters: run id, lease token.
+_LEASE_GUARD = "id = ? AND status = 'running' AND lease_token = ?"
 _RUN_TIMESTAMPS = ("started_at", "finished_at", "heartbeat_at")
 
 
@@ -356,60 +358,26 @@ class SQLiteStore:
         return lost
 
     def finish_run(self, run_id: int, lease_token: str, result: RunResult) -> bool:
-        return self._finish(
-            "id = ? AND status = 'running' AND lease_token = ?", (run_id, lease_token), result
-        )
+        (recorded,) = self.finish_runs([(run_id, lease_token, result)])
+        return recorded
+
+    def finish_runs(self, outcomes: list[tuple[int, str, RunResult]]) -> list[bool]:
+        with self._write() as conn:
+            return [
+                _record_outcome(conn, _LEASE_GUARD, (run_id, lease_token), result)
+                for run_id, lease_token, result in outcomes
+            ]
 
     def fail_stale_run(
         self, run_id: int, heartbeat_before: datetime, started_before: datetime, result: RunResult
     ) -> bool:
-        return self._finish(
-            f"id = ? AND status = 'running' AND {_STALE}",
-            (run_id, ts(started_before), ts(heartbeat_before)),
-            result,
-        )
-
-    def _finish(self, guard: str, guard_params: tuple[Any, ...], result: RunResult) -> bool:
-        finished_at = ts(result.finished_at)
         with self._write() as conn:
-            row = conn.execute(
-                f"""
-                UPDATE scheduled_job_runs
-                SET status = ?, finished_at = ?, error_message = ?, logs = ?, steps = ?
-                WHERE {guard}
-                RETURNING id, job_id
-                """,
-                (
-                    result.status,
-                    finished_at,
-                    result.error_message,
-                    result.logs,
-                    json.dumps(result.steps),
-                    *guard_params,
-                ),
-            ).fetchone()
-            if row is None:
-                return False
-            update = result.job_update
-            conn.execute(
-                """
-                UPDATE scheduled_jobs
-                SET status = CASE WHEN status = 'running' THEN ? ELSE status END,
-                    next_run_at = ?, retry_count = ?, last_error = ?, updated_at = ?
-                WHERE id = ?
-                """,
-                (
-                    update.status,
-                    ts(update.next_run_at),
-                    update.retry_count,
-                    update.last_error,
-                    finished_at,
-                    row["job_id"],
-                ),
+            return _record_outcome(
+                conn,
+                f"id = ? AND status = 'running' AND {_STALE}",
+                (run_id, ts(started_before), ts(heartbeat_before)),
+                result,
             )
-            for outcome in result.datasets:
-                _record_dataset(conn, outcome, row["id"], finished_at)
-        return True
 
     def release_run(self, run_id: int, lease_token: str, now: datetime) -> bool:
         with self._write() as conn:
@@ -622,6 +590,52 @@ _PRUNABLE = """
                   ORDER BY n.id DESC LIMIT 1 OFFSET ?)
     ORDER BY r.finished_at
 """
+
+
+def _record_outcome(
+    conn: sqlite3.Connection, guard: str, guard_params: tuple[Any, ...], result: RunResult
+) -> bool:
+    """A run's outcome, its job's next state and its datasets, inside the caller's transaction,
+    only while `guard` holds for the run; False, with nothing written, once it does not."""
+    finished_at = ts(result.finished_at)
+    row = conn.execute(
+        f"""
+        UPDATE scheduled_job_runs
+        SET status = ?, finished_at = ?, error_message = ?, logs = ?, steps = ?
+        WHERE {guard}
+        RETURNING id, job_id
+        """,
+        (
+            result.status,
+            finished_at,
+            result.error_message,
+            result.logs,
+            json.dumps(result.steps),
+            *guard_params,
+        ),
+    ).fetchone()
+    if row is None:
+        return False
+    update = result.job_update
+    conn.execute(
+        """
+        UPDATE scheduled_jobs
+        SET status = CASE WHEN status = 'running' THEN ? ELSE status END,
+            next_run_at = ?, retry_count = ?, last_error = ?, updated_at = ?
+        WHERE id = ?
+        """,
+        (
+            update.status,
+            ts(update.next_run_at),
+            update.retry_count,
+            update.last_error,
+            finished_at,
+            row["job_id"],
+        ),
+    )
+    for outcome in result.datasets:
+        _record_dataset(conn, outcome, row["id"], finished_at)
+    return True
 
 
 def _record_dataset(
