@@ -3,8 +3,8 @@
 Each test moves freezegun's clock to the instants that matter and runs one real worker pass
 (`Worker(url, settings, once=True).run()`, in-process) at each. Handlers run in a thread of
 their own; freezegun freezes `time.monotonic` too, which only means that job timeouts and the
-shutdown grace cannot expire in these tests (the worker's supervision loop waits on
-`thread.join`, which uses real time, so a pass never hangs). None of these jobs has a timeout.
+shutdown grace cannot expire in these tests (the worker's supervision loop waits on a
+`threading.Event`, which uses real time, so a pass never hangs). None of these jobs has a timeout.
 The fall-back DST test is the exception: it sets pipectl's clock by hand (see its docstring).
 """
 

@@ -228,6 +228,29 @@ def test_finish_runs_records_several_outcomes_each_under_its_own_lease(store: St
     assert store.finish_runs([]) == []
 
 
+def test_finish_runs_with_outcomes_for_the_same_dataset(store: Store) -> None:
+    for _ in range(3):
+        store.insert_job(new_job(), T0)
+    a, b, c = store.claim_due("w", T0, 3)
+    first, second = T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)
+    orders_ok = [DatasetOutcome("acme", "orders", True)]
+    orders_failed = [DatasetOutcome("acme", "orders", False, "late")]
+    recorded = store.finish_runs(
+        [
+            (b.run.id, b.run.lease_token, result("failed", at=second, datasets=orders_failed)),
+            (a.run.id, a.run.lease_token, result(at=first, datasets=orders_ok)),
+            (c.run.id, "forged", result(at=second + timedelta(minutes=1), datasets=orders_ok)),
+        ]
+    )
+    assert recorded == [True, True, False]
+    status = store.dataset_status("orders", "acme")
+    assert status is not None
+    # The newest attempt decides the status; the success is kept; the refused outcome is absent.
+    assert status.last_attempt_at == second and status.last_status == "failed"
+    assert status.last_success_at == first and status.last_run_id == b.run.id
+    assert status.last_error == "late"
+
+
 def test_failed_run_records_attempt_not_success(store: Store) -> None:
     store.insert_job(new_job(), T0)
     (claim,) = store.claim_due("w", T0, 1)

@@ -47,13 +47,24 @@ def pipectl_tables(db: psycopg.Connection) -> list[str]:
 
 
 def pipectl_functions(db: psycopg.Connection) -> list[tuple[str, list[str]]]:
-    """(name, argument names) of every pipectl_* function."""
+    """(name, input argument names) of every pipectl_* function."""
     rows = db.execute(
-        "SELECT proname, coalesce(proargnames, '{}') FROM pg_proc "
+        "SELECT proname, coalesce(proargnames, '{}'), proargmodes FROM pg_proc "
         "WHERE pronamespace = 'public'::regnamespace AND proname LIKE 'pipectl\\_%' "
         "ORDER BY proname"
     ).fetchall()
-    return [(name, list(args)) for name, args in rows]
+    # Without modes every argument is an input; otherwise leave out OUT and TABLE columns.
+    return [
+        (
+            name,
+            [
+                arg
+                for arg, mode in zip(args, modes or "i" * len(args), strict=True)
+                if mode in "ibv"
+            ],
+        )
+        for name, args, modes in rows
+    ]
 
 
 def test_catalogue_rls_on_every_table_and_execute_for_service_role_only(

@@ -300,48 +300,41 @@ class SQLiteStore:
             ).rowcount
 
     def claim_due(self, worker_id: str, now: datetime, limit: int) -> list[Claim]:
-        claims: list[Claim] = []
-        taken_keys: set[str] = set()
+        at = ts(now)
         with self._write() as conn:
             # Read a little more than needed: rows that share a concurrency key are skipped.
-            rows = conn.execute(_DUE_SQL, (ts(now), limit * 4)).fetchall()
-            for row in rows:
-                key = row["concurrency_key"]
+            due = conn.execute(_DUE_SQL, (at, limit * 4)).fetchall()
+            picked: list[tuple[Any, ...]] = []
+            taken_keys: set[str] = set()
+            for job_id, retry_count, key in due:
                 if key is not None:
                     if key in taken_keys:
                         continue
                     taken_keys.add(key)
-                claims.append(self._claim(conn, row, worker_id, now))
-                if len(claims) >= limit:
+                token = secrets.token_hex(16)
+                picked.append((job_id, retry_count + 1, at, at, worker_id, token, key))
+                if len(picked) >= limit:
                     break
-        return claims
-
-    def _claim(
-        self, conn: sqlite3.Connection, row: sqlite3.Row, worker_id: str, now: datetime
-    ) -> Claim:
-        run_row = conn.execute(
-            """
-            INSERT INTO scheduled_job_runs (job_id, attempt, status, started_at, heartbeat_at,
-                worker_id, lease_token, concurrency_key)
-            VALUES (?, ?, 'running', ?, ?, ?, ?, ?)
-            RETURNING *
-            """,
-            (
-                row["id"],
-                row["retry_count"] + 1,
-                ts(now),
-                ts(now),
-                worker_id,
-                secrets.token_hex(16),
-                row["concurrency_key"],
-            ),
-        ).fetchone()
-        job_row = conn.execute(
-            "UPDATE scheduled_jobs SET status = 'running', last_run_id = ?, updated_at = ? "
-            "WHERE id = ? RETURNING *",
-            (run_row["id"], ts(now), row["id"]),
-        ).fetchone()
-        return Claim(run=_run(run_row), job=_job(job_row))
+            if not picked:
+                return []
+            # One statement for all the runs and one for all the jobs (placeholders only).
+            rows = ", ".join(["(?, ?, 'running', ?, ?, ?, ?, ?)"] * len(picked))
+            runs = conn.execute(
+                "INSERT INTO scheduled_job_runs (job_id, attempt, status, started_at, "
+                f"heartbeat_at, worker_id, lease_token, concurrency_key) VALUES {rows} "
+                "RETURNING *",
+                [value for claim in picked for value in claim],
+            ).fetchall()
+            job_ids = [claim[0] for claim in picked]
+            jobs = conn.execute(
+                "UPDATE scheduled_jobs SET status = 'running', updated_at = ?, last_run_id = ("
+                "  SELECT max(r.id) FROM scheduled_job_runs AS r WHERE r.job_id = scheduled_jobs.id)"
+                f" WHERE id IN ({', '.join('?' * len(job_ids))}) RETURNING *",
+                [at, *job_ids],
+            ).fetchall()
+        run_of = {row["job_id"]: _run(row) for row in runs}
+        job_of = {row["id"]: _job(row) for row in jobs}
+        return [Claim(run=run_of[job_id], job=job_of[job_id]) for job_id in job_ids]
 
     def heartbeat(self, worker_id: str, leases: list[tuple[int, str]], now: datetime) -> list[int]:
         lost = []
@@ -570,7 +563,7 @@ class SQLiteStore:
 
 
 _DUE_SQL = """
-    SELECT * FROM scheduled_jobs AS j
+    SELECT j.id, j.retry_count, j.concurrency_key FROM scheduled_jobs AS j
     WHERE j.status = 'active' AND j.next_run_at <= ?
       AND (j.concurrency_key IS NULL OR NOT EXISTS (
             SELECT 1 FROM scheduled_job_runs AS r

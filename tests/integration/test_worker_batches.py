@@ -1,0 +1,150 @@
+"""The worker's batches, in process over real stores: the claim grows while runs are quick and
+falls back after a slow one, a quick run's outcome is committed with its batch-mates, and no
+outcome is reported before it is committed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from pipectl.client import Client
+from pipectl.models import Claim, RunResult
+from pipectl.settings import Settings, load_settings
+from pipectl.store import Store, open_store
+from pipectl.worker import QUICK_RUN_S, Worker, WorkerEvents
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest) -> str:
+    url = request.getfixturevalue(f"{request.param}_url")
+    if request.param == "postgres":
+        Client.migrate_url(url)
+    return url
+
+
+def batch_settings(url: str, **overrides: Any) -> Settings:
+    return load_settings(database_url=url, poll_interval="0.2s", **overrides)
+
+
+class ClaimLog:
+    """A store factory whose stores note each claim's limit and how many it got."""
+
+    def __init__(self) -> None:
+        self.claims: list[tuple[int, int]] = []
+
+    def __call__(self, url: str) -> Store:
+        store = open_store(url)
+        claim_due = store.claim_due
+
+        def noted(worker_id: str, now: Any, limit: int) -> list[Claim]:
+            claims = claim_due(worker_id, now, limit)
+            self.claims.append((limit, len(claims)))
+            return claims
+
+        store.claim_due = noted  # type: ignore[method-assign]
+        return store
+
+
+def enqueue(client: Client, job_type: str, count: int, **parameters: Any) -> list[int]:
+    return [
+        client.enqueue(job_type, brand_id=f"b{n}", parameters=parameters, allow_duplicate=True).id
+        for n in range(count)
+    ]
+
+
+def test_the_claim_doubles_while_runs_are_quick(url: str) -> None:
+    settings = batch_settings(url, claim_batch_size="16")
+    with Client.from_url(url, settings) as client:
+        jobs = enqueue(client, "noop", 70)
+    log = ClaimLog()
+    stats = Worker(url, settings, once=True, store_factory=log).run()
+    assert stats.completed == 70 and stats.released == 0
+    assert log.claims == [
+        (1, 1),
+        (2, 2),
+        (4, 4),
+        (8, 8),
+        (16, 16),
+        (16, 16),
+        (16, 16),
+        (16, 7),
+        (16, 0),
+    ]
+    with Client.from_url(url, settings) as client:
+        assert {client.get_job(job).status for job in jobs} == {"archived"}
+        assert len(client.list_runs(limit=1000)) == 70
+
+
+def test_a_slow_run_gives_back_its_batch_mates_and_resets_the_claim(url: str) -> None:
+    settings = batch_settings(url, claim_batch_size="8")
+    with Client.from_url(url, settings) as client:
+        enqueue(client, "noop", 7)  # claims of 1, 2, 4: the next claim is 8
+        slow = client.enqueue("sleep", parameters={"seconds": QUICK_RUN_S * 4}).id
+        later = enqueue(client, "noop", 10)
+    log = ClaimLog()
+    stats = Worker(url, settings, once=True, store_factory=log).run()
+    # The claim of 8 took the slow job and 7 quick ones, gave those 7 back once the slow run
+    # outlasted a quick one, and started again from 1.
+    assert log.claims[:5] == [(1, 1), (2, 2), (4, 4), (8, 8), (1, 1)]
+    assert stats.released == 7 and stats.completed == 18
+    with Client.from_url(url, settings) as client:
+        assert client.get_job(slow).status == "archived"
+        # A given-back job ran once: its released run was removed, not left behind.
+        for job in later:
+            assert [run.status for run in client.list_runs(job_id=job)] == ["completed"]
+
+
+class CheckCommitted(WorkerEvents):
+    """Reads each reported run back through a connection of its own."""
+
+    def __init__(self, url: str) -> None:
+        self.reader = open_store(url)
+        self.statuses: list[str] = []
+
+    def on_run_finished(self, claim: Claim, result: RunResult, duration_s: float) -> None:
+        run = self.reader.get_run(claim.run.id)
+        self.statuses.append(run.status if run else "missing")
+
+
+def test_an_outcome_is_reported_only_once_committed(url: str) -> None:
+    settings = batch_settings(url, claim_batch_size="32")
+    with Client.from_url(url, settings) as client:
+        enqueue(client, "noop", 40)
+    events = CheckCommitted(url)
+    try:
+        Worker(url, settings, once=True, events=events).run()
+    finally:
+        events.reader.close()
+    assert events.statuses == ["completed"] * 40
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float) -> float:
+    """Seconds until the condition held; fails after timeout_s."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout_s, "timed out"
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+def test_quick_outcomes_do_not_wait_for_a_slow_batch_mate(url: str) -> None:
+    settings = batch_settings(url, claim_batch_size="4")
+    with Client.from_url(url, settings) as client:
+        enqueue(client, "noop", 3)  # claims of 1 and 2: the next claim is 4
+        quick = client.enqueue("noop", brand_id="quick").id
+        slow = client.enqueue("sleep", brand_id="slow", parameters={"seconds": 3}).id
+        worker = Worker(url, settings, once=True)
+        thread = threading.Thread(target=worker.run)
+        thread.start()
+        try:
+            wait_for(lambda: client.get_job(slow).status == "running", 10)
+            # The slow run is under way; its batch-mate's outcome is committed already.
+            waited = wait_for(lambda: client.get_job(quick).status == "archived", 1.5)
+            assert client.get_job(slow).status == "running", waited
+        finally:
+            thread.join(20)
+    assert worker.stats.completed == 5
