@@ -70,7 +70,12 @@ def complete_job_id(incomplete: str) -> list[tuple[str, str]]:
 
 MAX_ID = 2**63 - 1  # ids are 64-bit integers in every store
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+JsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--json", help="Print one JSON document on stdout (indented on a terminal, else compact)."
+    ),
+]
 BrandOption = Annotated[
     str | None, typer.Option("--brand", "-b", help="Brand (tenant) id; omit for global jobs.")
 ]
