@@ -470,3 +470,24 @@ def test_claim_alert_is_a_compare_and_set(store: Store) -> None:
     assert store.dataset_status("orders", "acme").alerted_state == "stale"  # type: ignore[union-attr]
     assert store.claim_alert("acme", "orders", "stale", "fresh")
     assert not store.claim_alert("globex", "orders", None, "stale")  # no such row
+
+
+def test_live_jobs_in_id_order_with_a_limit(store: Store) -> None:
+    ids = [
+        store.insert_job(new_job(brand_id=brand, status=status), T0).id
+        for brand, status in [
+            ("globex", "active"),
+            ("acme", "archived"),
+            ("acme", "paused"),
+            (None, "active"),
+            ("acme", "active"),
+        ]
+    ]
+    live = ("active", "running", "paused", "failed")
+    assert [j.id for j in store.list_jobs(statuses=live)] == [ids[0], ids[2], ids[3], ids[4]]
+    assert [j.id for j in store.list_jobs(statuses=live, limit=2)] == [ids[0], ids[2]]
+    assert [j.id for j in store.list_jobs(brand_id="acme", statuses=live)] == [ids[2], ids[4]]
+    assert [j.id for j in store.list_jobs(statuses=("archived",))] == [ids[1]]
+    store.update_job(ids[4], {"retry_count": 1}, T0)
+    store.update_job(ids[0], {"retry_count": 2}, T0)
+    assert [j.id for j in store.list_jobs(in_backoff=True)] == [ids[0], ids[4]]

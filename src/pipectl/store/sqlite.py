@@ -235,9 +235,19 @@ class SQLiteStore:
             params.extend(statuses)
         if in_backoff:
             where.append("retry_count > 0 AND status IN ('active', 'running', 'paused')")
+        live = in_backoff or bool(statuses and "archived" not in statuses)
+        if live:
+            # Live jobs are a few per brand beside a growing archive, and have the partial
+            # index scheduled_jobs_live, which SQLite reads only when the query states its
+            # condition and asks for no other order (it would rather walk every job in id
+            # order): they are sorted here, as running runs are in list_runs.
+            where.append("status <> 'archived'")
         sql = "SELECT * FROM scheduled_jobs"
         if where:
             sql += " WHERE " + " AND ".join(where)
+        if live:
+            rows = sorted(self._read(sql, params), key=lambda row: row["id"])
+            return [_job(row) for row in rows[:limit]]
         sql += " ORDER BY id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
