@@ -66,7 +66,7 @@ FULL = Sizes(
 )
 QUICK = Sizes(
     repetitions=3,
-    drain_jobs=1_000,
+    drain_jobs=5_000,  # the size: with fewer, process start-up is most of a drain
     finish_jobs=500,
     history=History(brands=100, jobs_per_brand=100, runs_per_job=10),
     latency_samples=50,

@@ -17,7 +17,7 @@ from pipectl.handlers import get_job_type
 from pipectl.handlers import validate_parameters as validate_job_parameters
 from pipectl.models import Claim, Freshness, Job, NewJob, Run, Threshold, WorkerInfo
 from pipectl.parsing import check_name, check_parameters
-from pipectl.recovery import find_stuck, recover_stale
+from pipectl.recovery import find_stuck, recover_stale, stale_cutoffs
 from pipectl.schedule import check_cron, next_occurrence, zone
 from pipectl.settings import Settings, load_settings
 from pipectl.store import ANY, Store, open_store
@@ -424,20 +424,24 @@ class Client:
         self.store.set_threshold(threshold, clock.now())
         return threshold
 
-    def _thresholds(self) -> Thresholds:
-        return Thresholds(
-            self.store.thresholds(), (self.settings.warn_after, self.settings.error_after)
-        )
+    def _thresholds(self, thresholds: list[Threshold]) -> Thresholds:
+        """The store's thresholds, over the configured defaults."""
+        return Thresholds(thresholds, (self.settings.warn_after, self.settings.error_after))
 
     def freshness(self, dataset: str, brand_id: str | None = None) -> Freshness:
         """Is `dataset` for `brand_id` (None: global) fresh, and since when?"""
         status = self.store.dataset_status(dataset, brand_id)
-        return freshness(dataset, brand_id, status, self._thresholds(), clock.now())
+        return freshness(
+            dataset, brand_id, status, self._thresholds(self.store.thresholds()), clock.now()
+        )
 
     def datasets(self, *, brand_id: str | None = ANY) -> list[Freshness]:
         jobs = self.store.list_jobs(brand_id=brand_id, statuses=("active", "running", "paused"))
         report = freshness_report(
-            self.store.dataset_statuses(brand_id=brand_id), jobs, self._thresholds(), clock.now()
+            self.store.dataset_statuses(brand_id=brand_id),
+            jobs,
+            self._thresholds(self.store.thresholds()),
+            clock.now(),
         )
         if brand_id is ANY:
             return report
@@ -446,27 +450,30 @@ class Client:
     # -- the whole picture --------------------------------------------------------------
     def status(self, *, brand_id: str | None = ANY) -> StatusReport:
         now = clock.now()
-        jobs = self.store.list_jobs(
-            brand_id=brand_id, statuses=("active", "running", "paused", "failed")
+        heartbeat_before, started_before = stale_cutoffs(
+            now, self.settings.stale_after, self.settings.start_grace
         )
-        report = freshness_report(
-            self.store.dataset_statuses(brand_id=brand_id), jobs, self._thresholds(), now
+        seen = self.store.status_snapshot(
+            brand_id=brand_id,
+            statuses=("active", "running", "paused", "failed"),
+            heartbeat_before=heartbeat_before,
+            started_before=started_before,
+            running_limit=MAX_RUNNING_SHOWN,
         )
+        report = freshness_report(seen.datasets, seen.jobs, self._thresholds(seen.thresholds), now)
         if brand_id is not ANY:
             report = [item for item in report if item.brand_id == brand_id]
-        last_runs = self.store.runs_by_id([j.last_run_id for j in jobs if j.last_run_id])
-        stuck = [
-            claim
-            for claim in self.stuck_runs()
-            if brand_id is ANY or claim.job.brand_id == brand_id
-        ]
         return StatusReport(
             now=now,
             datasets=report,
-            jobs=jobs,
-            last_runs=last_runs,
-            stuck_runs=stuck,
-            workers=self.store.workers(),
+            jobs=seen.jobs,
+            last_runs=seen.last_runs,
+            stuck_runs=[
+                claim
+                for claim in seen.stuck_runs
+                if brand_id is ANY or claim.job.brand_id == brand_id
+            ],
+            workers=seen.workers,
             worker_stale_after=self.settings.worker_stale_after,
-            waiting=self.waiting(jobs),
+            waiting=waiting_on(seen.jobs, seen.running_runs, now),
         )

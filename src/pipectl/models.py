@@ -165,6 +165,19 @@ class WorkerInfo:
         return doc
 
 
+@dataclass(frozen=True, slots=True)
+class StatusSnapshot:
+    """Everything `status` shows, as the store held it at one moment (`Store.status_snapshot`)."""
+
+    jobs: list[Job]
+    last_runs: dict[int, Run]  # the jobs' last runs, by run id
+    datasets: list[DatasetStatus]
+    thresholds: list[Threshold]
+    stuck_runs: list[Claim]
+    running_runs: list[Run]  # newest first
+    workers: list[WorkerInfo]
+
+
 # What the engine asks the store to write. The engine decides the values; the store applies
 # them atomically.
 

@@ -159,6 +159,21 @@ def test_claim_one_run_per_concurrency_key(store: Store) -> None:
     assert [c.job.id for c in store.claim_due("w", T0, 10)] == [a2.id]
 
 
+def test_claim_looks_past_many_jobs_waiting_on_busy_keys(store: Store) -> None:
+    for n in range(40):
+        store.insert_job(new_job(concurrency_key=f"k{n}", next_run_at=T0 - timedelta(2)), T0)
+    running = store.claim_due("w", T0, 40)
+    assert len(running) == 40
+    # Each key now has a running run and a due job waiting behind it, due before the free ones.
+    for n in range(40):
+        store.insert_job(new_job(concurrency_key=f"k{n}", next_run_at=T0 - timedelta(1)), T0)
+    free = [store.insert_job(new_job(concurrency_key=f"free{n}"), T0).id for n in range(3)]
+    unkeyed = store.insert_job(new_job(), T0).id
+    assert [c.job.id for c in store.claim_due("w", T0, 2)] == free[:2]
+    assert [c.job.id for c in store.claim_due("w", T0, 10)] == [free[2], unkeyed]
+    assert store.claim_due("w", T0, 10) == []
+
+
 def test_parallel_claims_never_share_a_job(store_url: str) -> None:
     setup = open_store(store_url)
     for _ in range(60):
@@ -491,3 +506,63 @@ def test_live_jobs_in_id_order_with_a_limit(store: Store) -> None:
     store.update_job(ids[4], {"retry_count": 1}, T0)
     store.update_job(ids[0], {"retry_count": 2}, T0)
     assert [j.id for j in store.list_jobs(in_backoff=True)] == [ids[0], ids[4]]
+
+
+def test_status_snapshot_reads_what_the_single_reads_return(store: Store) -> None:
+    for brand in ("acme", "globex"):
+        store.insert_job(new_job(brand_id=brand, parameters={"datasets": ["ads"], "n": 1.5}), T0)
+    store.insert_job(new_job(brand_id=None, concurrency_key="shared"), T0)
+    store.insert_job(new_job(brand_id="acme", status="paused"), T0)
+    store.insert_job(new_job(brand_id="globex", status="archived"), T0)
+    done, failing, stuck = store.claim_due("w1", T0, 3)
+    succeeded = result(datasets=[DatasetOutcome("acme", "ads", True)])
+    again_in_an_hour = JobUpdate("active", T0 + timedelta(hours=1), 0, None)
+    store.finish_run(
+        done.run.id, done.run.lease_token, replace(succeeded, job_update=again_in_an_hour)
+    )
+    store.finish_run(
+        failing.run.id,
+        failing.run.lease_token,
+        result("failed", error="boom", datasets=[DatasetOutcome("globex", "ads", False, "boom")]),
+    )
+    # Waits for the stuck run's key; the failed job's retry runs and heartbeats.
+    store.insert_job(new_job(brand_id="globex", concurrency_key="shared"), T0)
+    (running,) = store.claim_due("w2", T0 + timedelta(minutes=9), 5)
+    assert running.job.id == failing.job.id
+    store.heartbeat("w2", [(running.run.id, running.run.lease_token)], T0 + timedelta(minutes=9))
+    store.set_threshold(Threshold("ads", None, timedelta(hours=1), timedelta(hours=2)), T0)
+    store.set_threshold(Threshold("ads", "acme", timedelta(hours=3), timedelta(hours=4)), T0)
+    store.register_worker(WorkerInfo("w1", "h", 1, T0, T0, "0.1.0"))
+    store.register_worker(WorkerInfo("w2", "h", 2, T0, T0 + timedelta(minutes=9), "0.1.0"))
+    heartbeat_before = started_before = T0 + timedelta(minutes=5)
+    live = ("active", "running", "paused", "failed")
+
+    for brand_id in (ANY, "acme", "globex", None, "nobody"):
+        snapshot = store.status_snapshot(
+            brand_id=brand_id,
+            statuses=live,
+            heartbeat_before=heartbeat_before,
+            started_before=started_before,
+            running_limit=10,
+        )
+        jobs = store.list_jobs(brand_id=brand_id, statuses=live)
+        assert snapshot.jobs == jobs
+        assert snapshot.last_runs == store.runs_by_id(
+            [j.last_run_id for j in jobs if j.last_run_id]
+        )
+        assert snapshot.datasets == store.dataset_statuses(brand_id=brand_id)
+        assert snapshot.thresholds == store.thresholds()
+        assert snapshot.stuck_runs == store.stale_runs(heartbeat_before, started_before)
+        assert snapshot.running_runs == store.list_runs(status="running", limit=10)
+        assert snapshot.workers == store.workers()
+
+    everything = store.status_snapshot(
+        statuses=live,
+        heartbeat_before=heartbeat_before,
+        started_before=started_before,
+        running_limit=1,
+    )
+    assert [c.run.id for c in everything.stuck_runs] == [stuck.run.id]
+    assert [r.id for r in everything.running_runs] == [running.run.id]
+    assert set(everything.last_runs) == {done.run.id, stuck.run.id, running.run.id}
+    assert [w.id for w in everything.workers] == ["w2", "w1"]

@@ -12,6 +12,7 @@ from pipectl.models import (
     NewJob,
     Run,
     RunResult,
+    StatusSnapshot,
     Threshold,
     WorkerInfo,
 )
@@ -200,3 +201,19 @@ class Store(Protocol):
     def set_threshold(self, threshold: Threshold, now: datetime) -> None: ...
 
     def workers(self) -> list[WorkerInfo]: ...
+
+    def status_snapshot(
+        self,
+        *,
+        brand_id: str | None = ANY,
+        statuses: tuple[str, ...],
+        heartbeat_before: datetime,
+        started_before: datetime,
+        running_limit: int,
+    ) -> StatusSnapshot:
+        """Everything `status` shows, as of one moment (one statement on PostgreSQL, one read
+        transaction on SQLite): the records list_jobs(brand_id=brand_id, statuses=statuses),
+        runs_by_id of those jobs' last runs, dataset_statuses(brand_id=brand_id), thresholds(),
+        stale_runs(heartbeat_before, started_before), list_runs(status="running",
+        limit=running_limit) and workers() return."""
+        ...

@@ -21,6 +21,7 @@ from pipectl.models import (
     NewJob,
     Run,
     RunResult,
+    StatusSnapshot,
     Threshold,
     WorkerInfo,
 )
@@ -264,6 +265,33 @@ class FunctionStore(ABC):
 
     def workers(self) -> list[WorkerInfo]:
         return [worker_from_json(doc) for doc in self._call("pipectl_workers")]
+
+    def status_snapshot(
+        self,
+        *,
+        brand_id: str | None = ANY,
+        statuses: tuple[str, ...],
+        heartbeat_before: datetime,
+        started_before: datetime,
+        running_limit: int,
+    ) -> StatusSnapshot:
+        (doc,) = self._call(
+            "pipectl_status_snapshot",
+            **_brand_args(brand_id),
+            p_statuses=list(statuses),
+            p_heartbeat_before=heartbeat_before,
+            p_started_before=started_before,
+            p_running_limit=running_limit,
+        )
+        return StatusSnapshot(
+            jobs=[job_from_json(job) for job in doc["jobs"]],
+            last_runs={run.id: run for run in map(run_from_json, doc["last_runs"])},
+            datasets=[dataset_from_json(status) for status in doc["datasets"]],
+            thresholds=[threshold_from_json(threshold) for threshold in doc["thresholds"]],
+            stuck_runs=[claim_from_json(claim) for claim in doc["stuck_runs"]],
+            running_runs=[run_from_json(run) for run in doc["running_runs"]],
+            workers=[worker_from_json(worker) for worker in doc["workers"]],
+        )
 
 
 # -- arguments in ------------------------------------------------------------------------------

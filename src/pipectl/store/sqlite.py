@@ -22,6 +22,7 @@ from pipectl.models import (
     NewJob,
     Run,
     RunResult,
+    StatusSnapshot,
     Threshold,
     WorkerInfo,
 )
@@ -570,6 +571,40 @@ class SQLiteStore:
             )
             for row in self._read("SELECT * FROM workers ORDER BY last_seen_at DESC")
         ]
+
+    def status_snapshot(
+        self,
+        *,
+        brand_id: str | None = ANY,
+        statuses: tuple[str, ...],
+        heartbeat_before: datetime,
+        started_before: datetime,
+        running_limit: int,
+    ) -> StatusSnapshot:
+        with self._snapshot():
+            jobs = self.list_jobs(brand_id=brand_id, statuses=statuses)
+            return StatusSnapshot(
+                jobs=jobs,
+                last_runs=self.runs_by_id([job.last_run_id for job in jobs if job.last_run_id]),
+                datasets=self.dataset_statuses(brand_id=brand_id),
+                thresholds=self.thresholds(),
+                stuck_runs=self.stale_runs(heartbeat_before, started_before),
+                running_runs=self.list_runs(status="running", limit=running_limit),
+                workers=self.workers(),
+            )
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """Reads that all see the same moment: one read transaction (in WAL mode, writers go on
+        meanwhile and wait for nothing)."""
+        try:
+            self.conn.execute("BEGIN")
+        except sqlite3.OperationalError as exc:
+            raise _store_error(exc) from None
+        try:
+            yield
+        finally:
+            self._rollback()  # nothing was written: this only ends the read transaction
 
 
 _DUE_SQL = """

@@ -1,62 +1,93 @@
--- pipectl schema v4: a worker's batches. The outcomes of a batch of quick runs are recorded
--- in one transaction, and claims no longer read every running run.
+-- pipectl schema v4: a worker's batches. Due jobs are claimed a page at a time and the outcomes
+-- of a batch of quick runs are recorded in one transaction; neither the claim nor the sweep
+-- reads every running run any more.
 
 -- Claims up to p_limit due jobs, oldest due first: each becomes `running` with a new `running`
--- run owned by p_worker_id. Returns {"run": …, "job": …} per claim.
+-- run owned by p_worker_id. Returns {"run": …, "job": …} per claim, in due order.
 --
--- One job per round: SKIP LOCKED passes over jobs other workers are claiming right now, and
--- LIMIT 1 keeps this worker from locking more rows than it takes. Concurrency keys are
--- guarded twice: a try-lock on the key skips keys another claim is taking right now (waiting
--- on it could deadlock two claims that took each other's keys), and the partial unique index
--- of running runs, through ON CONFLICT DO NOTHING, refuses a key that has a running run. A
--- refused key joins busy_keys, so each busy key costs one attempt per call.
---
--- Version 1 also skipped keys with a running run in the SELECT (NOT EXISTS on the runs). The
--- planner answered that by reading every running run, live or dead, for each claim, or with a
--- sequential scan of all runs when statistics were taken on an empty table: a drain of 4,000
--- jobs slowed from 4.5 to 12 ms per claim of 32 (docs/benchmarks.md).
+-- Set-wise, a page of due jobs at a time (version 1 took one job per statement, from the start
+-- of the due index each time). A page is the next due jobs after the last one seen, locked
+-- with SKIP LOCKED so that jobs other workers are claiming right now are passed over; of each
+-- page, the first job of each concurrency key is claimed unless
+--   * another claim is taking that key right now: a try-lock on the key (waiting on it could
+--     deadlock two claims that took each other's keys), or
+--   * the key has a running run, or one this call just created: the partial unique index of
+--     running runs, through ON CONFLICT DO NOTHING.
+-- Later jobs of a key taken or busy are refused by the same index. Each due job is looked at
+-- once, so due jobs waiting on busy keys cost one index entry each, not one statement each.
+-- (Version 1 also filtered on NOT EXISTS over running runs, which the planner answered with a
+-- read of every running-run index entry, live or dead, or with a sequential scan of all runs
+-- after statistics taken on an empty table: a drain of 4,000 jobs went from 4.5 to 12 ms per
+-- claim of 32; docs/benchmarks.md.)
 CREATE OR REPLACE FUNCTION pipectl_claim_due(p_worker_id text, p_now timestamptz, p_limit integer)
 RETURNS SETOF jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    due scheduled_jobs;
-    claimed_run scheduled_job_runs;
-    claimed_job scheduled_jobs;
+    page_ids bigint[];
+    after_at timestamptz := '-infinity';
+    after_id bigint := 0;
     claimed integer := 0;
-    busy_keys text[] := '{}';
+    taken integer;
 BEGIN
     WHILE claimed < p_limit LOOP
-        SELECT * INTO due FROM scheduled_jobs AS j
-        WHERE j.status = 'active' AND j.next_run_at <= p_now
-          AND (j.concurrency_key IS NULL OR j.concurrency_key <> ALL (busy_keys))
-        ORDER BY j.next_run_at, j.id
-        LIMIT 1
-        FOR UPDATE SKIP LOCKED;
-        EXIT WHEN NOT FOUND;
-        IF due.concurrency_key IS NOT NULL
-           AND NOT pg_try_advisory_xact_lock(2, hashtext(due.concurrency_key)) THEN
-            busy_keys := busy_keys || due.concurrency_key;
-            CONTINUE;
-        END IF;
-        INSERT INTO scheduled_job_runs (job_id, attempt, status, started_at, heartbeat_at,
-            worker_id, lease_token, concurrency_key)
-        VALUES (due.id, due.retry_count + 1, 'running', p_now, p_now, p_worker_id,
-            replace(gen_random_uuid()::text, '-', ''), due.concurrency_key)
-        ON CONFLICT (concurrency_key) WHERE status = 'running' AND concurrency_key IS NOT NULL
-            DO NOTHING
-        RETURNING * INTO claimed_run;
-        IF NOT FOUND THEN
-            busy_keys := busy_keys || due.concurrency_key;
-            CONTINUE;
-        END IF;
-        UPDATE scheduled_jobs
-        SET status = 'running', last_run_id = claimed_run.id, updated_at = p_now
-        WHERE id = due.id
-        RETURNING * INTO claimed_job;
-        claimed := claimed + 1;
-        RETURN NEXT jsonb_build_object('run', to_jsonb(claimed_run), 'job', to_jsonb(claimed_job));
+        SELECT array_agg(page.id ORDER BY page.next_run_at, page.id)
+        INTO page_ids
+        FROM (
+            SELECT j.id, j.next_run_at FROM scheduled_jobs AS j
+            WHERE j.status = 'active' AND j.next_run_at <= p_now
+              AND (j.next_run_at, j.id) > (after_at, after_id)
+            ORDER BY j.next_run_at, j.id
+            LIMIT p_limit - claimed
+            FOR UPDATE SKIP LOCKED
+        ) AS page;
+        EXIT WHEN page_ids IS NULL;
+        SELECT j.next_run_at, j.id INTO after_at, after_id
+        FROM scheduled_jobs AS j WHERE j.id = page_ids[cardinality(page_ids)];
+
+        RETURN QUERY
+        WITH due AS MATERIALIZED (
+            SELECT j.*, page.position FROM unnest(page_ids) WITH ORDINALITY AS page (id, position)
+            JOIN scheduled_jobs AS j ON j.id = page.id
+            WHERE j.concurrency_key IS NULL
+               OR pg_try_advisory_xact_lock(2, hashtext(j.concurrency_key))
+        ), run AS (
+            INSERT INTO scheduled_job_runs (job_id, attempt, status, started_at, heartbeat_at,
+                worker_id, lease_token, concurrency_key)
+            SELECT due.id, due.retry_count + 1, 'running', p_now, p_now, p_worker_id,
+                replace(gen_random_uuid()::text, '-', ''), due.concurrency_key
+            FROM due ORDER BY due.position
+            ON CONFLICT (concurrency_key) WHERE status = 'running' AND concurrency_key IS NOT NULL
+                DO NOTHING
+            RETURNING *
+        ), job AS (
+            UPDATE scheduled_jobs AS j
+            SET status = 'running', last_run_id = run.id, updated_at = p_now
+            FROM run WHERE j.id = run.job_id
+            RETURNING j.*
+        )
+        SELECT jsonb_build_object('run', to_jsonb(run), 'job', to_jsonb(job))
+        FROM run JOIN job ON job.id = run.job_id
+        ORDER BY job.next_run_at, job.id;
+        GET DIAGNOSTICS taken = ROW_COUNT;
+        claimed := claimed + taken;
     END LOOP;
 END
+$$;
+
+-- The recovery sweep, every poll cycle: as in version 3, with a range on heartbeat_at (a stuck
+-- run's heartbeat is older than one of the two cutoffs), so that it reads the old entries of
+-- the running-run index only, not those of every run that finished since the last vacuum.
+CREATE OR REPLACE FUNCTION pipectl_stale_runs(p_heartbeat_before timestamptz,
+    p_started_before timestamptz)
+RETURNS SETOF jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object('run', to_jsonb(r), 'job', to_jsonb(j))
+    FROM scheduled_job_runs AS r
+    JOIN scheduled_jobs AS j ON j.id = r.job_id
+    WHERE r.status = 'running'
+      AND r.heartbeat_at < greatest(p_heartbeat_before, p_started_before)
+      AND pipectl_is_stuck(r, p_heartbeat_before, p_started_before)
+    ORDER BY r.id
 $$;
 
 -- The outcomes in p_runs as rows, in the order given (position). See pipectl_finish_runs.
