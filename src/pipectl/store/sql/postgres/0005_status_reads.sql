@@ -61,6 +61,7 @@ LANGUAGE sql STABLE AS $$
             FROM scheduled_job_runs AS r
             JOIN scheduled_jobs AS j ON j.id = r.job_id
             WHERE r.status = 'running'
+              AND r.heartbeat_at < greatest(p_heartbeat_before, p_started_before)
               AND pipectl_is_stuck(r, p_heartbeat_before, p_started_before)),
         'running_runs', (
             SELECT coalesce(json_agg(r ORDER BY r.id DESC), '[]')
