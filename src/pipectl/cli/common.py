@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -30,6 +33,21 @@ def client() -> Client:
 
     current = settings()
     return Client.from_url(current.database_url, current)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a one-shot command builds and prints a big report.
+    Everything it builds lives until printed, so the collector's passes find no garbage, yet
+    each walks all of it: on 10,000 datasets, about 50 ms of `status --json`'s 0.7 s
+    (docs/benchmarks.md). Reference counting frees memory as usual meanwhile."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def duration(value: str | None) -> timedelta | None:

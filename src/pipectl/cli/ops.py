@@ -127,16 +127,17 @@ def status(
         with common.client() as client:
             watch_status(lambda: client.status(brand_id=brand_id), every.total_seconds())  # type: ignore[union-attr]
         return
-    with common.client() as client:
-        report = client.status(brand_id=brand_id)
-    if as_json:
-        from pipectl.cli.documents import print_json, status_json
+    with common.gc_paused():
+        with common.client() as client:
+            report = client.status(brand_id=brand_id)
+        if as_json:
+            from pipectl.cli.documents import print_json, status_json
 
-        print_json(status_json(report))
-    else:
-        from pipectl.cli.views import render_status
+            print_json(status_json(report))
+        else:
+            from pipectl.cli.views import render_status
 
-        render_status(report)
+            render_status(report)
     if check and report.check_failed:
         raise typer.Exit(1)
 
