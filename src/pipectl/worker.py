@@ -159,6 +159,7 @@ class Worker:
         self.stats = WorkerStats()
         self._held: dict[int, _Held] = {}
         self._unrecorded: list[_Ran] = []
+        self._unstarted: list[Claim] = []  # the current batch's claims not yet run
         self._claim_size = 1  # grows while runs are quick; see _cycle
         self._runner: _Runner | None = None  # started with the first run
         self._held_lock = threading.Lock()
@@ -198,6 +199,7 @@ class Worker:
         finally:
             restore()
             with contextlib.suppress(StoreUnavailable):
+                self._give_back(store, patient=False)
                 self._record(store, patient=False)
             self._done.set()
             self.events.on_stop()
@@ -219,10 +221,11 @@ class Worker:
         """One poll cycle: the recovery sweep first, then claim and run what is due.
 
         The claim grows with the work: it starts at one job, doubles (up to claim_batch_size)
-        after a batch whose runs were all quick, and falls back to one after a slower run,
-        whose unstarted batch-mates are given back for other workers to take. The outcomes of
-        quick runs are committed together at the end of the batch (or as soon as a run turns
-        out slow), and each is reported only once committed."""
+        after a batch whose runs were all quick, and falls back to one after a slower run.
+        As soon as a run outlasts a quick one, its unstarted batch-mates are given back for
+        other workers to take and the outcomes of the quick runs before it are committed;
+        otherwise they are committed together at the end of the batch. Each outcome is
+        reported only once committed."""
         self.events.on_tick()
         self._record(store)  # left over from a cycle the store cut short
         recovered = recover_stale(
@@ -235,19 +238,21 @@ class Worker:
         limit = self._claim_size
         if self.max_jobs is not None:
             limit = min(limit, self.max_jobs - self._total())
-        claims = store.claim_due(self.id, clock.now(), max(limit, 1))
-        with self._held_lock:
-            for claim in claims:
-                self._held[claim.run.id] = _Held(claim)
+        if self._unstarted:  # the store cut the last cycle short: run its claims first
+            claims = list(self._unstarted)
+        else:
+            claims = store.claim_due(self.id, clock.now(), max(limit, 1))
+            with self._held_lock:
+                for claim in claims:
+                    self._held[claim.run.id] = _Held(claim)
+            self._unstarted = list(claims)
         all_quick = True
-        for index, claim in enumerate(claims):
+        while self._unstarted:
             if self._stop.is_set():
-                self._release(store, claims[index:])
+                self._give_back(store)
                 break
-            if not self._execute(store, claim):
-                all_quick = False
-                self._release(store, claims[index + 1 :])
-                break
+            if not self._execute(store, self._unstarted.pop(0)):
+                all_quick = False  # its batch-mates were given back while it ran
             if self._unrecorded and time.monotonic() - self._unrecorded[0].ended > RECORD_WITHIN_S:
                 self._record(store)
         self._record(store)
@@ -348,8 +353,8 @@ class Worker:
 
     def _supervise(self, store: Store, ctx: RunContext) -> str | None:
         """Run the handler in a thread; enforce the job's timeout and the shutdown grace. Once
-        the run outlasts a quick one, the outcomes waiting for the batch's commit are committed
-        instead of waiting for this run too."""
+        the run outlasts a quick one, nothing else waits for it: the batch's unstarted claims
+        are given back and the outcomes waiting for the batch's commit are committed."""
         outcome: dict[str, str | None] = {"error": None}
         try:
             handler = get_job_type(ctx.job.job_type)
@@ -375,6 +380,7 @@ class Worker:
         cancelled_at: float | None = None
         done.wait(QUICK_RUN_S)
         while not done.is_set():
+            self._give_back(store, patient=False)
             self._record(store, patient=False)
             self.events.on_tick()
             now = time.monotonic()
@@ -415,9 +421,19 @@ class Worker:
                 time.sleep(delay)
                 delay = min(delay * 2, MAX_RECONNECT_DELAY_S)
 
-    def _release(self, store: Store, claims: list[Claim]) -> None:
-        for claim in claims:
-            if store.release_run(claim.run.id, claim.run.lease_token, clock.now()):
+    def _give_back(self, store: Store, *, patient: bool = True) -> None:
+        """Release the batch's unstarted claims (their jobs are due again at once, for any
+        worker). Not patient: if the store is down, keep the rest for the next try."""
+        while self._unstarted:
+            claim = self._unstarted[0]
+            try:
+                released = store.release_run(claim.run.id, claim.run.lease_token, clock.now())
+            except StoreUnavailable:
+                if patient:
+                    raise
+                return
+            self._unstarted.pop(0)
+            if released:
                 self.stats.released += 1
             with self._held_lock:
                 self._held.pop(claim.run.id, None)

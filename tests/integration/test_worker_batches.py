@@ -148,3 +148,23 @@ def test_quick_outcomes_do_not_wait_for_a_slow_batch_mate(url: str) -> None:
         finally:
             thread.join(20)
     assert worker.stats.completed == 5
+
+
+def test_a_slow_runs_batch_mates_are_given_back_while_it_runs(url: str) -> None:
+    settings = batch_settings(url, claim_batch_size="8")
+    with Client.from_url(url, settings) as client:
+        enqueue(client, "noop", 7)  # claims of 1, 2, 4: the next claim is 8
+        slow = client.enqueue("sleep", brand_id="slow", parameters={"seconds": 3}).id
+        mates = [client.enqueue("noop", brand_id=f"m{n}").id for n in range(7)]
+        worker = Worker(url, settings, once=True)
+        thread = threading.Thread(target=worker.run)
+        thread.start()
+        try:
+            wait_for(lambda: client.get_job(slow).status == "running", 10)
+            # Claimed with the slow job, they are due again for any worker within moments,
+            # not after the slow run.
+            wait_for(lambda: all(client.get_job(m).status == "active" for m in mates), 1.5)
+            assert client.get_job(slow).status == "running"
+        finally:
+            thread.join(20)
+    assert worker.stats.released == 7 and worker.stats.completed == 15

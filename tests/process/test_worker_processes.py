@@ -172,3 +172,20 @@ def test_a_long_run_that_heartbeats_is_never_rescued(
     assert finished.status == "completed" and finished.error_message is None
     assert finished.worker_id == "runner"
     assert client.get_job(job.id).status == "archived"
+
+
+def test_two_workers_share_slow_jobs_after_quick_ones_grew_their_batches(
+    client: Client, sqlite_url: str, workers: Workers
+) -> None:
+    """Quick runs make a worker claim in batches; a slow run gives its batch-mates back at once,
+    so the slow jobs behind the quick ones are shared instead of queueing behind one worker."""
+    for n in range(60):
+        client.enqueue("noop", f"quick-{n}")
+    slow = [client.enqueue("sleep", f"slow-{n}", {"seconds": 0.5}).id for n in range(8)]
+    for name in ("w-a", "w-b"):
+        workers.start(sqlite_url, "--worker-id", name)
+    wait_for(lambda: all(client.get_job(job).status == "archived" for job in slow))
+    by_worker = [client.list_runs(job_id=job)[0].worker_id for job in slow]
+    # Both ran slow jobs, about half each.
+    assert min(by_worker.count("w-a"), by_worker.count("w-b")) >= 3, by_worker
+    assert len(client.list_runs(limit=1000)) == 68  # given-back claims left no run behind
