@@ -195,8 +195,11 @@ LANGUAGE sql AS $$
         updated_at = excluded.updated_at
 $$;
 
--- The new functions get the grants of migration 0002: the service role only.
-DO $$
+-- Every pipectl_* function in pipectl's schema gets the grants of migration 0002: EXECUTE for
+-- the service role only (where Supabase's roles exist). A migration that adds a function ends
+-- with `SELECT pipectl_restrict_functions();`; running it again changes nothing.
+CREATE FUNCTION pipectl_restrict_functions() RETURNS void
+LANGUAGE plpgsql AS $$
 DECLARE
     home CONSTANT oid := (SELECT relnamespace FROM pg_class
                           WHERE oid = 'scheduled_jobs'::regclass);
@@ -218,3 +221,5 @@ BEGIN
     END LOOP;
 END
 $$;
+
+SELECT pipectl_restrict_functions();

@@ -75,25 +75,4 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- The new function gets the grants of migration 0002: the service role only.
-DO $$
-DECLARE
-    home CONSTANT oid := (SELECT relnamespace FROM pg_class
-                          WHERE oid = 'scheduled_jobs'::regclass);
-    outsider text;
-    fn regprocedure;
-BEGIN
-    FOR fn IN
-        SELECT p.oid::regprocedure FROM pg_proc AS p
-        WHERE p.pronamespace = home AND p.proname LIKE 'pipectl\_%'
-    LOOP
-        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
-        FOREACH outsider IN ARRAY ARRAY['anon', 'authenticated'] LOOP
-            CONTINUE WHEN NOT EXISTS (SELECT FROM pg_roles WHERE rolname = outsider);
-            EXECUTE format('REVOKE ALL ON FUNCTION %s FROM %I', fn, outsider);
-        END LOOP;
-        IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'service_role') THEN
-            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO service_role', fn);
-        END IF;
-    END LOOP;
-END
-$$;
+SELECT pipectl_restrict_functions();
