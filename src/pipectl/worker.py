@@ -52,6 +52,14 @@ class _Held:
     ctx: RunContext | None = None
 
 
+def next_claim_size(size: int, *, full: bool, all_quick: bool, most: int) -> int:
+    """The next claim's size after a batch: doubled (up to `most`) when the claim was filled and
+    every run was quick, one after a slow run, the same otherwise."""
+    if not all_quick:
+        return 1
+    return min(size * 2, most) if full else size
+
+
 class _Runner:
     """A long-lived thread that runs handlers one at a time: starting a thread per run costs
     more than a quick job's whole run (about 0.1 ms, against 20 µs for a hand-over here)."""
@@ -256,10 +264,12 @@ class Worker:
             if self._unrecorded and time.monotonic() - self._unrecorded[0].ended > RECORD_WITHIN_S:
                 self._record(store)
         self._record(store)
-        if all_quick and len(claims) == limit:
-            self._claim_size = min(self._claim_size * 2, self.settings.claim_batch_size)
-        elif not all_quick:
-            self._claim_size = 1
+        self._claim_size = next_claim_size(
+            self._claim_size,
+            full=len(claims) == limit,
+            all_quick=all_quick,
+            most=self.settings.claim_batch_size,
+        )
         return len(claims)
 
     def _housekeeping(self, store: Store) -> None:
