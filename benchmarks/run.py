@@ -1,7 +1,7 @@
 """Issue 7's targets, each measured as a ratio within one run (or a latency over many samples).
 
-    python -m benchmarks            # the full run (about 10 minutes on 2 cores)
-    python -m benchmarks --quick    # smaller sizes, same checks (about 3 minutes)
+    python -m benchmarks            # the full run (about 4 minutes on 2 cores)
+    python -m benchmarks --quick    # a smaller history, same checks (about 2 minutes)
 
 Prints a table, then one JSON line; exits 1 when a target is missed, 2 when it cannot run.
 Options: --only SECTION[,SECTION] (startup, sqlite, postgres, memory), --explain (query plans of
