@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,10 +13,35 @@ from typing import Any
 from pipectl import clock
 from pipectl.concurrency import Waiting, waiting_on
 from pipectl.errors import InvalidInput, NotFound
-from pipectl.freshness import Thresholds, freshness, freshness_report
+from pipectl.freshness import (
+    LIVE_JOB_STATUSES,
+    Thresholds,
+    freshness,
+    freshness_report,
+)
+from pipectl.gate import (
+    GateFailure,
+    GateResult,
+    check_brands,
+    check_datasets,
+    judge,
+    scheduler_failures,
+    unknown_name,
+)
 from pipectl.handlers import get_job_type
 from pipectl.handlers import validate_parameters as validate_job_parameters
-from pipectl.models import Claim, Freshness, Job, NewJob, Run, Threshold, WorkerInfo
+from pipectl.models import (
+    JOB_STATUSES,
+    BrandRetirement,
+    Claim,
+    DatasetStatus,
+    Freshness,
+    Job,
+    NewJob,
+    Run,
+    Threshold,
+    WorkerInfo,
+)
 from pipectl.parsing import check_name, check_parameters
 from pipectl.recovery import find_stuck, recover_stale, stale_cutoffs
 from pipectl.schedule import check_cron, next_occurrence, zone
@@ -34,6 +60,36 @@ class Enqueued:
 
 
 @dataclass(frozen=True, slots=True)
+class BrandSummary:
+    """A row of `brands list`."""
+
+    brand_id: str
+    live_jobs: int
+    datasets: int
+    failing: int  # datasets stale or never
+    retired_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "brand_id": self.brand_id,
+            "live_jobs": self.live_jobs,
+            "datasets": self.datasets,
+            "failing": self.failing,
+            "retired": self.retired_at is not None,
+            "retired_at": self.retired_at.isoformat() if self.retired_at else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BrandPlan:
+    """What retiring a brand does: the jobs it archives and the datasets it retires."""
+
+    brand_id: str
+    jobs: list[Job]
+    datasets: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class StatusReport:
     now: datetime
     datasets: list[Freshness]
@@ -43,6 +99,7 @@ class StatusReport:
     workers: list[WorkerInfo]
     worker_stale_after: timedelta
     waiting: dict[int, Waiting]
+    retired: frozenset[tuple[str | None, str]] = frozenset()  # retired (brand, dataset) pairs
 
     @property
     def live_workers(self) -> list[WorkerInfo]:
@@ -50,8 +107,24 @@ class StatusReport:
 
     @property
     def check_failed(self) -> bool:
-        """`status --check`: any dataset stale or never refreshed."""
-        return any(d.state in ("stale", "never") for d in self.datasets)
+        """`status --check` without options: any dataset stale or never refreshed."""
+        return not self.gate().ok
+
+    def scheduler_failures(self) -> list[GateFailure]:
+        """No live worker while jobs are due; stuck runs (what `--require-worker` adds)."""
+        return scheduler_failures(
+            self.now, self.live_workers, self.workers, self.jobs, self.stuck_runs
+        )
+
+    def gate(self, *, strict: bool = False, require_worker: bool = False) -> GateResult:
+        """The readiness gate over this report's datasets."""
+        return judge(
+            self.datasets,
+            self.now,
+            strict=strict,
+            require_worker=require_worker,
+            scheduler=self.scheduler_failures() if require_worker else None,
+        )
 
 
 def _in_batches(delete_batch: Callable[[], int]) -> int:
@@ -436,7 +509,9 @@ class Client:
         )
 
     def datasets(self, *, brand_id: str | None = ANY) -> list[Freshness]:
-        jobs = self.store.list_jobs(brand_id=brand_id, statuses=("active", "running", "paused"))
+        jobs = self.store.list_jobs(brand_id=brand_id, statuses=LIVE_JOB_STATUSES)
+        if isinstance(brand_id, str):  # global jobs may declare datasets for this brand
+            jobs += self.store.list_jobs(brand_id=None, statuses=LIVE_JOB_STATUSES)
         report = freshness_report(
             self.store.dataset_statuses(brand_id=brand_id),
             jobs,
@@ -446,6 +521,10 @@ class Client:
         if brand_id is ANY:
             return report
         return [item for item in report if item.brand_id == brand_id]
+
+    def retired_datasets(self, *, brand_id: str | None = ANY) -> list[DatasetStatus]:
+        """The retired (brand, dataset) rows, history kept, out of the gate and `status`."""
+        return [s for s in self.store.dataset_statuses(brand_id=brand_id) if s.retired_at]
 
     # -- the whole picture --------------------------------------------------------------
     def status(self, *, brand_id: str | None = ANY) -> StatusReport:
@@ -460,7 +539,15 @@ class Client:
             started_before=started_before,
             running_limit=MAX_RUNNING_SHOWN,
         )
-        report = freshness_report(seen.datasets, seen.jobs, self._thresholds(seen.thresholds), now)
+        declaring = seen.jobs
+        if isinstance(brand_id, str):
+            # Global jobs may declare datasets for this brand.
+            declaring = [
+                *seen.jobs,
+                *self.store.list_jobs(brand_id=None, statuses=LIVE_JOB_STATUSES),
+            ]
+        report = freshness_report(seen.datasets, declaring, self._thresholds(seen.thresholds), now)
+        retired = frozenset((d.brand_id, d.dataset) for d in seen.datasets if d.retired_at)
         if brand_id is not ANY:
             report = [item for item in report if item.brand_id == brand_id]
         return StatusReport(
@@ -476,4 +563,166 @@ class Client:
             workers=seen.workers,
             worker_stale_after=self.settings.worker_stale_after,
             waiting=waiting_on(seen.jobs, seen.running_runs, now),
+            retired=retired,
         )
+
+    # -- retiring datasets and brands ---------------------------------------------------
+    def retire_dataset(
+        self, dataset: str, *, brand_id: str | None = ANY
+    ) -> list[tuple[str | None, str]]:
+        """Take `dataset` out of the gate and `status`, keeping its history: for one brand
+        (None: the global dataset) or, by default, wherever it counts. Returns the retired
+        (brand, dataset) pairs."""
+        check_name(dataset, "dataset")
+        if isinstance(brand_id, str):
+            self.require_known_brands([brand_id])
+        report = self.status(brand_id=brand_id)
+        keys = sorted(
+            {(d.brand_id, d.dataset) for d in report.datasets if d.dataset == dataset},
+            key=lambda key: (key[0] or "", key[1]),
+        )
+        where = f" for brand {brand_id}" if isinstance(brand_id, str) else ""
+        if not keys:
+            if any(name == dataset for _, name in report.retired):
+                raise InvalidInput(f"dataset {dataset!r} is already retired{where}")
+            raise unknown_name("dataset", dataset, {d.dataset for d in report.datasets}, where)
+        now = clock.now()
+        self.store.set_datasets_retired(keys, now, now)
+        return keys
+
+    def restore_dataset(
+        self, dataset: str, *, brand_id: str | None = ANY
+    ) -> list[tuple[str | None, str]]:
+        """Put a retired dataset back in the gate (for one brand, or wherever it is retired)."""
+        check_name(dataset, "dataset")
+        if isinstance(brand_id, str):
+            self.require_known_brands([brand_id])
+        statuses = self.store.dataset_statuses(brand_id=brand_id)
+        keys = [(s.brand_id, s.dataset) for s in statuses if s.dataset == dataset and s.retired_at]
+        if not keys:
+            where = f" for brand {brand_id}" if isinstance(brand_id, str) else ""
+            raise InvalidInput(f"dataset {dataset!r} is not retired{where}")
+        self.store.set_datasets_retired(keys, None, clock.now())
+        return keys
+
+    def unset_threshold(self, dataset: str, *, brand_id: str | None = None) -> None:
+        """Remove the thresholds of `dataset` for `brand_id` (None: the dataset-wide one)."""
+        check_name(dataset, "dataset")
+        if not self.store.delete_threshold(dataset, brand_id):
+            where = f" for brand {brand_id}" if brand_id else " (dataset-wide)"
+            raise NotFound(f"no threshold for {dataset!r}{where}")
+
+    def brands(self) -> list[BrandSummary]:
+        """Every known brand with its live jobs, counted and failing datasets, and retirement."""
+        report = self.status()
+        retired = {r.brand_id: r.retired_at for r in self.store.brand_retirements()}
+        summaries = []
+        for brand in self.store.brand_ids():
+            datasets = [d for d in report.datasets if d.brand_id == brand]
+            summaries.append(
+                BrandSummary(
+                    brand_id=brand,
+                    live_jobs=sum(1 for j in report.jobs if j.brand_id == brand),
+                    datasets=len(datasets),
+                    failing=sum(1 for d in datasets if d.state in ("stale", "never")),
+                    retired_at=retired.get(brand),
+                )
+            )
+        return summaries
+
+    def brand_retirement_plan(self, brand_id: str) -> BrandPlan:
+        """What `retire_brand` would do now."""
+        self.require_known_brands([brand_id])
+        if any(r.brand_id == brand_id for r in self.store.brand_retirements()):
+            raise InvalidInput(f"brand {brand_id!r} is already retired (pipectl brands restore)")
+        jobs = self.store.list_jobs(
+            brand_id=brand_id, statuses=tuple(s for s in JOB_STATUSES if s != "archived")
+        )
+        report = self.status(brand_id=brand_id)
+        return BrandPlan(brand_id, jobs, sorted({d.dataset for d in report.datasets}))
+
+    def retire_brand(self, plan: BrandPlan) -> list[Job]:
+        """Offboard a brand in one transaction: archive its jobs and retire its datasets.
+        Returns the jobs archived."""
+        return self.store.retire_brand(plan.brand_id, plan.datasets, clock.now())
+
+    def restore_brand(self, brand_id: str) -> BrandRetirement:
+        """Undo `retire_brand`: each job it archived gets its status back (a recurring job
+        continues at its next regular time, without catch-up) and its datasets return."""
+        found = {r.brand_id: r for r in self.store.brand_retirements()}.get(brand_id)
+        if found is None:
+            self.require_known_brands([brand_id])
+            raise InvalidInput(f"brand {brand_id!r} is not retired")
+        now = clock.now()
+        changes: list[tuple[int, str, datetime | None]] = []
+        for entry in found.jobs:
+            job = self.store.get_job(entry["id"])
+            if job is None:
+                continue
+            status = "active" if entry["status"] == "running" else entry["status"]
+            next_run_at = job.next_run_at
+            if status == "active" and job.is_recurring and job.cron_expression:
+                next_run_at = next_occurrence(job.cron_expression, job.timezone, now)
+            changes.append((job.id, status, next_run_at))
+        if not self.store.restore_brand(brand_id, changes, now):
+            raise InvalidInput(f"brand {brand_id!r} is not retired")
+        return found
+
+    # -- the readiness gate -------------------------------------------------------------
+    def require_known_brands(self, brands: Sequence[str]) -> None:
+        """InvalidInput naming the first brand that no job, dataset row or threshold ever
+        named, with the known brands, closest match first."""
+        if brands:
+            check_brands(brands, self.store.brand_ids())
+
+    def gate_status(self, brands: Sequence[str] = (), datasets: Sequence[str] = ()) -> StatusReport:
+        """`status` narrowed to these brands (none: every brand and global) and datasets (none:
+        all that count); an unknown brand or dataset is InvalidInput."""
+        self.require_known_brands(brands)
+        if brands:
+            retired = {r.brand_id for r in self.store.brand_retirements()} & set(brands)
+            if retired:
+                brand = sorted(retired)[0]
+                raise InvalidInput(
+                    f"brand {brand!r} is retired; it is not in the gate "
+                    f"(pipectl brands restore {brand})"
+                )
+        report = self.status(brand_id=brands[0] if len(brands) == 1 else ANY)
+        if len(brands) > 1:
+            chosen = set(brands)
+            report = dataclasses.replace(
+                report,
+                datasets=[d for d in report.datasets if d.brand_id in chosen],
+                jobs=[j for j in report.jobs if j.brand_id in chosen],
+                stuck_runs=[c for c in report.stuck_runs if c.job.brand_id in chosen],
+                retired=frozenset(k for k in report.retired if k[0] in chosen),
+            )
+        if datasets:
+            check_datasets(
+                datasets,
+                list(brands),
+                ((d.brand_id, d.dataset) for d in report.datasets),
+                report.retired,
+            )
+            wanted = set(datasets)
+            report = dataclasses.replace(
+                report, datasets=[d for d in report.datasets if d.dataset in wanted]
+            )
+        return report
+
+    def check(
+        self,
+        brand_id: str | Sequence[str] | None = None,
+        datasets: str | Sequence[str] | None = None,
+        strict: bool = False,
+        require_worker: bool = False,
+    ) -> GateResult:
+        """The readiness gate: `ok` unless a selected dataset is `stale` or `never` (or `warn`,
+        when `strict`), or, with `require_worker`, no worker is live while jobs are due or a
+        run is stuck. `brand_id`: one brand or several (None: every brand and global);
+        `datasets`: one or several (None: every one that counts). Unknown names raise
+        InvalidInput."""
+        brands = [brand_id] if isinstance(brand_id, str) else list(brand_id or [])
+        wanted = [datasets] if isinstance(datasets, str) else list(datasets or [])
+        report = self.gate_status(brands, wanted)
+        return report.gate(strict=strict, require_worker=require_worker)

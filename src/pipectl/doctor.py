@@ -93,36 +93,56 @@ def _clock_check(client: Any) -> Check:
 
 
 def _worker_checks(client: Any) -> list[Check]:
+    """Live workers and stuck runs, by the gate's own rule (`StatusReport.scheduler_failures`):
+    no live worker while jobs are due fails, and so does a stuck run."""
     from pipectl.parsing import format_duration
 
-    now = clock.now()
-    workers = client.store.workers()
-    live = [w for w in workers if now - w.last_seen_at <= client.settings.worker_stale_after]
+    report = client.status()
+    now = report.now
+    failures = {failure.kind: failure.reason for failure in report.scheduler_failures()}
+    live, workers = report.live_workers, report.workers
     if live:
         seen = ", ".join(f"{w.id} ({format_duration(now - w.last_seen_at)} ago)" for w in live)
         workers_check = Check("workers", "ok", f"{len(live)} live: {seen}")
+    elif "no_live_worker" in failures:
+        workers_check = Check("workers", "fail", failures["no_live_worker"])
     elif workers:
         last = max(w.last_seen_at for w in workers)
         workers_check = Check(
             "workers",
             "warn",
-            f"no live worker; the last was seen {format_duration(now - last)} ago",
+            f"no live worker; the last was seen {format_duration(now - last)} ago (no job is due)",
         )
     else:
-        workers_check = Check("workers", "warn", "no worker has ever registered")
-    stuck = client.stuck_runs()
+        workers_check = Check("workers", "warn", "no worker has ever registered (no job is due)")
     stuck_check = (
-        Check(
-            "stuck runs",
-            "warn",
-            f"{len(stuck)} run(s) without a heartbeat for {format_duration(client.settings.stale_after)}: "
-            + ", ".join(str(c.run.id) for c in stuck[:10])
-            + " (pipectl recover)",
-        )
-        if stuck
+        Check("stuck runs", "fail", failures["stuck_runs"])
+        if "stuck_runs" in failures
         else Check("stuck runs", "ok", "none")
     )
-    return [workers_check, stuck_check]
+    return [workers_check, stuck_check, _retired_check(client, report)]
+
+
+def _retired_check(client: Any, report: Any) -> Check:
+    """A live job that still declares a retired dataset: its runs refresh what nobody reads."""
+    from pipectl.freshness import dataset_declarations
+
+    found = []
+    for job in report.jobs:
+        if job.status == "archived":
+            continue
+        for dataset, brands in dataset_declarations(job):
+            targets = brands if job.brand_id is None and brands else [job.brand_id]
+            for brand in targets:
+                if (brand, dataset) in report.retired:
+                    found.append(f"job {job.id} declares {brand or 'global'}/{dataset}")
+    if found:
+        return Check(
+            "retired datasets",
+            "warn",
+            "; ".join(found[:10]) + " (retired: edit the job, or pipectl datasets restore)",
+        )
+    return Check("retired datasets", "ok", "no live job declares a retired dataset")
 
 
 def _job_checks(client: Any) -> list[Check]:

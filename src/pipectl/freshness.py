@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from pipectl.models import DatasetStatus, Freshness, FreshnessState, Job, Threshold
 
@@ -67,14 +68,125 @@ def freshness(
     )
 
 
-def declared_datasets(job: Job) -> list[str]:
-    """The datasets a job says it refreshes (its `datasets` parameter)."""
-    value = job.parameters.get("datasets")
+def _names(value: object) -> list[str]:
     if isinstance(value, str):
         return [value]
     if isinstance(value, list):
         return [item for item in value if isinstance(item, str)]
     return []
+
+
+def _declarations(value: object) -> list[tuple[str, list[str] | None]]:
+    """`datasets` entries: a name, or {"dataset": name, "brands": [...]} (a global job that
+    refreshes the dataset per brand names those brands)."""
+    found: list[tuple[str, list[str] | None]] = []
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, str):
+            found.append((item, None))
+        elif isinstance(item, dict) and isinstance(item.get("dataset"), str):
+            brands = item.get("brands")
+            found.append((item["dataset"], _names(brands) if brands is not None else None))
+    return found
+
+
+def declared_datasets(job: Job) -> list[str]:
+    """The datasets a job says it refreshes (its `datasets` parameter)."""
+    return [name for name, _ in _declarations(job.parameters.get("datasets"))]
+
+
+def declared_with_brands(job: Job) -> list[tuple[str, list[str] | None]]:
+    """The `datasets` parameter's entries, each with the brands it names (None: none named)."""
+    return _declarations(job.parameters.get("datasets"))
+
+
+def dataset_declarations(job: Job) -> list[tuple[str, list[str] | None]]:
+    """Everything a job declares it refreshes, with the brands named for each (None: the job's
+    own brand, or for a global job the brands it reports): its `datasets` parameter and the
+    datasets of the steps it declares in its `steps` parameter."""
+    found = declared_with_brands(job)
+    steps = job.parameters.get("steps")
+    for step in steps if isinstance(steps, list) else []:
+        if isinstance(step, dict):
+            found += _declarations(step.get("datasets"))
+    return found
+
+
+def check_declarations(parameters: dict[str, Any]) -> None:
+    """Reject a `datasets` or `steps` parameter that declares nothing readable."""
+    from pipectl.errors import InvalidInput
+
+    def check(value: object, where: str) -> None:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list):
+            raise InvalidInput(f"parameter '{where}' must be a list of dataset names")
+        for item in items:
+            if isinstance(item, dict):
+                brands = item.get("brands", [])
+                if not (isinstance(item.get("dataset"), str) and item["dataset"]) or not (
+                    isinstance(brands, list) and all(isinstance(b, str) and b for b in brands)
+                ):
+                    raise InvalidInput(
+                        f"parameter '{where}': an object entry needs 'dataset' (a name) and "
+                        "may name 'brands' (a list of brand ids)"
+                    )
+            elif not (isinstance(item, str) and item):
+                raise InvalidInput(f"parameter '{where}' must be a list of dataset names")
+
+    if "datasets" in parameters:
+        check(parameters["datasets"], "datasets")
+    steps = parameters.get("steps", [])
+    if not isinstance(steps, list) or not all(isinstance(step, dict) for step in steps):
+        raise InvalidInput(
+            "parameter 'steps' must be a list of objects like "
+            '{"name": "performance", "datasets": ["ads_performance"]}'
+        )
+    for step in steps:
+        check(step.get("datasets", []), "steps.datasets")
+
+
+LIVE_JOB_STATUSES = ("active", "running", "paused")
+
+
+def counted_keys(
+    statuses: Iterable[DatasetStatus], jobs: Iterable[Job], thresholds: Thresholds
+) -> tuple[dict[tuple[str | None, str], DatasetStatus | None], set[tuple[str | None, str]]]:
+    """Which (brand, dataset) pairs count, with their status rows, and which are retired.
+
+    A pair counts when it has a status row, when a live job (paused included) declares it, or
+    when a threshold names its brand. A global job's declared dataset counts for the brands the
+    declaration names; else for the brands that already have a row for it; else as a global
+    dataset until it first reports per brand. A global row that never succeeded does not count
+    when the dataset is declared per brand (it could never turn fresh). Retired pairs never
+    count."""
+    rows = list(statuses)
+    retired = {(s.brand_id, s.dataset) for s in rows if s.retired_at is not None}
+    brands_with_row: dict[str, set[str]] = {}
+    for s in rows:
+        if s.brand_id is not None:
+            brands_with_row.setdefault(s.dataset, set()).add(s.brand_id)
+    declared: set[tuple[str | None, str]] = set()
+    per_brand: set[str] = set()
+    for job in jobs:
+        if job.status not in LIVE_JOB_STATUSES:
+            continue
+        for dataset, brands in dataset_declarations(job):
+            if job.brand_id is not None:
+                declared.add((job.brand_id, dataset))
+                continue
+            targets = brands if brands is not None else sorted(brands_with_row.get(dataset, ()))
+            if targets:
+                per_brand.add(dataset)
+                declared.update((brand, dataset) for brand in targets)
+            else:
+                declared.add((None, dataset))
+    by_key: dict[tuple[str | None, str], DatasetStatus | None] = {}
+    for s in rows:
+        if s.brand_id is None and s.dataset in per_brand and s.last_success_at is None:
+            continue
+        by_key[(s.brand_id, s.dataset)] = s
+    for key in (*declared, *thresholds.brand_keys()):
+        by_key.setdefault(key, None)
+    return {key: s for key, s in by_key.items() if key not in retired}, retired
 
 
 def freshness_report(
@@ -83,16 +195,7 @@ def freshness_report(
     thresholds: Thresholds,
     now: datetime,
 ) -> list[Freshness]:
-    """Every dataset worth showing: those with a recorded attempt, those a live job declares and
-    those with a brand threshold — the last two show up as `never` until their first success."""
-    by_key: dict[tuple[str | None, str], DatasetStatus | None] = {
-        (s.brand_id, s.dataset): s for s in statuses
-    }
-    for job in jobs:
-        if job.status in ("active", "running", "paused"):
-            for dataset in declared_datasets(job):
-                by_key.setdefault((job.brand_id, dataset), None)
-    for key in thresholds.brand_keys():
-        by_key.setdefault(key, None)
+    """Every dataset that counts (see `counted_keys`), `never` until its first success."""
+    by_key, _ = counted_keys(statuses, jobs, thresholds)
     ordered = sorted(by_key.items(), key=lambda item: (item[0][0] or "", item[0][1]))
     return [freshness(ds, brand, status, thresholds, now) for (brand, ds), status in ordered]

@@ -105,6 +105,7 @@ class DatasetStatus:
     last_error: str | None
     last_run_id: int | None
     alerted_state: str | None = None  # the state an alert was last sent for
+    retired_at: datetime | None = None  # out of the gate and of `status`; history kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +164,20 @@ class WorkerInfo:
         doc["started_at"] = iso(self.started_at)
         doc["last_seen_at"] = iso(self.last_seen_at)
         return doc
+
+
+@dataclass(frozen=True, slots=True)
+class BrandRetirement:
+    """A retired brand: the jobs its retirement archived, each with the status it had, and the
+    datasets it retired (what `brands restore` puts back)."""
+
+    brand_id: str
+    retired_at: datetime
+    jobs: list[dict[str, Any]]  # [{"id": 3, "status": "active"}, …]
+    datasets: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**fields_of(self), "retired_at": iso(self.retired_at)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pipectl.freshness import declared_datasets
+from pipectl.freshness import declared_with_brands
 from pipectl.models import DatasetOutcome, Job, RunResult
 from pipectl.retry import after_failure, after_success
 
@@ -21,7 +21,8 @@ def run_result(
     """The run failed if the handler raised (`error`) or a fatal step failed.
 
     Datasets: each step's datasets take that step's outcome (a failed non-fatal thumbnails step
-    leaves performance fresh); declared datasets no step reported take the run's outcome."""
+    leaves performance fresh); declared datasets no step reported take the run's outcome (for the brands a global job's
+    declaration names, if it names any)."""
     steps = steps or []
     if error is None:
         failed_fatal = next((s for s in steps if s["status"] == "failed" and s["fatal"]), None)
@@ -40,11 +41,12 @@ def run_result(
                 None if ok else f"step {step['name']}: {step['error']}",
             )
     covered = {dataset for (_, dataset) in outcomes}
-    for dataset in declared_datasets(job):
-        if dataset not in covered:
-            outcomes[(job.brand_id, dataset)] = DatasetOutcome(
-                job.brand_id, dataset, succeeded, error
-            )
+    for dataset, brands in declared_with_brands(job):
+        if dataset in covered:
+            continue
+        # A global job that names the brands it refreshes records its outcome for those.
+        for brand in brands if job.brand_id is None and brands else [job.brand_id]:
+            outcomes[(brand, dataset)] = DatasetOutcome(brand, dataset, succeeded, error)
 
     return RunResult(
         status="completed" if succeeded else "failed",

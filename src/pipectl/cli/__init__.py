@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from pipectl.cli import common, datasets, db, jobs, ops, runs
+from pipectl.cli import brands, common, datasets, db, jobs, ops, runs
 
 app = typer.Typer(
     name="pipectl",
@@ -42,6 +42,7 @@ ops.register(app)
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(runs.app, name="runs")
 app.add_typer(datasets.app, name="datasets")
+app.add_typer(brands.app, name="brands")
 app.add_typer(db.app, name="db")
 
 

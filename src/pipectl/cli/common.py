@@ -65,6 +65,22 @@ def brand_filter(value: str | None) -> Any:
     return ANY if value is None else check_name(value, "brand")
 
 
+def known_brand(opened: Client, value: str | None) -> Any:
+    """A --brand filter that must name a brand some job, dataset row or threshold named: a
+    typo is exit 2 with the known brands, closest first, not a silently empty answer."""
+    brand = brand_filter(value)
+    if value is not None:
+        opened.require_known_brands([brand])
+    return brand
+
+
+def brand_list(values: list[str] | None) -> list[str]:
+    """Repeated --brand options, each validated like a brand id."""
+    from pipectl.parsing import check_name
+
+    return [check_name(value, "brand") for value in values or []]
+
+
 def complete_job_type(incomplete: str) -> list[str]:
     """Shell completion: the built-in and installed job types."""
     from pipectl.handlers import job_type_names
@@ -98,6 +114,14 @@ BrandOption = Annotated[
     str | None, typer.Option("--brand", "-b", help="Brand (tenant) id; omit for global jobs.")
 ]
 BrandFilter = Annotated[str | None, typer.Option("--brand", "-b", help="Only this brand.")]
+BrandsFilter = Annotated[
+    list[str] | None,
+    typer.Option("--brand", "-b", help="Only this brand (repeatable; default every brand)."),
+]
+DatasetsFilter = Annotated[
+    list[str] | None,
+    typer.Option("--dataset", "-d", help="Only this dataset (repeatable; default all that count)."),
+]
 ParamOption = Annotated[
     list[str] | None,
     typer.Option(

@@ -14,6 +14,7 @@ from pipectl.parsing import format_duration
 if TYPE_CHECKING:
     from pipectl.client import StatusReport
     from pipectl.concurrency import Waiting
+    from pipectl.gate import GateResult
 
 
 def print_json(document: Any) -> None:
@@ -24,11 +25,18 @@ def print_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, indent=indent, ensure_ascii=False, default=str) + "\n")
 
 
-def status_json(report: StatusReport) -> dict[str, Any]:
+def status_json(report: StatusReport, gate: GateResult | None = None) -> dict[str, Any]:
+    """The status document; `ok`, `counts` and `failures` are the gate's verdict (by default
+    the plain `status --check`)."""
     live = report.live_workers
+    gate = gate or report.gate()
     return {
         "generated_at": report.now.isoformat(),
-        "ok": not report.check_failed,
+        "ok": gate.ok,
+        "strict": gate.strict,
+        "require_worker": gate.require_worker,
+        "counts": gate.counts,
+        "failures": [failure.to_json() for failure in gate.failures],
         "datasets": [d.to_json() for d in report.datasets],
         "jobs": [
             {

@@ -124,7 +124,10 @@ def list_(
         raise InvalidInput(f"unknown status {status!r}; use one of {', '.join(JOB_STATUSES)}")
     with common.client() as client:
         jobs = client.list_jobs(
-            brand_id=common.brand_filter(brand), job_type=job_type, status=status, limit=limit
+            brand_id=common.known_brand(client, brand),
+            job_type=job_type,
+            status=status,
+            limit=limit,
         )
         waiting = client.waiting(jobs)
     if as_json:

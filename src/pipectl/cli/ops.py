@@ -7,7 +7,15 @@ from typing import Annotated
 import typer
 
 from pipectl.cli import common
-from pipectl.cli.common import BrandFilter, BrandOption, JsonOption, ParamOption, ParamsOption
+from pipectl.cli.common import (
+    BrandFilter,
+    BrandOption,
+    BrandsFilter,
+    DatasetsFilter,
+    JsonOption,
+    ParamOption,
+    ParamsOption,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -98,24 +106,44 @@ def _serve_metrics(current, host: str, port: int, interval):  # type: ignore[no-
 
 
 def status(
-    brand: BrandFilter = None,
+    brand: BrandsFilter = None,
+    dataset: DatasetsFilter = None,
     as_json: JsonOption = False,
     check: Annotated[
         bool,
-        typer.Option("--check", help="Exit 1 when any dataset is stale or never refreshed."),
+        typer.Option(
+            "--check",
+            help="The readiness gate: exit 1 when a selected dataset is stale or never "
+            "refreshed, with one reason per failure on stderr.",
+        ),
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="With --check: a dataset in warn fails too.")
+    ] = False,
+    require_worker: Annotated[
+        bool,
+        typer.Option(
+            "--require-worker",
+            help="With --check: fail also when no worker is live while jobs are due, or when a "
+            "run is stuck.",
+        ),
     ] = False,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Redraw live until Ctrl-C.")] = False,
     interval: Annotated[
         str, typer.Option("--interval", help="Redraw interval for --watch.")
     ] = "2s",
 ) -> None:
-    """Datasets, jobs, stuck runs and workers at a glance.
+    """Datasets, jobs, stuck runs and workers at a glance; with --check, the readiness gate.
 
-    Example: pipectl status --brand acme --check
+    Example: pipectl status --check --brand acme --dataset ads_performance --require-worker
     """
     from pipectl.errors import InvalidInput
+    from pipectl.parsing import check_name
 
-    brand_id = common.brand_filter(brand)
+    brands = common.brand_list(brand)
+    datasets = [check_name(name, "dataset") for name in dataset or []]
+    if (strict or require_worker) and not check:
+        raise InvalidInput("--strict and --require-worker are options of --check")
     if watch:
         if as_json or check:
             raise InvalidInput(
@@ -125,21 +153,27 @@ def status(
 
         every = common.duration(interval)
         with common.client() as client:
-            watch_status(lambda: client.status(brand_id=brand_id), every.total_seconds())  # type: ignore[union-attr]
+            watch_status(lambda: client.gate_status(brands, datasets), every.total_seconds())  # type: ignore[union-attr]
         return
     with common.gc_paused():
         with common.client() as client:
-            report = client.status(brand_id=brand_id)
+            report = client.gate_status(brands, datasets)
+        gate = report.gate(strict=strict, require_worker=require_worker)
         if as_json:
             from pipectl.cli.documents import print_json, status_json
 
-            print_json(status_json(report))
+            print_json(status_json(report, gate))
         else:
             from pipectl.cli.views import render_status
 
             render_status(report)
-    if check and report.check_failed:
-        raise typer.Exit(1)
+    if check:
+        # Plain lines, not rich: a CI log or a cron mail gets them unwrapped and uncoloured.
+        for failure in gate.failures:
+            typer.echo(failure.reason, err=True)
+        typer.echo(gate.summary(), err=True)
+        if not gate.ok:
+            raise typer.Exit(1)
 
 
 def enqueue(
@@ -308,7 +342,7 @@ def retry(
             return
         if now:
             raise InvalidInput("--now needs a JOB_ID")
-        jobs = client.jobs_in_backoff(brand_id=common.brand_filter(brand))
+        jobs = client.jobs_in_backoff(brand_id=common.known_brand(client, brand))
     if as_json:
         print_json([backoff_json(job) for job in jobs])
     else:

@@ -43,7 +43,7 @@ def runs(
         if job is not None:
             client.get_job(job)
         found = client.list_runs(
-            job_id=job, brand_id=common.brand_filter(brand), status=status, limit=limit
+            job_id=job, brand_id=common.known_brand(client, brand), status=status, limit=limit
         )
     if as_json:
         print_json([run.to_json() for run in found])

@@ -30,11 +30,9 @@ def kill_running_commands() -> None:
 
 
 def _check_datasets(parameters: dict[str, Any]) -> None:
-    datasets = parameters.get("datasets", [])
-    if isinstance(datasets, str):
-        datasets = [datasets]
-    if not isinstance(datasets, list) or not all(isinstance(d, str) and d for d in datasets):
-        raise InvalidInput("parameter 'datasets' must be a list of dataset names")
+    from pipectl.freshness import check_declarations
+
+    check_declarations(parameters)
 
 
 class NoopJob:

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from pipectl.models import (
+    BrandRetirement,
     Claim,
     DatasetStatus,
     Job,
@@ -200,7 +201,40 @@ class Store(Protocol):
 
     def set_threshold(self, threshold: Threshold, now: datetime) -> None: ...
 
+    def delete_threshold(self, dataset: str, brand_id: str | None) -> bool:
+        """Remove the threshold of exactly (brand_id, dataset); False when there was none."""
+        ...
+
     def workers(self) -> list[WorkerInfo]: ...
+
+    # -- brands and retirement ----------------------------------------------------------
+    def brand_ids(self) -> list[str]:
+        """Every brand any job (archived ones included), dataset row or threshold names."""
+        ...
+
+    def set_datasets_retired(
+        self, keys: list[tuple[str | None, str]], retired_at: datetime | None, now: datetime
+    ) -> int:
+        """Retire the (brand_id, dataset) pairs at `retired_at` (a pair without a row gets one
+        without history), or restore them (None: clears retired_at; a row without history goes).
+        Returns how many pairs changed."""
+        ...
+
+    def retire_brand(self, brand_id: str, datasets: list[str], now: datetime) -> list[Job]:
+        """In one transaction: archive every job of the brand that is not archived, retire the
+        given datasets of the brand and record a BrandRetirement. Returns the archived jobs;
+        [] and no change when the brand is already retired."""
+        ...
+
+    def brand_retirements(self) -> list[BrandRetirement]: ...
+
+    def restore_brand(
+        self, brand_id: str, jobs: list[tuple[int, str, datetime | None]], now: datetime
+    ) -> bool:
+        """In one transaction: give each (job_id, status, next_run_at) job that is still
+        archived those values, restore the retirement's datasets and drop the record. False
+        when the brand is not retired."""
+        ...
 
     def status_snapshot(
         self,

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipectl.models import (
+    BrandRetirement,
     Claim,
     DatasetStatus,
     Job,
@@ -263,6 +264,55 @@ class FunctionStore(ABC):
             p_now=now,
         )
 
+    def delete_threshold(self, dataset: str, brand_id: str | None) -> bool:
+        return self._call_one("pipectl_delete_threshold", p_dataset=dataset, p_brand_id=brand_id)
+
+    # -- brands and retirement ----------------------------------------------------------
+    def brand_ids(self) -> list[str]:
+        return self._call("pipectl_brand_ids")
+
+    def set_datasets_retired(
+        self, keys: list[tuple[str | None, str]], retired_at: datetime | None, now: datetime
+    ) -> int:
+        return self._call_one(
+            "pipectl_set_datasets_retired",
+            p_keys=Json([{"brand_id": brand, "dataset": dataset} for brand, dataset in keys]),
+            p_retired_at=retired_at,
+            p_now=now,
+        )
+
+    def retire_brand(self, brand_id: str, datasets: list[str], now: datetime) -> list[Job]:
+        docs = self._call(
+            "pipectl_retire_brand", p_brand_id=brand_id, p_datasets=datasets, p_now=now
+        )
+        return sorted(map(job_from_json, docs), key=lambda job: job.id)
+
+    def brand_retirements(self) -> list[BrandRetirement]:
+        return [
+            BrandRetirement(
+                brand_id=doc["brand_id"],
+                retired_at=_dt(doc["retired_at"]),  # type: ignore[arg-type]
+                jobs=doc["jobs"],
+                datasets=doc["datasets"],
+            )
+            for doc in self._call("pipectl_brand_retirements")
+        ]
+
+    def restore_brand(
+        self, brand_id: str, jobs: list[tuple[int, str, datetime | None]], now: datetime
+    ) -> bool:
+        return self._call_one(
+            "pipectl_restore_brand",
+            p_brand_id=brand_id,
+            p_jobs=Json(
+                [
+                    {"id": job_id, "status": status, "next_run_at": _json_value(next_run_at)}
+                    for job_id, status, next_run_at in jobs
+                ]
+            ),
+            p_now=now,
+        )
+
     def workers(self) -> list[WorkerInfo]:
         return [worker_from_json(doc) for doc in self._call("pipectl_workers")]
 
@@ -390,6 +440,7 @@ def dataset_from_json(doc: dict[str, Any]) -> DatasetStatus:
         last_error=doc["last_error"],
         last_run_id=doc["last_run_id"],
         alerted_state=doc.get("alerted_state"),
+        retired_at=_dt(doc.get("retired_at")),
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from pipectl import clock
 from pipectl.errors import InvalidInput, PipectlError, SchemaMissing, StoreUnavailable
 from pipectl.models import (
+    BrandRetirement,
     Claim,
     DatasetOutcome,
     DatasetStatus,
@@ -555,6 +556,90 @@ class SQLiteStore:
                 ),
             )
 
+    def delete_threshold(self, dataset: str, brand_id: str | None) -> bool:
+        with self._write() as conn:
+            deleted = conn.execute(
+                "DELETE FROM dataset_thresholds WHERE coalesce(brand_id, '') = ? AND dataset = ?",
+                (brand_id or "", dataset),
+            ).rowcount
+        return deleted > 0
+
+    # -- brands and retirement ----------------------------------------------------------
+    def brand_ids(self) -> list[str]:
+        rows = self._read(
+            "SELECT brand_id FROM scheduled_jobs WHERE brand_id IS NOT NULL "
+            "UNION SELECT brand_id FROM dataset_status WHERE brand_id IS NOT NULL "
+            "UNION SELECT brand_id FROM dataset_thresholds WHERE brand_id IS NOT NULL "
+            "ORDER BY 1"
+        )
+        return [row[0] for row in rows]
+
+    def set_datasets_retired(
+        self, keys: list[tuple[str | None, str]], retired_at: datetime | None, now: datetime
+    ) -> int:
+        with self._write() as conn:
+            return _set_retired(conn, keys, retired_at, now)
+
+    def retire_brand(self, brand_id: str, datasets: list[str], now: datetime) -> list[Job]:
+        with self._write() as conn:
+            if conn.execute(
+                "SELECT 1 FROM brand_retirements WHERE brand_id = ?", (brand_id,)
+            ).fetchone():
+                return []
+            before = conn.execute(
+                "SELECT id, status FROM scheduled_jobs WHERE brand_id = ? AND status <> 'archived'"
+                " ORDER BY id",
+                (brand_id,),
+            ).fetchall()
+            conn.execute(
+                "INSERT INTO brand_retirements (brand_id, retired_at, jobs, datasets) "
+                "VALUES (?, ?, ?, ?)",
+                (
+                    brand_id,
+                    ts(now),
+                    json.dumps([{"id": row["id"], "status": row["status"]} for row in before]),
+                    json.dumps(datasets),
+                ),
+            )
+            _set_retired(conn, [(brand_id, dataset) for dataset in datasets], now, now)
+            archived = conn.execute(
+                "UPDATE scheduled_jobs SET status = 'archived', updated_at = ? "
+                "WHERE brand_id = ? AND status <> 'archived' RETURNING *",
+                (ts(now), brand_id),
+            ).fetchall()
+        return sorted(map(_job, archived), key=lambda job: job.id)
+
+    def brand_retirements(self) -> list[BrandRetirement]:
+        return [
+            BrandRetirement(
+                brand_id=row["brand_id"],
+                retired_at=datetime.fromisoformat(row["retired_at"]),
+                jobs=json.loads(row["jobs"]),
+                datasets=json.loads(row["datasets"]),
+            )
+            for row in self._read("SELECT * FROM brand_retirements ORDER BY brand_id")
+        ]
+
+    def restore_brand(
+        self, brand_id: str, jobs: list[tuple[int, str, datetime | None]], now: datetime
+    ) -> bool:
+        with self._write() as conn:
+            row = conn.execute(
+                "DELETE FROM brand_retirements WHERE brand_id = ? RETURNING datasets", (brand_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            conn.executemany(
+                "UPDATE scheduled_jobs SET status = ?, next_run_at = ?, updated_at = ? "
+                "WHERE id = ? AND brand_id = ? AND status = 'archived'",
+                [
+                    (status, ts(next_run_at), ts(now), job_id, brand_id)
+                    for job_id, status, next_run_at in jobs
+                ],
+            )
+            _set_retired(conn, [(brand_id, d) for d in json.loads(row["datasets"])], None, now)
+        return True
+
     def workers(self) -> list[WorkerInfo]:
         return [
             WorkerInfo(
@@ -739,6 +824,39 @@ def _record_dataset(
     )
 
 
+def _set_retired(
+    conn: sqlite3.Connection,
+    keys: list[tuple[str | None, str]],
+    retired_at: datetime | None,
+    now: datetime,
+) -> int:
+    changed = 0
+    for brand_id, dataset in keys:
+        if retired_at is not None:
+            changed += conn.execute(
+                """
+                INSERT INTO dataset_status (brand_id, dataset, updated_at, retired_at)
+                VALUES (?, ?, ?, ?)
+                ON CONFLICT (coalesce(brand_id, ''), dataset) DO UPDATE
+                    SET retired_at = excluded.retired_at WHERE retired_at IS NULL
+                """,
+                (brand_id, dataset, ts(now), ts(retired_at)),
+            ).rowcount
+            continue
+        key = (brand_id or "", dataset)
+        changed += conn.execute(
+            "DELETE FROM dataset_status WHERE coalesce(brand_id, '') = ? AND dataset = ? "
+            "AND retired_at IS NOT NULL AND last_attempt_at IS NULL",
+            key,
+        ).rowcount
+        changed += conn.execute(
+            "UPDATE dataset_status SET retired_at = NULL "
+            "WHERE coalesce(brand_id, '') = ? AND dataset = ? AND retired_at IS NOT NULL",
+            key,
+        ).rowcount
+    return changed
+
+
 def _brand_filter(column: str, brand_id: str | None) -> tuple[list[str], list[Any]]:
     if brand_id is ANY:
         return [], []
@@ -781,6 +899,7 @@ def _dataset(row: sqlite3.Row) -> DatasetStatus:
         last_error=row["last_error"],
         last_run_id=row["last_run_id"],
         alerted_state=row["alerted_state"],
+        retired_at=_dt(row["retired_at"]),
     )
 
 
