@@ -640,6 +640,8 @@ def test_retry_lists_jobs_in_backoff_and_now_rearms(cli: Cli) -> None:
     assert backoff["last_error"] == "command exited with status 1"
     delay = when(backoff["next_run_at"]) - started
     assert timedelta(minutes=4) < delay <= timedelta(minutes=5, seconds=30)
+    cli("retry", "--brand", "globex", "--json").assert_pipectl_error(2)  # no such brand
+    add_job(cli, "noop", "--cron", "0 3 * * *", "--brand", "globex")
     assert cli("retry", "--brand", "globex", "--json").assert_ok().json() == []
     table = cli("retry").assert_ok().stdout
     assert "2 of 4" in table

@@ -31,6 +31,7 @@ def test_doctor_all_ok_but_no_worker(sqlite_url: str) -> None:
         "clock": "ok",
         "workers": "warn",
         "stuck runs": "ok",
+        "retired datasets": "ok",
         "job types": "ok",
         "cron": "ok",
     }
@@ -56,7 +57,7 @@ def test_doctor_fails_on_a_job_without_handler_and_a_stuck_run(
     assert result.returncode == 1
     levels = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
     assert levels["job types"]["level"] == "fail" and "gone_plugin" in levels["job types"]["detail"]
-    assert levels["stuck runs"]["level"] == "warn"
+    assert levels["stuck runs"]["level"] == "fail"
 
 
 def test_doctor_masks_the_database_password() -> None:

@@ -566,3 +566,107 @@ def test_status_snapshot_reads_what_the_single_reads_return(store: Store) -> Non
     assert [r.id for r in everything.running_runs] == [running.run.id]
     assert set(everything.last_runs) == {done.run.id, stuck.run.id, running.run.id}
     assert [w.id for w in everything.workers] == ["w2", "w1"]
+
+
+# -- brands and retirement (the readiness gate, issue 13) --------------------------------------
+
+
+YEAR = timedelta(days=365)
+
+
+def finish_one(store: Store, *datasets: DatasetOutcome, at: datetime = T0) -> None:
+    job = store.insert_job(new_job(brand_id=datasets[0].brand_id, next_run_at=at - YEAR), at)
+    (claim,) = store.claim_due("w", at, 1)  # the oldest due: this one
+    assert claim.job.id == job.id
+    assert store.finish_run(claim.run.id, claim.run.lease_token, result(at=at, datasets=datasets))
+
+
+def test_brand_ids_names_every_brand_jobs_rows_and_thresholds_ever_named(store: Store) -> None:
+    assert store.brand_ids() == []
+    archived = store.insert_job(new_job(brand_id="zeta", status="archived"), T0)
+    assert archived.status == "archived"
+    store.insert_job(new_job(brand_id=None), T0)
+    store.set_threshold(Threshold("orders", "acme", timedelta(hours=1), timedelta(hours=2)), T0)
+    store.set_threshold(Threshold("orders", None, timedelta(hours=1), timedelta(hours=2)), T0)
+    finish_one(store, DatasetOutcome("globex", "orders", True))
+    assert store.brand_ids() == ["acme", "globex", "zeta"]
+
+
+def test_retiring_datasets_keeps_history_and_restoring_undoes_it(store: Store) -> None:
+    finish_one(store, DatasetOutcome("acme", "orders", True))
+    before = store.dataset_status("orders", "acme")
+    assert before is not None and before.retired_at is None
+    # A pair with a row and one without (declared only): both are marked, the second gets a
+    # row without history.
+    assert store.set_datasets_retired([("acme", "orders"), ("acme", "thumbs")], T0, T0) == 2
+    assert store.set_datasets_retired([("acme", "orders")], T0, T0) == 0  # already retired
+    orders = store.dataset_status("orders", "acme")
+    assert orders == replace(before, retired_at=T0)
+    thumbs = store.dataset_status("thumbs", "acme")
+    assert thumbs is not None and thumbs.retired_at == T0 and thumbs.last_attempt_at is None
+    # A run that reports a retired dataset records it and leaves it retired.
+    later = T0 + timedelta(hours=1)
+    finish_one(store, DatasetOutcome("acme", "orders", True), at=later)
+    after_run = store.dataset_status("orders", "acme")
+    assert after_run is not None and after_run.last_success_at == later
+    assert after_run.retired_at == T0
+
+    assert store.set_datasets_retired([("acme", "orders"), ("acme", "thumbs")], None, T0) == 2
+    restored = store.dataset_status("orders", "acme")
+    assert restored is not None and restored.retired_at is None
+    assert restored.last_success_at == later
+    assert store.dataset_status("thumbs", "acme") is None  # nothing to keep: gone again
+
+
+def test_retire_global_and_brand_pairs_apart(store: Store) -> None:
+    finish_one(store, DatasetOutcome(None, "fx", True), DatasetOutcome("acme", "fx", True))
+    store.set_datasets_retired([(None, "fx")], T0, T0)
+    assert store.dataset_status("fx", None).retired_at == T0  # type: ignore[union-attr]
+    assert store.dataset_status("fx", "acme").retired_at is None  # type: ignore[union-attr]
+
+
+def test_delete_threshold_removes_exactly_one(store: Store) -> None:
+    store.set_threshold(Threshold("orders", "acme", timedelta(hours=1), timedelta(hours=2)), T0)
+    store.set_threshold(Threshold("orders", None, timedelta(hours=3), timedelta(hours=4)), T0)
+    assert store.delete_threshold("orders", "acme") is True
+    assert store.delete_threshold("orders", "acme") is False
+    assert [(t.brand_id, t.dataset) for t in store.thresholds()] == [(None, "orders")]
+    assert store.delete_threshold("orders", None) is True
+    assert store.thresholds() == []
+
+
+def test_retire_brand_archives_and_retires_at_once_and_restore_undoes_it(store: Store) -> None:
+    active = store.insert_job(new_job(brand_id="acme", next_run_at=T0 + timedelta(days=1)), T0)
+    paused = store.insert_job(new_job(brand_id="acme", status="paused"), T0)
+    gone = store.insert_job(new_job(brand_id="acme", status="archived"), T0)
+    other = store.insert_job(new_job(brand_id="globex"), T0)
+    finish_one(store, DatasetOutcome("acme", "orders", True))
+    done = store.list_jobs(brand_id="acme", statuses=("archived",))
+    assert {job.id for job in done} >= {gone.id}
+
+    archived = store.retire_brand("acme", ["orders", "thumbs"], T0)
+    assert [job.id for job in archived] == [active.id, paused.id]
+    assert all(job.status == "archived" for job in archived)
+    assert store.get_job(other.id).status == "active"  # type: ignore[union-attr]
+    assert store.dataset_status("orders", "acme").retired_at == T0  # type: ignore[union-attr]
+    assert store.dataset_status("thumbs", "acme").retired_at == T0  # type: ignore[union-attr]
+    (retirement,) = store.brand_retirements()
+    assert retirement.brand_id == "acme" and retirement.retired_at == T0
+    assert retirement.jobs == [
+        {"id": active.id, "status": "active"},
+        {"id": paused.id, "status": "paused"},
+    ]
+    assert retirement.datasets == ["orders", "thumbs"]
+    assert store.retire_brand("acme", ["orders"], T0) == []  # already retired: no change
+
+    later = T0 + timedelta(hours=2)
+    back = [(active.id, "active", later), (paused.id, "paused", paused.next_run_at)]
+    assert store.restore_brand("acme", back, later) is True
+    assert store.get_job(active.id).status == "active"  # type: ignore[union-attr]
+    assert store.get_job(active.id).next_run_at == later  # type: ignore[union-attr]
+    assert store.get_job(paused.id).status == "paused"  # type: ignore[union-attr]
+    assert store.get_job(gone.id).status == "archived"  # type: ignore[union-attr]
+    assert store.dataset_status("orders", "acme").retired_at is None  # type: ignore[union-attr]
+    assert store.dataset_status("thumbs", "acme") is None
+    assert store.brand_retirements() == []
+    assert store.restore_brand("acme", back, later) is False
