@@ -1,13 +1,14 @@
-"""Prometheus metrics and the worker's HTTP endpoints: /metrics, /status and /healthz."""
+"""Prometheus metrics and the worker's HTTP endpoints: /metrics, /status, /ready and /healthz."""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 from prometheus_client import (
     CollectorRegistry,
@@ -20,6 +21,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from pipectl.client import Client, StatusReport
+from pipectl.errors import InvalidInput
 from pipectl.models import Claim, RunResult
 from pipectl.worker import WorkerEvents
 
@@ -121,25 +123,50 @@ def serve(
     host: str,
     port: int,
     registry: CollectorRegistry,
-    load_status: Callable[[], StatusReport],
+    load_status: Callable[..., StatusReport],
     metrics: WorkerMetrics,
 ) -> ThreadingHTTPServer:
-    """Serve /metrics, /status and /healthz from a daemon thread; returns the server."""
+    """Serve /metrics, /status, /ready and /healthz from a daemon thread; returns the server.
+
+    `load_status()` reads the whole status; `load_status(brands, datasets)` narrows it as
+    `Client.gate_status` does, for `?brand=` and `?dataset=` (each repeatable). /ready answers
+    the readiness gate (`&strict=1`, `&require_worker=1` as on the command line): 200 when it
+    passes, 503 when it does not, the status document as the body either way."""
     from pipectl.cli.documents import status_json
+    from pipectl.errors import PipectlError
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
+            path, _, query = self.path.partition("?")
             if path == "/metrics":
                 self._send(200, CONTENT_TYPE, generate_latest(registry))
-            elif path == "/status":
-                body = json.dumps(status_json(load_status()), default=str).encode()
-                self._send(200, "application/json", body)
+            elif path in ("/status", "/ready"):
+                self._gate(path == "/ready", parse_qs(query))
             elif path == "/healthz":
                 ok = metrics.healthy
                 self._send(200 if ok else 503, "text/plain", b"ok\n" if ok else b"stalled\n")
             else:
-                self._send(404, "text/plain", b"not found: try /metrics, /status or /healthz\n")
+                self._send(
+                    404, "text/plain", b"not found: try /metrics, /status, /ready or /healthz\n"
+                )
+
+        def _gate(self, ready: bool, query: dict[str, list[str]]) -> None:
+            brands, datasets = query.get("brand", []), query.get("dataset", [])
+            flags = {
+                name: query.get(name, ["0"])[-1] in ("1", "true", "yes")
+                for name in ("strict", "require_worker")
+            }
+            try:
+                report = load_status(brands, datasets) if brands or datasets else load_status()
+            except InvalidInput as exc:
+                return self._json(400, {"ok": False, "error": str(exc)})
+            except PipectlError as exc:
+                return self._json(503, {"ok": False, "error": str(exc)})
+            gate = report.gate(**flags)
+            self._json(503 if ready and not gate.ok else 200, status_json(report, gate))
+
+        def _json(self, code: int, document: Any) -> None:
+            self._send(code, "application/json", json.dumps(document, default=str).encode())
 
         def _send(self, code: int, content_type: str, body: bytes) -> None:
             self.send_response(code)
@@ -163,12 +190,14 @@ def status_loader(url: str, settings: Any) -> Callable[[], StatusReport]:
     lock = threading.Lock()
     holder: dict[str, Client] = {}
 
-    def load() -> StatusReport:
+    def load(brands: Sequence[str] = (), datasets: Sequence[str] = ()) -> StatusReport:
         with lock:
             if "client" not in holder:
                 holder["client"] = Client.from_url(url, settings)
             try:
-                return holder["client"].status()
+                return holder["client"].gate_status(brands, datasets)
+            except InvalidInput:
+                raise
             except Exception:
                 holder.pop("client").close()
                 raise

@@ -1,4 +1,4 @@
-"""/metrics, /status and /healthz served by a real worker process, and `pipectl metrics`."""
+"""/metrics, /status, /ready and /healthz from a real worker process, and `pipectl metrics`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -19,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipectl.client import Client
 from pipectl.metrics import WorkerMetrics, serve, store_registry
+from pipectl.outcome import run_result
 
 
 def free_port() -> int:
@@ -158,3 +160,58 @@ def test_metrics_port_in_use_is_bad_input(sqlite_url: str) -> None:
         )
     assert result.returncode == 2
     assert "cannot serve metrics" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_client(request: pytest.FixtureRequest) -> Iterator[Client]:
+    if request.param == "sqlite":
+        yield request.getfixturevalue("client")
+        return
+    url = request.getfixturevalue("postgres_url")
+    Client.migrate_url(url)
+    with Client.from_url(url) as opened:
+        yield opened
+
+
+def test_status_narrows_and_ready_answers_the_gate(any_client: Client) -> None:
+    """/status honours ?brand= and ?dataset=; /ready is 200 when the gate passes and 503 when
+    it does not, with the status document as the body; an unknown name is 400."""
+    client = any_client
+    ads = client.enqueue("noop", "acme", {"datasets": ["ads", "thumbs"]})
+    client.enqueue("noop", "globex", {"datasets": ["ads"]})
+    (claim,) = [c for c in client.store.claim_due("w", datetime.now(UTC), 10) if c.job.id == ads.id]
+    client.store.finish_run(
+        claim.run.id, claim.run.lease_token, run_result(claim.job, datetime.now(UTC), error=None)
+    )
+    port = free_port()
+    events = WorkerMetrics(CollectorRegistry(), healthy_within_s=30)
+    server = serve("127.0.0.1", port, CollectorRegistry(), client.gate_status, events)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        code, body = get(base + "/status?brand=acme&dataset=ads")
+        assert code == 200
+        document = json.loads(body)
+        assert [(d["brand_id"], d["dataset"]) for d in document["datasets"]] == [("acme", "ads")]
+        assert document["ok"] is True
+
+        code, body = get(base + "/ready?brand=acme&dataset=ads")
+        assert (code, json.loads(body)["ok"]) == (200, True)
+        code, body = get(base + "/ready?brand=globex&dataset=ads")
+        assert code == 503
+        (failure,) = json.loads(body)["failures"]
+        assert failure["reason"] == "globex/ads: never — no success yet; never attempted"
+        assert get(base + "/ready")[0] == 503  # globex/ads is never refreshed
+        assert get(base + "/ready?brand=acme&brand=globex")[0] == 503
+        assert get(base + "/ready?brand=acme")[0] == 200
+        # A job is due and no worker is live: only require_worker makes that a failure.
+        assert get(base + "/ready?brand=acme&require_worker=1")[0] == 200
+        client.enqueue("noop", "acme")
+        assert get(base + "/ready?brand=acme")[0] == 200
+        assert get(base + "/ready?brand=acme&require_worker=1")[0] == 503
+
+        code, body = get(base + "/ready?brand=globx")
+        assert code == 400
+        assert "unknown brand 'globx'" in json.loads(body)["error"]
+        assert get(base + "/status?brand=acme&dataset=nope")[0] == 400
+    finally:
+        server.shutdown()
