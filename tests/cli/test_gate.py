@@ -423,3 +423,21 @@ def test_client_check_is_the_same_gate(url: str, client: Client) -> None:
     assert json.loads(json.dumps(result.to_json()))["ok"] is False
     with pytest.raises(Exception, match="unknown brand 'globx'"):
         client.check("globx")
+
+
+def test_grant_gate_to_ends_the_script_with_the_grant() -> None:
+    """`db sql --grant-gate-to ROLE`: the gate's GRANT comes last (after every migration's
+    pipectl_restrict_functions, which revokes it); only authenticated or anon are accepted."""
+    from pipectl.store.migrations import GATE_FUNCTION
+
+    granted = invoke("db", "sql", "--grant-gate-to", "authenticated")
+    assert granted.exit_code == 0
+    lines = granted.stdout.splitlines()
+    grant = f"GRANT EXECUTE ON FUNCTION {GATE_FUNCTION} TO authenticated;"
+    assert grant in lines
+    assert lines.index(grant) > max(
+        i for i, line in enumerate(lines) if "pipectl_restrict_functions()" in line
+    )
+    assert "GRANT EXECUTE ON FUNCTION pipectl_gate" not in invoke("db", "sql").stdout
+    invoke("db", "sql", "--grant-gate-to", "public").assert_pipectl_error(2)
+    invoke("db", "sql", "--grant-gate-to", "anon", "--dialect", "sqlite").assert_pipectl_error(2)

@@ -78,6 +78,15 @@ def sql(
             "project's supabase/migrations) and print its path.",
         ),
     ] = None,
+    grant_gate_to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grant-gate-to",
+            metavar="ROLE",
+            help="End the script by granting the read-only gate function pipectl_gate to "
+            "authenticated or anon (repeatable; by default only the service role may call it).",
+        ),
+    ] = None,
 ) -> None:
     """Print the full schema SQL, e.g. to paste into Supabase's SQL editor. The PostgreSQL
     script installs the schema or upgrades an older one; running it again changes nothing.
@@ -85,16 +94,20 @@ def sql(
     Example: pipectl db sql --supabase-migration supabase/migrations
     """
     from pipectl.errors import InvalidInput
-    from pipectl.store.migrations import full_sql
+    from pipectl.store.migrations import full_sql, gate_grants
 
     if dialect not in ("postgres", "sqlite"):
         raise InvalidInput("--dialect must be postgres or sqlite")
+    roles = list(grant_gate_to or [])
+    gate_grants(roles)
+    if roles and dialect != "postgres":
+        raise InvalidInput("--grant-gate-to is for the postgres (Supabase) script")
     if supabase_migration is not None:
         from pipectl import clock
         from pipectl.store.migrations import write_supabase_migration
 
         if dialect != "postgres":
             raise InvalidInput("--supabase-migration writes the postgres script")
-        typer.echo(write_supabase_migration(supabase_migration, clock.now()))
+        typer.echo(write_supabase_migration(supabase_migration, clock.now(), grant_gate_to=roles))
         return
-    typer.echo(full_sql(dialect), nl=False)
+    typer.echo(full_sql(dialect, grant_gate_to=roles), nl=False)

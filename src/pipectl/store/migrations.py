@@ -35,7 +35,23 @@ def load_migrations(dialect: str) -> tuple[Migration, ...]:
     return tuple(sorted(found, key=lambda m: m.version))
 
 
-def full_sql(dialect: str, *, transaction: bool = True) -> str:
+GATE_FUNCTION = "pipectl_gate(text, text[], boolean, double precision, double precision)"
+GATE_ROLES = ("authenticated", "anon")
+
+
+def gate_grants(roles: list[str]) -> list[str]:
+    """GRANT statements that open the read-only gate function to Supabase's app roles (an
+    operator's opt-in: by default only the service role may call it)."""
+    for role in roles:
+        if role not in GATE_ROLES:
+            raise InvalidInput(
+                f"--grant-gate-to takes {' or '.join(GATE_ROLES)}, not {role!r} (the service "
+                "role has it already)"
+            )
+    return [f"GRANT EXECUTE ON FUNCTION {GATE_FUNCTION} TO {role};" for role in roles]
+
+
+def full_sql(dialect: str, *, transaction: bool = True, grant_gate_to: Sequence[str] = ()) -> str:
     """Every migration as one script that also records the versions it installs, so that a
     schema pasted into Supabase's SQL editor (or saved as a Supabase migration) is one that
     `pipectl db migrate` recognises and upgrades later.
@@ -79,6 +95,13 @@ def full_sql(dialect: str, *, transaction: bool = True) -> str:
             "END",
             "$pipectl_migration$;",
         ]
+    grants = gate_grants(list(grant_gate_to))
+    if grants:
+        parts += [
+            "",
+            "-- The readiness gate, opened to the app's roles (--grant-gate-to).",
+            *grants,
+        ]
     parts += [
         "",
         "-- Supabase: PostgREST reloads its schema cache, so `rpc` finds the new functions at once.",
@@ -108,7 +131,7 @@ def _plain_sql(dialect: str) -> str:
     return "\n".join(parts) + "\n"
 
 
-def write_supabase_migration(folder: Path, now: datetime) -> Path:
+def write_supabase_migration(folder: Path, now: datetime, *, grant_gate_to: Sequence[str] = ()) -> Path:
     """Save the PostgreSQL script as a migration of a Supabase project (`supabase/migrations`,
     applied by `supabase db push` or `supabase migration up`), named `<timestamp>_pipectl_v<N>.sql`
     as the Supabase CLI expects. The folder's parent must exist (a typo creates nothing)."""
@@ -120,7 +143,7 @@ def write_supabase_migration(folder: Path, now: datetime) -> Path:
     path = folder / f"{now.astimezone(UTC):%Y%m%d%H%M%S}_pipectl_v{latest_version('postgres')}.sql"
     try:
         with path.open("x") as out:
-            out.write(full_sql("postgres", transaction=False))
+            out.write(full_sql("postgres", transaction=False, grant_gate_to=grant_gate_to))
     except FileExistsError:
         raise InvalidInput(f"{path} exists already; not overwriting it") from None
     return path

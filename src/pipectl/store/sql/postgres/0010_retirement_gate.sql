@@ -153,4 +153,139 @@ BEGIN
 END
 $$;
 
+-- == the readiness gate for application code (Supabase: supabase.rpc('pipectl_gate', …)) ======
+
+-- Does a job with these parameters, of brand p_job_brand (NULL: global), declare p_dataset for
+-- p_for_brand (NULL: global)? The rule of freshness.dataset_declarations restated for one
+-- dataset: `datasets` and each step's `datasets`, as a name or a list of names and
+-- {"dataset", "brands"} objects; a global job's object entry counts for the brands it names.
+CREATE FUNCTION pipectl_declares(
+    p_parameters jsonb,
+    p_dataset text,
+    p_for_brand text,
+    p_job_brand text
+) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT EXISTS (
+        SELECT FROM (
+            SELECT p_parameters -> 'datasets' AS v
+            UNION ALL
+            SELECT s -> 'datasets'
+            FROM jsonb_array_elements(CASE jsonb_typeof(p_parameters -> 'steps')
+                                      WHEN 'array' THEN p_parameters -> 'steps'
+                                      ELSE '[]' END) AS s
+        ) AS declared,
+        LATERAL jsonb_array_elements(CASE jsonb_typeof(declared.v)
+                                     WHEN 'array' THEN declared.v
+                                     WHEN 'string' THEN jsonb_build_array(declared.v)
+                                     ELSE '[]' END) AS e
+        WHERE CASE jsonb_typeof(e)
+            WHEN 'string' THEN
+                e #>> '{}' = p_dataset AND p_job_brand IS NOT DISTINCT FROM p_for_brand
+            WHEN 'object' THEN
+                e ->> 'dataset' = p_dataset AND (
+                    (p_job_brand IS NOT DISTINCT FROM p_for_brand
+                     AND (p_job_brand IS NOT NULL OR jsonb_typeof(e -> 'brands') IS NULL))
+                    OR (p_job_brand IS NULL AND p_for_brand IS NOT NULL
+                        AND jsonb_typeof(e -> 'brands') = 'array' AND e -> 'brands' ? p_for_brand))
+            ELSE false
+        END)
+$$;
+
+-- The gate for one brand (NULL: global) and the datasets a page shows, read-only:
+--   {"ok": bool, "brand_id": …, "failures": [names], "datasets": [{"dataset", "state",
+--    "last_success_at", "last_attempt_at", "last_attempt_failed", …}]}
+-- state is never, fresh, warn or stale as in Python (freshness.classify), or "unknown" (nothing
+-- declares the dataset for the brand) or "retired"; ok when every one is fresh or warn (only
+-- fresh with p_strict). Thresholds: the brand's own, else the dataset's, else the defaults
+-- given (pipectl's own defaults unless told). It runs with its owner's rights, so a role
+-- granted EXECUTE (`pipectl db sql --grant-gate-to authenticated`) needs no access to the
+-- tables; such a caller sees only states and timestamps: errors, thresholds, parameters and
+-- logs are for the service role (and the owner) only.
+DO $gate$
+DECLARE
+    home_name CONSTANT text := (SELECT n.nspname FROM pg_class AS c
+                                JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                                WHERE c.oid = 'scheduled_jobs'::regclass);
+BEGIN
+    EXECUTE format($create$
+CREATE FUNCTION pipectl_gate(
+    p_brand_id text,
+    p_datasets text[],
+    p_strict boolean DEFAULT false,
+    p_warn_after_seconds double precision DEFAULT 86400,
+    p_error_after_seconds double precision DEFAULT 172800
+) RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = %I, pg_temp AS $body$
+    WITH asked AS (
+        SELECT DISTINCT name FROM unnest(p_datasets) AS name WHERE name IS NOT NULL
+    ), facts AS (
+        SELECT a.name, d.last_success_at, d.last_attempt_at, d.last_status, d.last_error,
+               d.retired_at, d.dataset IS NOT NULL AS has_row,
+               coalesce(own.warn_after_seconds, every.warn_after_seconds, p_warn_after_seconds)
+                   AS warn_after_seconds,
+               coalesce(own.error_after_seconds, every.error_after_seconds,
+                        p_error_after_seconds) AS error_after_seconds,
+               own.dataset IS NOT NULL AS has_own_threshold,
+               EXISTS (SELECT FROM scheduled_jobs AS j
+                       WHERE j.status IN ('active', 'running', 'paused')
+                         AND (j.brand_id IS NOT DISTINCT FROM p_brand_id OR j.brand_id IS NULL)
+                         AND pipectl_declares(j.parameters, a.name, p_brand_id, j.brand_id))
+                   AS declared
+        FROM asked AS a
+        LEFT JOIN dataset_status AS d
+            ON coalesce(d.brand_id, '') = coalesce(p_brand_id, '') AND d.dataset = a.name
+        LEFT JOIN dataset_thresholds AS own
+            ON own.brand_id = p_brand_id AND own.dataset = a.name
+        LEFT JOIN dataset_thresholds AS every
+            ON every.brand_id IS NULL AND every.dataset = a.name
+    ), judged AS (
+        SELECT f.*,
+            CASE
+                WHEN f.retired_at IS NOT NULL THEN 'retired'
+                WHEN NOT (f.has_row OR f.declared OR f.has_own_threshold) THEN 'unknown'
+                WHEN f.last_success_at IS NULL THEN 'never'
+                WHEN now() - f.last_success_at <= make_interval(secs => f.warn_after_seconds)
+                    THEN 'fresh'
+                WHEN now() - f.last_success_at <= make_interval(secs => f.error_after_seconds)
+                    THEN 'warn'
+                ELSE 'stale'
+            END AS state,
+            coalesce(f.last_status = 'failed' AND f.last_attempt_at IS NOT NULL
+                     AND (f.last_success_at IS NULL OR f.last_attempt_at > f.last_success_at),
+                     false) AS last_attempt_failed
+        FROM facts AS f
+    ), shown AS (
+        SELECT j.name, j.state,
+            jsonb_build_object(
+                'dataset', j.name,
+                'state', j.state,
+                'last_success_at', j.last_success_at,
+                'last_attempt_at', j.last_attempt_at,
+                'last_attempt_failed', j.last_attempt_failed)
+            || CASE WHEN coalesce(current_setting('role', true), 'none')
+                         IN ('none', 'service_role')
+                    THEN jsonb_build_object(
+                        'last_error', CASE WHEN j.last_attempt_failed THEN j.last_error END,
+                        'warn_after_seconds', j.warn_after_seconds,
+                        'error_after_seconds', j.error_after_seconds)
+                    ELSE '{}' END AS doc
+        FROM judged AS j
+    )
+    SELECT jsonb_build_object(
+        'ok', NOT EXISTS (SELECT FROM shown AS s
+                          WHERE s.state <> ALL (CASE WHEN p_strict THEN ARRAY['fresh']
+                                                     ELSE ARRAY['fresh', 'warn'] END))
+              AND EXISTS (SELECT FROM shown),
+        'brand_id', p_brand_id,
+        'failures', coalesce((SELECT jsonb_agg(s.name ORDER BY s.name) FROM shown AS s
+                              WHERE s.state <> ALL (CASE WHEN p_strict THEN ARRAY['fresh']
+                                                         ELSE ARRAY['fresh', 'warn'] END)),
+                             '[]'),
+        'datasets', coalesce((SELECT jsonb_agg(s.doc ORDER BY s.name) FROM shown AS s), '[]'))
+$body$
+$create$, home_name);
+END
+$gate$;
+
 SELECT pipectl_restrict_functions();
