@@ -222,6 +222,8 @@ class AlertEvents(WorkerEvents):
             store.thresholds(), (self.settings.warn_after, self.settings.error_after)
         )
         for status in store.dataset_statuses():
+            if status.retired_at is not None:  # out of the gate: nobody waits for it
+                continue
             item = freshness(status.dataset, status.brand_id, status, thresholds, now)
             change = alert_transition(item.state, status.alerted_state)
             if change and store.claim_alert(status.brand_id, status.dataset, *change):

@@ -116,3 +116,31 @@ def test_every_url_gets_every_event(hook: Hook) -> None:
         assert [e["text"] for e in other.received] == ["one", "two"]
     finally:
         other.server.shutdown()
+
+
+def test_a_retired_dataset_raises_no_stale_alert(sqlite_url: str) -> None:
+    """Dataset alerts follow the gate: a retired (brand, dataset) that goes stale is news to
+    nobody."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from pipectl.alerts import AlertEvents
+    from pipectl.client import Client
+    from pipectl.outcome import run_result
+    from pipectl.settings import load_settings
+
+    settings = load_settings(database_url=sqlite_url, alert_webhooks="http://127.0.0.1:9/x")
+    with Client.from_url(sqlite_url, settings) as client:
+        long_ago = datetime.now(UTC) - timedelta(days=30)
+        for brand in ("acme", "globex"):
+            job = client.enqueue("noop", brand, {"datasets": ["ads"]}, run_at=long_ago)
+            (claim,) = client.store.claim_due("w", long_ago, 1)
+            assert claim.job.id == job.id
+            result = run_result(claim.job, long_ago, error=None)
+            assert client.store.finish_run(claim.run.id, claim.run.lease_token, result)
+        client.retire_dataset("ads", brand_id="globex")
+        sent: list[AlertEvent] = []
+        # The monitor's check, without its thread: a sender that collects instead of posting.
+        monitor = SimpleNamespace(settings=settings, sender=SimpleNamespace(send=sent.append))
+        AlertEvents.check_datasets(monitor, client.store)  # type: ignore[arg-type]
+    assert [(e.kind, e.details["brand_id"]) for e in sent] == [("dataset_stale", "acme")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -131,7 +132,9 @@ def _plain_sql(dialect: str) -> str:
     return "\n".join(parts) + "\n"
 
 
-def write_supabase_migration(folder: Path, now: datetime, *, grant_gate_to: Sequence[str] = ()) -> Path:
+def write_supabase_migration(
+    folder: Path, now: datetime, *, grant_gate_to: Sequence[str] = ()
+) -> Path:
     """Save the PostgreSQL script as a migration of a Supabase project (`supabase/migrations`,
     applied by `supabase db push` or `supabase migration up`), named `<timestamp>_pipectl_v<N>.sql`
     as the Supabase CLI expects. The folder's parent must exist (a typo creates nothing)."""
