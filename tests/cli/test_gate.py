@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import CliResult, invoke
 from freezegun import freeze_time
 
 from pipectl.client import Client
@@ -38,8 +37,13 @@ def client(url: str) -> Iterator[Client]:
         yield opened
 
 
-def run(url: str, *args: str) -> CliResult:
-    return invoke("--database-url", url, *args)
+Run = Callable[..., Any]
+
+
+@pytest.fixture
+def run(url: str, invoke: Run) -> Run:
+    """`pipectl ARGS…` against this test's store, through the real entry point."""
+    return lambda *args: invoke("--database-url", url, *args)
 
 
 def job(client: Client, brand: str | None, parameters: dict[str, Any], **options: Any) -> Job:
@@ -76,43 +80,47 @@ def live_worker(client: Client, seen: datetime) -> None:
     ],
 )
 def test_an_unknown_brand_exits_2_naming_it_and_the_known_ones_closest_first(
-    url: str, client: Client, command: list[str]
+    url: str, client: Client, command: list[str], run: Run
 ) -> None:
     for brand in ("acme", "globex", "initech"):
         job(client, brand, {"datasets": ["ads"]})
-    result = run(url, *command, "--brand", "globx")
+    result = run(*command, "--brand", "globx")
     result.assert_pipectl_error(2)
     assert "unknown brand 'globx'" in result.stderr
     assert "closest first: globex, " in result.stderr  # globex before acme and initech
-    assert run(url, *command, "--brand", "globex").exit_code in (0, 1)
+    assert run(*command, "--brand", "globex").exit_code in (0, 1)
 
 
 def test_a_brand_known_only_by_a_threshold_or_an_archived_job_is_known(
-    url: str, client: Client
+    url: str, client: Client, run: Run
 ) -> None:
     client.set_threshold("ads", timedelta(hours=1), timedelta(hours=2), brand_id="acme")
     client.archive(job(client, "globex", {}).id)
-    assert run(url, "jobs", "list", "--brand", "acme").exit_code == 0
-    assert run(url, "jobs", "list", "--brand", "globex").exit_code == 0
-    run(url, "jobs", "list", "--brand", "initech").assert_pipectl_error(2)
+    assert run("jobs", "list", "--brand", "acme").exit_code == 0
+    assert run("jobs", "list", "--brand", "globex").exit_code == 0
+    run("jobs", "list", "--brand", "initech").assert_pipectl_error(2)
 
 
-def test_an_unknown_dataset_for_the_selected_brand_exits_2(url: str, client: Client) -> None:
+def test_an_unknown_dataset_for_the_selected_brand_exits_2(
+    url: str, client: Client, run: Run
+) -> None:
     job(client, "acme", {"datasets": ["ads_performance", "reviews"]})
     job(client, "globex", {"datasets": ["orders"]})
-    result = run(url, "status", "--check", "--brand", "acme", "--dataset", "ads_perf")
+    result = run("status", "--check", "--brand", "acme", "--dataset", "ads_perf")
     result.assert_pipectl_error(2)
     assert "unknown dataset 'ads_perf'" in result.stderr
     assert "for brand acme, closest first: ads_performance, reviews" in result.stderr
     # orders counts for globex, not for acme.
-    run(url, "status", "--check", "--brand", "acme", "--dataset", "orders").assert_pipectl_error(2)
-    assert run(url, "status", "--check", "--dataset", "orders").exit_code == 1  # never, known
+    run("status", "--check", "--brand", "acme", "--dataset", "orders").assert_pipectl_error(2)
+    assert run("status", "--check", "--dataset", "orders").exit_code == 1  # never, known
 
 
 # -- which datasets count ---------------------------------------------------------------------
 
 
-def test_declared_datasets_count_as_never_before_their_first_run(url: str, client: Client) -> None:
+def test_declared_datasets_count_as_never_before_their_first_run(
+    url: str, client: Client, run: Run
+) -> None:
     job(client, "acme", {"datasets": ["ads_performance"]})
     job(
         client,
@@ -121,7 +129,7 @@ def test_declared_datasets_count_as_never_before_their_first_run(url: str, clien
     )
     job(client, "initech", {"datasets": "weekly_rollup"}, paused=True)
     client.set_threshold("orders", timedelta(hours=1), timedelta(hours=2), brand_id="umbrella")
-    result = run(url, "status", "--check")
+    result = run("status", "--check")
     assert result.exit_code == 1
     assert result.stderr_lines[-5:] == [
         "acme/ads_performance: never — no success yet; never attempted",
@@ -131,7 +139,7 @@ def test_declared_datasets_count_as_never_before_their_first_run(url: str, clien
         "gate failed: 4 failing of 4 datasets (0 fresh, 0 warn, 0 stale, 4 never)",
     ]
     # The paused job's dataset still counts: paused data goes stale.
-    assert run(url, "status", "--check", "--brand", "initech").exit_code == 1
+    assert run("status", "--check", "--brand", "initech").exit_code == 1
 
 
 def test_a_global_job_reporting_per_brand_leaves_no_global_row_that_never_turns_fresh(
@@ -182,13 +190,13 @@ def test_a_global_job_reporting_per_brand_leaves_no_global_row_that_never_turns_
 # -- verdicts, reasons, JSON ------------------------------------------------------------------
 
 
-def test_the_reason_line_says_why_in_plain_words(url: str, client: Client) -> None:
+def test_the_reason_line_says_why_in_plain_words(url: str, client: Client, run: Run) -> None:
     client.set_threshold("ads_performance", parse_duration("6h"), parse_duration("1d"))
     meta = job(client, "acme", {"datasets": ["ads_performance"]})
     record(client, meta, NOW - timedelta(days=2, hours=3))
     record(client, meta, NOW - timedelta(minutes=20), error="HTTP 401 from Meta")
     with freeze_time(NOW):
-        result = run(url, "status", "--check", "--brand", "acme", "--dataset", "ads_performance")
+        result = run("status", "--check", "--brand", "acme", "--dataset", "ads_performance")
     assert result.exit_code == 1
     assert result.stderr_lines[-2:] == [
         "acme/ads_performance: stale — last success 2d 3h ago (error after 1d); "
@@ -196,7 +204,7 @@ def test_the_reason_line_says_why_in_plain_words(url: str, client: Client) -> No
         "gate failed: 1 failing of 1 dataset (0 fresh, 0 warn, 1 stale, 0 never)",
     ]
     with freeze_time(NOW):
-        document = run(url, "status", "--check", "--json", "--brand", "acme").json()
+        document = run("status", "--check", "--json", "--brand", "acme").json()
     assert document["ok"] is False
     (failure,) = document["failures"]
     assert failure["kind"] == "dataset"
@@ -208,15 +216,15 @@ def test_the_reason_line_says_why_in_plain_words(url: str, client: Client) -> No
 
 
 def test_warn_passes_unless_strict_and_only_selected_datasets_count(
-    url: str, client: Client
+    url: str, client: Client, run: Run
 ) -> None:
     client.set_threshold("thumbnails", parse_duration("1h"), parse_duration("1d"))
     meta = job(client, "acme", {"datasets": ["ads_performance", "thumbnails"]})
     record(client, meta, NOW - timedelta(hours=2))
     with freeze_time(NOW):
-        passed = run(url, "status", "--check", "--brand", "acme")
-        strict = run(url, "status", "--check", "--brand", "acme", "--strict")
-        only_ads = run(url, "status", "--check", "--strict", "-b", "acme", "-d", "ads_performance")
+        passed = run("status", "--check", "--brand", "acme")
+        strict = run("status", "--check", "--brand", "acme", "--strict")
+        only_ads = run("status", "--check", "--strict", "-b", "acme", "-d", "ads_performance")
     assert passed.exit_code == 0
     assert passed.stderr_lines[-1] == "gate passed: 2 datasets (1 fresh, 1 warn, 0 stale, 0 never)"
     assert strict.exit_code == 1
@@ -225,19 +233,19 @@ def test_warn_passes_unless_strict_and_only_selected_datasets_count(
     assert only_ads.exit_code == 0  # the thumbnails warning does not block the ads page
 
 
-def test_several_brands_and_datasets(url: str, client: Client) -> None:
+def test_several_brands_and_datasets(url: str, client: Client, run: Run) -> None:
     a = job(client, "acme", {"datasets": ["ads"]})
     job(client, "globex", {"datasets": ["ads"]})
     job(client, "initech", {"datasets": ["ads"]})
     record(client, a, datetime.now(UTC))
-    assert run(url, "status", "--check", "-b", "acme").exit_code == 0
-    both = run(url, "status", "--check", "--json", "-b", "acme", "-b", "globex")
+    assert run("status", "--check", "-b", "acme").exit_code == 0
+    both = run("status", "--check", "--json", "-b", "acme", "-b", "globex")
     assert both.exit_code == 1
     assert [f["brand_id"] for f in both.json()["failures"]] == ["globex"]
     assert {d["brand_id"] for d in both.json()["datasets"]} == {"acme", "globex"}
 
 
-def test_reasons_reach_stderr_when_output_is_redirected(url: str, client: Client) -> None:
+def test_reasons_reach_stderr_when_output_is_redirected(url: str, client: Client, run: Run) -> None:
     job(client, "acme", {"datasets": ["ads"]})
     result = subprocess.run(
         [sys.executable, "-m", "pipectl", "--database-url", url, "status", "--check"],
@@ -254,107 +262,107 @@ def test_reasons_reach_stderr_when_output_is_redirected(url: str, client: Client
 
 
 def test_require_worker_fails_without_a_live_worker_while_jobs_are_due(
-    url: str, client: Client
+    url: str, client: Client, run: Run
 ) -> None:
     now = datetime.now(UTC)
     ads = job(client, "acme", {"datasets": ["ads"]})
     record(client, ads, now)
-    assert run(url, "status", "--check", "--require-worker").exit_code == 0  # nothing due
+    assert run("status", "--check", "--require-worker").exit_code == 0  # nothing due
     client.store.update_job(ads.id, {"next_run_at": now - timedelta(minutes=1)}, now)
-    assert run(url, "status", "--check").exit_code == 0  # data fresh; the scheduler not asked
-    dead = run(url, "status", "--check", "--require-worker")
+    assert run("status", "--check").exit_code == 0  # data fresh; the scheduler not asked
+    dead = run("status", "--check", "--require-worker")
     assert dead.exit_code == 1
     assert dead.stderr_lines[-2] == (
         "scheduler: no live worker (none has ever registered) while 1 job is due"
     )
-    doctor = run(url, "doctor", "--json")
+    doctor = run("doctor", "--json")
     assert doctor.exit_code == 1
     checks = {c["name"]: c for c in doctor.json()["checks"]}
     assert checks["workers"]["level"] == "fail"
 
     live_worker(client, datetime.now(UTC))
-    assert run(url, "status", "--check", "--require-worker").exit_code == 0
-    assert run(url, "doctor").exit_code == 0
+    assert run("status", "--check", "--require-worker").exit_code == 0
+    assert run("doctor").exit_code == 0
     stale_worker = datetime.now(UTC) - timedelta(hours=1)
     live_worker(client, stale_worker)
-    gone = run(url, "status", "--check", "--require-worker", "--json")
+    gone = run("status", "--check", "--require-worker", "--json")
     assert gone.exit_code == 1
     (failure,) = gone.json()["failures"]
     assert failure["kind"] == "no_live_worker"
     assert "the last was seen 1h" in failure["reason"]
 
 
-def test_require_worker_and_doctor_fail_on_a_stuck_run(url: str, client: Client) -> None:
+def test_require_worker_and_doctor_fail_on_a_stuck_run(url: str, client: Client, run: Run) -> None:
     now = datetime.now(UTC)
     live_worker(client, now)
     ads = job(client, "acme", {"datasets": ["ads"]})
     record(client, ads, now)
     client.store.update_job(ads.id, {"next_run_at": now - timedelta(hours=2)}, now)
     client.store.claim_due("w1", now - timedelta(hours=1), 1)  # a run that never heartbeated
-    assert run(url, "status", "--check").exit_code == 0
-    stuck = run(url, "status", "--check", "--require-worker")
+    assert run("status", "--check").exit_code == 0
+    stuck = run("status", "--check", "--require-worker")
     assert stuck.exit_code == 1
     assert stuck.stderr_lines[-2].startswith("scheduler: 1 stuck run without a heartbeat (")
-    doctor = run(url, "doctor", "--json")
+    doctor = run("doctor", "--json")
     assert doctor.exit_code == 1
     assert {c["name"]: c["level"] for c in doctor.json()["checks"]}["stuck runs"] == "fail"
 
 
-def test_strict_and_require_worker_need_check(url: str) -> None:
-    run(url, "status", "--strict").assert_pipectl_error(2)
-    run(url, "status", "--require-worker").assert_pipectl_error(2)
+def test_strict_and_require_worker_need_check(url: str, run: Run) -> None:
+    run("status", "--strict").assert_pipectl_error(2)
+    run("status", "--require-worker").assert_pipectl_error(2)
 
 
 # -- retiring datasets and brands -------------------------------------------------------------
 
 
 def test_retiring_a_dataset_takes_it_out_of_the_gate_and_keeps_its_history(
-    url: str, client: Client
+    url: str, client: Client, run: Run
 ) -> None:
     meta = job(
         client, "acme", {"datasets": ["ads"], "steps": [{"name": "t", "datasets": ["thumbs"]}]}
     )
     record(client, meta, datetime.now(UTC))
-    assert run(url, "status", "--check", "-b", "acme").exit_code == 1  # thumbs: never
-    retired = run(url, "datasets", "retire", "thumbs", "--brand", "acme", "--json")
+    assert run("status", "--check", "-b", "acme").exit_code == 1  # thumbs: never
+    retired = run("datasets", "retire", "thumbs", "--brand", "acme", "--json")
     assert retired.assert_ok().json() == [{"brand_id": "acme", "dataset": "thumbs"}]
-    assert run(url, "status", "--check", "-b", "acme").exit_code == 0
-    assert "thumbs" not in run(url, "status").stdout
-    assert [d["dataset"] for d in run(url, "datasets", "list", "--json").json()] == ["ads"]
-    everything = {d["dataset"]: d for d in run(url, "datasets", "list", "--all", "--json").json()}
+    assert run("status", "--check", "-b", "acme").exit_code == 0
+    assert "thumbs" not in run("status").stdout
+    assert [d["dataset"] for d in run("datasets", "list", "--json").json()] == ["ads"]
+    everything = {d["dataset"]: d for d in run("datasets", "list", "--all", "--json").json()}
     assert everything["thumbs"]["retired"] is True and everything["ads"]["retired"] is False
-    asked = run(url, "status", "--check", "-b", "acme", "-d", "thumbs")
+    asked = run("status", "--check", "-b", "acme", "-d", "thumbs")
     asked.assert_pipectl_error(2)
     assert "is retired" in asked.stderr
     # The job still declares it: doctor warns.
-    doctor = run(url, "doctor", "--json").json()
+    doctor = run("doctor", "--json").json()
     check = {c["name"]: c for c in doctor["checks"]}["retired datasets"]
     assert check["level"] == "warn" and "acme/thumbs" in check["detail"]
     # History kept: ads retired and restored keeps its last success.
     before = client.freshness("ads", "acme")
-    run(url, "datasets", "retire", "ads").assert_ok()
-    run(url, "datasets", "retire", "ads").assert_pipectl_error(2)  # already retired
-    run(url, "datasets", "restore", "ads").assert_ok()
+    run("datasets", "retire", "ads").assert_ok()
+    run("datasets", "retire", "ads").assert_pipectl_error(2)  # already retired
+    run("datasets", "restore", "ads").assert_ok()
     after = client.freshness("ads", "acme")
     assert (after.last_success_at, after.state) == (before.last_success_at, "fresh")
-    run(url, "datasets", "restore", "thumbs", "-b", "acme").assert_ok()
-    assert run(url, "status", "--check", "-b", "acme").exit_code == 1
-    run(url, "datasets", "restore", "thumbs", "-b", "acme").assert_pipectl_error(2)
-    run(url, "datasets", "retire", "nope").assert_pipectl_error(2)
+    run("datasets", "restore", "thumbs", "-b", "acme").assert_ok()
+    assert run("status", "--check", "-b", "acme").exit_code == 1
+    run("datasets", "restore", "thumbs", "-b", "acme").assert_pipectl_error(2)
+    run("datasets", "retire", "nope").assert_pipectl_error(2)
 
 
-def test_datasets_unset_removes_a_threshold(url: str, client: Client) -> None:
+def test_datasets_unset_removes_a_threshold(url: str, client: Client, run: Run) -> None:
     job(client, "acme", {"datasets": ["ads"]})
-    run(url, "datasets", "set", "ads", "--warn-after", "1h", "--error-after", "2h", "-b", "acme")
+    run("datasets", "set", "ads", "--warn-after", "1h", "--error-after", "2h", "-b", "acme")
     assert client.freshness("ads", "acme").warn_after == timedelta(hours=1)
-    run(url, "datasets", "unset", "ads", "--brand", "acme").assert_ok()
+    run("datasets", "unset", "ads", "--brand", "acme").assert_ok()
     assert client.freshness("ads", "acme").warn_after == timedelta(hours=24)
-    run(url, "datasets", "unset", "ads", "--brand", "acme").assert_pipectl_error(2)
-    run(url, "datasets", "unset", "ads", "--brand", "acmee").assert_pipectl_error(2)
+    run("datasets", "unset", "ads", "--brand", "acme").assert_pipectl_error(2)
+    run("datasets", "unset", "ads", "--brand", "acmee").assert_pipectl_error(2)
 
 
 def test_retiring_a_brand_asks_then_archives_and_retires_and_restore_undoes_it(
-    url: str, client: Client
+    url: str, client: Client, run: Run
 ) -> None:
     keep = job(client, "acme", {"datasets": ["ads"]})
     paused = job(client, "initech", {"datasets": ["orders"]}, paused=True)
@@ -373,7 +381,7 @@ def test_retiring_a_brand_asks_then_archives_and_retires_and_restore_undoes_it(
     assert "retires 2 dataset(s): orders, rollup" in declined.stderr
     assert client.get_job(active.id).status == "active"  # nothing changed
 
-    listed = {b["brand_id"]: b for b in run(url, "brands", "list", "--json").json()}
+    listed = {b["brand_id"]: b for b in run("brands", "list", "--json").json()}
     assert listed["initech"] == {
         "brand_id": "initech",
         "live_jobs": 2,
@@ -382,27 +390,27 @@ def test_retiring_a_brand_asks_then_archives_and_retires_and_restore_undoes_it(
         "retired": False,
         "retired_at": None,
     }
-    done = run(url, "brands", "retire", "initech", "--yes", "--json").assert_ok().json()
+    done = run("brands", "retire", "initech", "--yes", "--json").assert_ok().json()
     assert done["archived_jobs"] == [paused.id, active.id]
     assert client.get_job(paused.id).status == "archived"
     assert client.get_job(keep.id).status == "active"
-    assert run(url, "status", "--check").exit_code == 1  # acme/ads never; initech left the gate
-    assert [f["brand_id"] for f in run(url, "status", "--check", "--json").json()["failures"]] == [
+    assert run("status", "--check").exit_code == 1  # acme/ads never; initech left the gate
+    assert [f["brand_id"] for f in run("status", "--check", "--json").json()["failures"]] == [
         "acme"
     ]
-    run(url, "status", "--check", "--brand", "initech").assert_pipectl_error(2)
-    listed = {b["brand_id"]: b for b in run(url, "brands", "list", "--json").json()}
+    run("status", "--check", "--brand", "initech").assert_pipectl_error(2)
+    listed = {b["brand_id"]: b for b in run("brands", "list", "--json").json()}
     assert listed["initech"]["retired"] is True and listed["initech"]["live_jobs"] == 0
-    run(url, "brands", "retire", "initech", "--yes").assert_pipectl_error(2)
+    run("brands", "retire", "initech", "--yes").assert_pipectl_error(2)
 
-    run(url, "brands", "restore", "initech").assert_ok()
+    run("brands", "restore", "initech").assert_ok()
     assert client.get_job(paused.id).status == "paused"
     restored = client.get_job(active.id)
     assert restored.status == "active" and restored.next_run_at > datetime.now(UTC)
     failing = client.check("initech").failures
     assert {f.facts.dataset for f in failing if f.facts} == {"orders", "rollup"}
-    run(url, "brands", "restore", "initech").assert_pipectl_error(2)
-    run(url, "brands", "retire", "nobody", "--yes").assert_pipectl_error(2)
+    run("brands", "restore", "initech").assert_pipectl_error(2)
+    run("brands", "retire", "nobody", "--yes").assert_pipectl_error(2)
 
 
 # -- the library ------------------------------------------------------------------------------
@@ -425,7 +433,7 @@ def test_client_check_is_the_same_gate(url: str, client: Client) -> None:
         client.check("globx")
 
 
-def test_grant_gate_to_ends_the_script_with_the_grant() -> None:
+def test_grant_gate_to_ends_the_script_with_the_grant(invoke: Run) -> None:
     """`db sql --grant-gate-to ROLE`: the gate's GRANT comes last (after every migration's
     pipectl_restrict_functions, which revokes it); only authenticated or anon are accepted."""
     from pipectl.store.migrations import GATE_FUNCTION
