@@ -37,7 +37,7 @@ def masked_settings(settings: Settings) -> dict[str, str]:
 
             text = format_duration(value)
         if "url" in name and text.startswith("postgres"):
-            from pipectl.store.postgres import mask_password
+            from pipectl.store.urls import mask_password
 
             text = mask_password(text)
         if any(word in name for word in ("key", "secret", "password", "webhook")):
