@@ -15,6 +15,7 @@ from pipectl.errors import InvalidInput, NotFound
 from pipectl.freshness import Thresholds, freshness, freshness_report
 from pipectl.handlers import get_job_type
 from pipectl.handlers import validate_parameters as validate_job_parameters
+from pipectl.liveness import live_workers
 from pipectl.models import Claim, Freshness, Job, NewJob, Run, Threshold, WorkerInfo
 from pipectl.parsing import MAX_NAME_LENGTH, check_name, check_parameters
 from pipectl.recovery import find_stuck, recover_stale, stale_cutoffs
@@ -47,7 +48,7 @@ class StatusReport:
 
     @property
     def live_workers(self) -> list[WorkerInfo]:
-        return [w for w in self.workers if self.now - w.last_seen_at <= self.worker_stale_after]
+        return live_workers(self.workers, self.now, self.worker_stale_after)
 
     @property
     def check_failed(self) -> bool:

@@ -93,20 +93,18 @@ def _clock_check(client: Any) -> Check:
 
 
 def _worker_checks(client: Any) -> list[Check]:
+    from pipectl.liveness import last_sign_of_life, live_workers
     from pipectl.parsing import format_duration
 
     now = clock.now()
     workers = client.store.workers()
-    live = [w for w in workers if now - w.last_seen_at <= client.settings.worker_stale_after]
+    live = live_workers(workers, now, client.settings.worker_stale_after)
     if live:
         seen = ", ".join(f"{w.id} ({format_duration(now - w.last_seen_at)} ago)" for w in live)
         workers_check = Check("workers", "ok", f"{len(live)} live: {seen}")
     elif workers:
-        last = max(w.last_seen_at for w in workers)
         workers_check = Check(
-            "workers",
-            "warn",
-            f"no live worker; the last was seen {format_duration(now - last)} ago",
+            "workers", "warn", f"no live worker; {last_sign_of_life(workers, now)}"
         )
     else:
         workers_check = Check("workers", "warn", "no worker has ever registered")
