@@ -30,6 +30,7 @@ from pipectl.gate import (
 )
 from pipectl.handlers import get_job_type
 from pipectl.handlers import validate_parameters as validate_job_parameters
+from pipectl.liveness import live_workers
 from pipectl.models import (
     JOB_STATUSES,
     BrandRetirement,
@@ -42,15 +43,16 @@ from pipectl.models import (
     Threshold,
     WorkerInfo,
 )
-from pipectl.parsing import check_name, check_parameters
+from pipectl.parsing import MAX_NAME_LENGTH, check_name, check_parameters
 from pipectl.recovery import find_stuck, recover_stale, stale_cutoffs
 from pipectl.schedule import check_cron, next_occurrence, zone
 from pipectl.settings import Settings, load_settings
 from pipectl.store import ANY, Store, open_store
 
-DEFAULT_KEY: Any = object()
+DEFAULT_KEY: Any = object()  # "derive the concurrency key from job type and brand"
 MAX_RUNNING_SHOWN = 10_000
-DELETE_BATCH = 5_000  # rows per transaction when pruning: short locks, steady progress  # "derive the concurrency key from job type and brand"
+DELETE_BATCH = 5_000  # rows per transaction when pruning: short locks, steady progress
+KEY_DIGEST_LENGTH = 16  # hex digits of sha256 that end a shortened concurrency key
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +105,7 @@ class StatusReport:
 
     @property
     def live_workers(self) -> list[WorkerInfo]:
-        return [w for w in self.workers if self.now - w.last_seen_at <= self.worker_stale_after]
+        return live_workers(self.workers, self.now, self.worker_stale_after)
 
     @property
     def check_failed(self) -> bool:
@@ -142,7 +144,16 @@ def dedupe_key(job_type: str, brand_id: str | None, parameters: dict[str, Any]) 
 
 
 def default_concurrency_key(job_type: str, brand_id: str | None) -> str:
-    return job_type if brand_id is None else f"{job_type}:{brand_id}"
+    """`job_type:brand` (`job_type` when global), shortened to a valid name when too long.
+
+    A key over MAX_NAME_LENGTH keeps its start and ends in `~` and a digest of the whole key,
+    so it stays readable, is the same on every call, and two long brands still get two keys.
+    """
+    key = job_type if brand_id is None else f"{job_type}:{brand_id}"
+    if len(key) <= MAX_NAME_LENGTH:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()[:KEY_DIGEST_LENGTH]
+    return f"{key[: MAX_NAME_LENGTH - KEY_DIGEST_LENGTH - 1]}~{digest}"
 
 
 class Client:

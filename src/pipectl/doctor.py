@@ -37,7 +37,7 @@ def masked_settings(settings: Settings) -> dict[str, str]:
 
             text = format_duration(value)
         if "url" in name and text.startswith("postgres"):
-            from pipectl.store.postgres import mask_password
+            from pipectl.store.urls import mask_password
 
             text = mask_password(text)
         if any(word in name for word in ("key", "secret", "password", "webhook")):
@@ -95,6 +95,7 @@ def _clock_check(client: Any) -> Check:
 def _worker_checks(client: Any) -> list[Check]:
     """Live workers and stuck runs, by the gate's own rule (`StatusReport.scheduler_failures`):
     no live worker while jobs are due fails, and so does a stuck run."""
+    from pipectl.liveness import last_sign_of_life
     from pipectl.parsing import format_duration
 
     report = client.status()
@@ -107,11 +108,8 @@ def _worker_checks(client: Any) -> list[Check]:
     elif "no_live_worker" in failures:
         workers_check = Check("workers", "fail", failures["no_live_worker"])
     elif workers:
-        last = max(w.last_seen_at for w in workers)
         workers_check = Check(
-            "workers",
-            "warn",
-            f"no live worker; the last was seen {format_duration(now - last)} ago (no job is due)",
+            "workers", "warn", f"no live worker; {last_sign_of_life(workers, now)} (no job is due)"
         )
     else:
         workers_check = Check("workers", "warn", "no worker has ever registered (no job is due)")

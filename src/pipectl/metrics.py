@@ -52,7 +52,9 @@ class StoreCollector(Collector):
             "pipectl_stuck_runs", "Running runs without a recent heartbeat.", len(report.stuck_runs)
         )
         yield GaugeMetricFamily(
-            "pipectl_live_workers", "Workers seen recently.", len(report.live_workers)
+            "pipectl_live_workers",
+            "Workers running: seen recently and not stopped.",
+            len(report.live_workers),
         )
         age = GaugeMetricFamily(
             "pipectl_dataset_age_seconds",

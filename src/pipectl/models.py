@@ -158,11 +158,13 @@ class WorkerInfo:
     started_at: datetime
     last_seen_at: datetime
     version: str
+    stopped_at: datetime | None = None  # set by a clean stop; None while running or if killed
 
     def to_json(self) -> dict[str, Any]:
         doc = fields_of(self)
         doc["started_at"] = iso(self.started_at)
         doc["last_seen_at"] = iso(self.last_seen_at)
+        doc["stopped_at"] = iso(self.stopped_at) if self.stopped_at else None
         return doc
 
 

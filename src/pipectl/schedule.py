@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,6 +20,8 @@ _ALIASES = {
 }
 # A cron expression that names no time within this many steps is treated as never firing.
 _MAX_STEPS = 1000
+# `3-3`, a range of one value: croniter reads it as `*`, so it is handed over as `3`.
+_ONE_VALUE_RANGE = re.compile(r"(?<![\d/])(\d+)-\1(?![\d/])")
 
 
 @lru_cache(maxsize=256)
@@ -51,36 +54,66 @@ def check_cron(expression: str) -> str:
 def next_occurrence(expression: str, timezone: str, after: datetime) -> datetime:
     """The first time strictly after `after` that the cron expression names, as aware UTC.
 
-    The expression is wall-clock time in `timezone`. On a spring-forward day a time inside the
-    gap runs at the first instant after it (02:30 → 03:00). On a fall-back day a job with fixed
-    hours runs once, at the first of the two identical wall times; a job whose hour field is `*`
-    (e.g. `*/30 * * * *`) keeps its interval through both repeated hours.
+    The expression is wall-clock time in `timezone`, read as Vixie (Debian) cron reads it. A
+    job whose minute or hour field starts with `*` (`*/30 * * * *`, `0 */2 * * *`) is a
+    wildcard job: it runs at every real instant whose wall time matches, so a slot inside a
+    spring-forward gap is skipped and a repeated hour runs twice. A job at fixed times
+    (`30 2 * * *`) runs once per wall time: a time inside the gap runs at the first instant after
+    it (02:30 → 03:00), and a repeated time runs at the first of its two instants.
     """
     from croniter import CroniterBadDateError, croniter
 
     expression = _ALIASES.get(expression.lower(), expression)
+    expression = _ONE_VALUE_RANGE.sub(r"\1", expression)
     tz = zone(timezone)
-    itr = croniter(expression, after.astimezone(tz))
-    hours = itr.expanded[1]
-    every_hour = hours == ["*"] or len(hours) == 24
+    minutes, hours = expression.split()[:2]
+    wildcard = minutes.startswith("*") or hours.startswith("*")
+    start = after.astimezone(tz).replace(tzinfo=None)
+    start -= _repeat(start, tz)  # inside a repeated hour, its second pass is still to come
+    walls = croniter(expression, start)
+    best: datetime | None = None
     for _ in range(_MAX_STEPS):
         try:
-            candidate: datetime = itr.get_next(datetime)
+            wall: datetime = walls.get_next(datetime)
         except CroniterBadDateError:
             break
-        result = candidate.astimezone(UTC)
-        if result <= after:
+        first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+        real = _exists(wall, tz)
+        if real:
+            instants = [first]
+            if wildcard and _repeat(wall, tz):
+                instants.append(wall.replace(tzinfo=tz, fold=1).astimezone(UTC))
+        elif wildcard:
             continue
-        if not every_hour and _is_repeated_wall_time(candidate, tz):
-            continue
-        return result
+        else:
+            instants = [_end_of_gap(wall, tz)]
+        for instant in instants:
+            if instant > after and (best is None or instant < best):
+                best = instant
+        # The first instants of real wall times only grow, so no later slot comes sooner.
+        if best is not None and real and first >= best:
+            return best
+    if best is not None:
+        return best
     raise InvalidInput(f"the cron expression {expression!r} names no future time")
 
 
-def _is_repeated_wall_time(candidate: datetime, tz: ZoneInfo) -> bool:
-    """True for the second occurrence of a wall time that a fall-back transition repeats."""
-    wall = candidate.replace(tzinfo=None)
-    first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
-    return candidate.astimezone(UTC) != first and wall.replace(tzinfo=tz, fold=1).astimezone(
-        UTC
-    ) == candidate.astimezone(UTC)
+def _exists(wall: datetime, tz: ZoneInfo) -> bool:
+    """False for a wall time that a spring-forward transition skips."""
+    local = wall.replace(tzinfo=tz).astimezone(UTC).astimezone(tz)
+    return local.replace(tzinfo=None) == wall
+
+
+def _repeat(wall: datetime, tz: ZoneInfo) -> timedelta:
+    """How long a fall-back transition repeats `wall` for (zero for a wall time it does not)."""
+    if not _exists(wall, tz):
+        return timedelta(0)
+    first, second = wall.replace(tzinfo=tz, fold=0), wall.replace(tzinfo=tz, fold=1)
+    return first.utcoffset() - second.utcoffset()  # type: ignore[operator]
+
+
+def _end_of_gap(wall: datetime, tz: ZoneInfo) -> datetime:
+    """The first instant after the gap that swallows `wall`, as cron finds it: minute by minute."""
+    while not _exists(wall, tz):
+        wall += timedelta(minutes=1)
+    return wall.replace(tzinfo=tz, fold=0).astimezone(UTC)

@@ -28,17 +28,20 @@ class Settings(BaseSettings):
         default_factory=default_database_url,
         description="Where the store lives: sqlite:///path.db or postgresql://user@host/db "
         "(or supabase+https://<ref>.supabase.co, which SUPABASE_URL implies).",
+        examples=["postgresql://pipectl:secret@db.internal:5432/pipelines"],
     )
     supabase_url: str | None = Field(
         None,
         validation_alias=AliasChoices("SUPABASE_URL"),
         description="Supabase project URL (https://<ref>.supabase.co). Without "
         "PIPECTL_DATABASE_URL, pipectl then uses the supabase backend.",
+        examples=["https://<project-ref>.supabase.co"],
     )
     supabase_key: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_KEY"),
         description="The project's service_role key, for the supabase backend. Never printed.",
+        examples=["<service_role key: keep it out of version control>"],
     )
     poll_interval: timedelta = Field(
         timedelta(seconds=5), description="How long an idle worker waits between polls."
@@ -57,7 +60,8 @@ class Settings(BaseSettings):
     )
     worker_stale_after: timedelta = Field(
         timedelta(minutes=2),
-        description="`status` warns when no worker has been seen for this long.",
+        description="A worker not seen for this long no longer counts as live (one stopped by a "
+        "signal counts out at once); `status` and `doctor` warn when none is live.",
     )
     shutdown_grace: timedelta = Field(
         timedelta(seconds=30),
@@ -86,17 +90,20 @@ class Settings(BaseSettings):
         None,
         description="Workers delete finished runs older than this (keeping each job's latest), "
         "hourly. Unset: never.",
+        examples=["90d"],
     )
     purge_archived_after: timedelta | None = Field(
         None,
         description="Workers delete archived jobs (and their runs) untouched for this long, "
         "hourly. Unset: never.",
+        examples=["30d"],
     )
     alert_webhooks: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated URLs that get a JSON POST (with a Slack-compatible `text`) "
         "when a job exhausts its retries, a stuck run is recovered, or a dataset turns stale or "
         "fresh again.",
+        examples=["https://hooks.slack.com/services/T000/B000/XXXX"],
     )
     alert_check_interval: timedelta = Field(
         timedelta(minutes=1),

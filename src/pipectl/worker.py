@@ -213,8 +213,7 @@ class Worker:
             self.events.on_stop()
             heart.join(timeout=5)
             with contextlib.suppress(StoreUnavailable):
-                # Stay on record as last seen now: `status` tells live from gone by that time.
-                store.heartbeat(self.id, [], clock.now())
+                self._sign_off(store)
             store.close()
             log.info(
                 f"worker stopped: {self.stats.completed} completed, {self.stats.failed} failed",
@@ -485,6 +484,14 @@ class Worker:
         )
         store.forget_workers(now - FORGET_WORKERS_AFTER)
         log.info("worker started", extra=self._ids("start"))
+
+    def _sign_off(self, store: Store) -> None:
+        """A stopped worker is counted out at once. A `--once` pass is not a stopped scheduler:
+        it stays last seen now, so that cron's next pass keeps the scheduler counted live."""
+        if self.once:
+            store.heartbeat(self.id, [], clock.now())
+        else:
+            store.stop_worker(self.id, clock.now())
 
     def _connect(self, *, first: bool = False) -> Store:
         store = self._open(self.url)

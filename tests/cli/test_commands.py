@@ -254,6 +254,17 @@ def test_jobs_add_concurrency_key(cli: Cli) -> None:
     assert none["concurrency_key"] is None
 
 
+def test_a_brand_of_the_longest_valid_length_gets_a_valid_default_key(cli: Cli) -> None:
+    brand, twin = "b" * 199 + "1", "b" * 199 + "2"  # 200 characters, the most a brand may have
+    added = add_job(cli, "noop", "--cron", "0 3 * * *", "--brand", brand)
+    queued = enqueue(cli, "noop", "--brand", brand)
+    other = enqueue(cli, "noop", "--brand", twin)
+    key = added["concurrency_key"]
+    assert queued["concurrency_key"] == key  # one brand, one key: they exclude each other
+    assert len(key) == 200 and key.startswith("noop:bbb")
+    assert other["concurrency_key"] != key  # two brands that share a long prefix do not
+
+
 # -- jobs list / show / pause / resume / archive / edit --------------------------------------------
 
 

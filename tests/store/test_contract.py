@@ -414,6 +414,28 @@ def test_workers_register_and_are_forgotten(store: Store) -> None:
     assert sorted(w.id for w in store.workers()) == ["busy", "new"]
 
 
+def test_a_stopped_worker_is_recorded_at_once_and_running_again_when_it_registers(
+    store: Store,
+) -> None:
+    running = WorkerInfo("running", "h", 1, T0, T0, "0.1.0")
+    store.register_worker(running)
+    store.register_worker(replace(running, id="stopping"))
+    stop = T0 + timedelta(seconds=7)
+    store.stop_worker("stopping", stop)
+    found = {w.id: w for w in store.workers()}
+    assert found["stopping"].stopped_at == stop and found["stopping"].last_seen_at == stop
+    assert found["running"].stopped_at is None and found["running"].last_seen_at == T0
+    snapshot = store.status_snapshot(
+        statuses=("active",), heartbeat_before=T0, started_before=T0, running_limit=10
+    )
+    assert {w.id: w.stopped_at for w in snapshot.workers} == {"stopping": stop, "running": None}
+    store.heartbeat("stopping", [], stop + timedelta(seconds=1))  # a late beat does not revive
+    assert {w.id: w for w in store.workers()}["stopping"].stopped_at == stop
+    back = T0 + timedelta(minutes=1)
+    store.register_worker(replace(running, id="stopping", started_at=back, last_seen_at=back))
+    assert {w.id: w for w in store.workers()}["stopping"].stopped_at is None
+
+
 def test_brand_filter_any_is_default(store: Store) -> None:
     store.insert_job(new_job(), T0)
     assert store.list_jobs(brand_id=ANY) == store.list_jobs()

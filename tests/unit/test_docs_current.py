@@ -1,10 +1,16 @@
-"""docs/cli.md and docs/configuration.md are generated from the code and must be current."""
+"""docs/cli.md, docs/configuration.md and .env.example are generated from the code and must be
+current."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from pipectl.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,3 +35,26 @@ def test_every_command_help_has_an_example() -> None:
         if "Example:" not in s and s.split("`", 1)[0] not in groups
     ]
     assert missing == []
+
+
+def test_env_example_shows_the_defaults_of_the_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Uncommenting every line that shows a default changes nothing; every setting is listed."""
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    settings = [line.removeprefix("# ") for line in lines if re.match(r"# [A-Z_]+=", line)]
+    names = {line.split("=", 1)[0] for line in settings}
+    assert {"PIPECTL_CLAIM_BATCH_SIZE", "PIPECTL_DATABASE_URL", "SUPABASE_URL"} <= names
+    assert len(names) == len(Settings.model_fields)
+    with_default = {
+        f"PIPECTL_{name.upper()}"
+        for name, field in Settings.model_fields.items()
+        if field.default_factory is None and field.default is not None
+    }
+    env = tmp_path / ".env"
+    env.write_text("\n".join(s for s in settings if s.split("=", 1)[0] in with_default) + "\n")
+    assert len(env.read_text().splitlines()) == len(with_default)
+    monkeypatch.chdir(tmp_path)
+    assert Settings(_env_file=env) == Settings(_env_file=None)
+    assert Settings(_env_file=env).claim_batch_size == 32
+    assert Settings(_env_file=env).database_url == Settings(_env_file=None).database_url

@@ -7,6 +7,7 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
+from cronsim import CronSim
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from pipectl.schedule import check_cron, next_occurrence, zone
 
 NEW_YORK = "America/New_York"
 NY = ZoneInfo(NEW_YORK)
+LORD_HOWE = "Australia/Lord_Howe"
 
 
 def utc(*args: int) -> datetime:
@@ -98,6 +100,35 @@ def test_an_hour_field_naming_every_hour_keeps_its_interval_like_star(hours: str
     assert occurrences(f"*/30 {hours} * * *", NEW_YORK, start, end) == occurrences(
         "*/30 * * * *", NEW_YORK, start, end
     )
+
+
+def test_a_wildcard_hour_skips_a_slot_inside_the_spring_forward_gap() -> None:
+    runs = occurrences("0 */2 * * *", NEW_YORK, utc(2026, 3, 8, 4), utc(2026, 3, 8, 13))
+    # 02:00 does not exist; cron does not move it to 03:00, where */2 names no slot.
+    assert [wall(r) for r in runs] == ["00:00-0500", "04:00-0400", "06:00-0400", "08:00-0400"]
+
+
+def test_a_wildcard_minute_with_a_fixed_hour_skips_the_gap_and_repeats_the_hour() -> None:
+    spring = occurrences("*/20 2 * * *", NEW_YORK, utc(2026, 3, 8, 0), utc(2026, 3, 9, 0))
+    assert spring == []
+    fall = occurrences("*/20 1 * * *", NEW_YORK, utc(2026, 11, 1, 4), utc(2026, 11, 1, 7))
+    assert [wall(r) for r in fall] == [
+        *("01:00-0400", "01:20-0400", "01:40-0400"),
+        *("01:00-0500", "01:20-0500", "01:40-0500"),
+    ]
+
+
+def test_a_fixed_time_in_a_half_hour_gap_runs_at_its_end() -> None:
+    # Australia/Lord_Howe moves from 02:00 to 02:30 on 4 October 2026 (UTC+10:30 to +11).
+    (run,) = occurrences("15 2 * * *", LORD_HOWE, utc(2026, 10, 3, 12), utc(2026, 10, 4, 12))
+    assert run.astimezone(ZoneInfo(LORD_HOWE)).strftime("%H:%M%z") == "02:30+1100"
+
+
+@pytest.mark.parametrize("expression", ["*/30 3-3 * * *", "*/30 1,3-3 * * *", "0-0,30 3 * * *"])
+def test_a_range_of_one_value_is_that_value(expression: str) -> None:
+    runs = occurrences(expression, "UTC", utc(2026, 1, 1), utc(2026, 1, 2))
+    assert {r.hour for r in runs} <= {1, 3} and {r.minute for r in runs} == {0, 30}
+    assert utc(2026, 1, 1, 3, 30) in runs
 
 
 def test_result_is_utc_and_expression_is_read_in_the_jobs_zone() -> None:
@@ -252,3 +283,94 @@ def test_next_occurrence_is_strictly_after_and_utc(
     assert result.tzinfo is UTC
     # Every minute and hour field names a time at least once a day, so the wait is bounded.
     assert result - after <= timedelta(days=1, hours=2)
+
+
+# -- property: the times cronsim names, the reference for cron's DST rules -----------------
+
+DST_ZONES = [NEW_YORK, "Europe/Berlin", LORD_HOWE, "Australia/Adelaide"]  # whole and half hours
+
+
+def _transitions(name: str, year: int = 2026) -> list[datetime]:
+    """The instants (to the quarter hour) at which the zone's UTC offset changes in `year`."""
+    tz, found = ZoneInfo(name), []
+    moment, end = utc(year, 1, 1), utc(year + 1, 1, 1)
+    offset = moment.astimezone(tz).utcoffset()
+    while moment < end:
+        moment += timedelta(minutes=15)
+        if (now := moment.astimezone(tz).utcoffset()) != offset:
+            found.append(moment)
+            offset = now
+    return found
+
+
+TRANSITIONS = [(name, moment) for name in DST_ZONES for moment in _transitions(name)]
+
+
+def cronsim_occurrences(
+    expression: str, timezone: str, start: datetime, end: datetime
+) -> list[datetime]:
+    found = []
+    for moment in CronSim(expression, start.astimezone(ZoneInfo(timezone))):
+        if (moment := moment.astimezone(UTC)) > end:
+            return found
+        if moment > start:  # from inside a repeated hour, cronsim may name its first pass
+            found.append(moment)
+    return found
+
+
+def every_matching_minute(
+    expression: str, timezone: str, start: datetime, end: datetime
+) -> list[datetime]:
+    """Vixie cron's rule for a wildcard job, applied literally: every real minute whose wall
+    time matches (the fields as cronsim parses them)."""
+    fields = CronSim(expression, start)
+    tz, found = ZoneInfo(timezone), []
+    moment = start.replace(second=0, microsecond=0)
+    while (moment := moment + timedelta(minutes=1)) <= end:
+        local = moment.astimezone(tz)
+        if local.minute in fields.minutes and local.hour in fields.hours:
+            found.append(moment)
+    return found
+
+
+def test_cronsim_skips_real_minutes_after_a_half_hour_fall_back() -> None:
+    """Why the property below checks a wildcard job in a half-hour zone minute by minute:
+    cronsim advances the hour field in steps of 3,600 real seconds, which after Lord Howe's
+    30-minute fall-back land on :30 and pass over 02:00-02:29, real minutes cron runs."""
+    start, end = utc(2026, 4, 4, 14), utc(2026, 4, 4, 16)
+    ours = occurrences("* */2 * * *", LORD_HOWE, start, end)
+    assert ours == every_matching_minute("* */2 * * *", LORD_HOWE, start, end)
+    assert ours[0] == utc(2026, 4, 4, 15, 30)  # 02:00+10:30, just after the repeated half hour
+    assert cronsim_occurrences("* */2 * * *", LORD_HOWE, start, end)[0] == utc(2026, 4, 4, 16)
+
+
+minute_fields = st.one_of(
+    st.sampled_from(["*/5", "*/15", "*/20", "*/30", "*/45"]),
+    st.integers(0, 59).map(str),
+    st.lists(st.integers(0, 59), min_size=2, max_size=3, unique=True).map(
+        lambda values: ",".join(map(str, sorted(values)))
+    ),
+)
+dst_expressions = st.tuples(minute_fields, _field(0, 23)).map(
+    lambda fields: f"{fields[0]} {fields[1]} * * *"
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    expression=dst_expressions,
+    transition=st.sampled_from(TRANSITIONS),
+    minutes_before=st.integers(-6 * 60, 26 * 60),
+)
+def test_next_occurrence_names_the_times_cronsim_names_around_dst(
+    expression: str, transition: tuple[str, datetime], minutes_before: int
+) -> None:
+    timezone, moment = transition
+    start = moment - timedelta(minutes=minutes_before)
+    end = start + timedelta(hours=30)
+    minutes, hours = expression.split()[:2]
+    wildcard = minutes.startswith("*") or hours.startswith("*")
+    reference = every_matching_minute if wildcard and timezone == LORD_HOWE else cronsim_occurrences
+    assert occurrences(expression, timezone, start, end) == reference(
+        expression, timezone, start, end
+    )

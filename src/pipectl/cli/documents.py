@@ -9,7 +9,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from pipectl.parsing import format_duration
+from pipectl.liveness import last_sign_of_life
 
 if TYPE_CHECKING:
     from pipectl.client import StatusReport
@@ -65,5 +65,4 @@ def worker_alert(report: StatusReport) -> str | None:
         return None
     if not report.workers:
         return "no worker has ever registered: start one with `pipectl run-worker` (or --once from cron)"
-    last = max(w.last_seen_at for w in report.workers)
-    return f"no worker seen for {format_duration(report.now - last)}: jobs are not running"
+    return f"no live worker ({last_sign_of_life(report.workers, report.now)}): jobs are not running"

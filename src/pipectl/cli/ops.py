@@ -377,7 +377,7 @@ def doctor(as_json: JsonOption = False) -> None:
 
     Example: pipectl doctor
     """
-    from pipectl.cli.render import err, out, print_json, styled, table
+    from pipectl.cli.render import err, esc, out, print_json, styled, table
     from pipectl.doctor import masked_settings, run_checks
     from pipectl.settings import env_name
 
@@ -395,7 +395,7 @@ def doctor(as_json: JsonOption = False) -> None:
     else:
         grid = table(None, "check", "result", "detail")
         for check in checks:
-            grid.add_row(check.name, styled(check.level), check.detail, style=None)
+            grid.add_row(check.name, styled(check.level), esc(check.detail), style=None)
         out.print(grid)
         out.print()
         settings_grid = table("configuration in effect", "setting", "value")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from pipectl.errors import InvalidInput, StoreUnavailable
@@ -26,16 +28,14 @@ def open_store(url: str, *, create: bool = False, settings: Settings | None = No
 
         return SQLiteStore(url, create=create)
     if scheme in ("postgresql", "postgres"):
-        from pipectl.store.postgres import PostgresStore
+        with _needs_extra("postgres"):
+            from pipectl.store.postgres import PostgresStore
 
         return PostgresStore(url)
     if scheme in ("supabase+https", "supabase+http"):
-        try:
+        with _needs_extra("supabase"):
             from pipectl.store.supabase import SupabaseStore
-        except ImportError:
-            raise StoreUnavailable(
-                "the supabase backend needs the supabase package: pip install 'pipectl[supabase]'"
-            ) from None
+
         if settings is None:
             from pipectl.settings import load_settings
 
@@ -45,3 +45,18 @@ def open_store(url: str, *, create: bool = False, settings: Settings | None = No
         f"unsupported database URL scheme {scheme!r}: use sqlite:///path.db, postgresql://… "
         "or supabase+https://<ref>.supabase.co"
     )
+
+
+@contextmanager
+def _needs_extra(extra: str) -> Iterator[None]:
+    """Turn a driver that is not installed into exit 3 and the install line that fixes it."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        missing = exc.name or "a module"
+        if missing.split(".")[0] == "pipectl":
+            raise
+        raise StoreUnavailable(
+            f"the {extra} backend needs the [{extra}] extra, which is not installed "
+            f"({missing} is missing): pip install 'pipectl[{extra}]'"
+        ) from None

@@ -110,7 +110,11 @@ class Store(Protocol):
         ...
 
     # -- the worker's transitions -------------------------------------------------------
-    def register_worker(self, worker: WorkerInfo) -> None: ...
+    def register_worker(self, worker: WorkerInfo) -> None:
+        """Insert or refresh the worker's row; a worker id that comes back is no longer stopped."""
+
+    def stop_worker(self, worker_id: str, now: datetime) -> None:
+        """Record a clean stop: the worker is last seen, and stopped, at `now`."""
 
     def forget_workers(self, seen_before: datetime) -> int:
         """Delete worker rows last seen before the cutoff that hold no running run (so that

@@ -132,6 +132,9 @@ class FunctionStore(ABC):
             p_version=worker.version,
         )
 
+    def stop_worker(self, worker_id: str, now: datetime) -> None:
+        self._call_one("pipectl_stop_worker", p_worker_id=worker_id, p_now=now)
+
     def forget_workers(self, seen_before: datetime) -> int:
         return self._call_one("pipectl_forget_workers", p_seen_before=seen_before)
 
@@ -461,4 +464,5 @@ def worker_from_json(doc: dict[str, Any]) -> WorkerInfo:
         started_at=_dt(doc["started_at"]),
         last_seen_at=_dt(doc["last_seen_at"]),
         version=doc["version"],
+        stopped_at=_dt(doc["stopped_at"]) if doc.get("stopped_at") else None,
     )

@@ -39,6 +39,7 @@ from pipectl.store.migrations import (
     check_version,
     load_migrations,
 )
+from pipectl.store.urls import mask_password
 
 CONNECT_TIMEOUT_S = 10
 WAKE_CHANNEL = "pipectl_jobs"
@@ -223,21 +224,6 @@ def split_schema(url: str) -> tuple[str, str | None]:
         raise InvalidInput("the database URL has an empty schema= parameter")
     rest = urlencode([(key, value) for key, value in query if key != "schema"], quote_via=quote)
     return urlunsplit(parts._replace(query=rest)), schemas[-1]
-
-
-def mask_password(url: str) -> str:
-    """The URL with its password (in the user part or a `password=` parameter) shown as ***."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hosts = netloc.rpartition("@")
-        user, colon, _ = userinfo.partition(":")
-        netloc = f"{user}:***@{hosts}" if colon else netloc
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if any(key == "password" for key, _ in query):
-        masked = [(key, "***" if key == "password" else value) for key, value in query]
-        parts = parts._replace(query=urlencode(masked, safe="*", quote_via=quote))
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _server(conninfo: str) -> str:

@@ -286,7 +286,7 @@ class SQLiteStore:
                 VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
                     started_at = excluded.started_at, last_seen_at = excluded.last_seen_at,
-                    version = excluded.version
+                    version = excluded.version, stopped_at = NULL
                 """,
                 (
                     worker.id,
@@ -296,6 +296,13 @@ class SQLiteStore:
                     ts(worker.last_seen_at),
                     worker.version,
                 ),
+            )
+
+    def stop_worker(self, worker_id: str, now: datetime) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE workers SET last_seen_at = ?, stopped_at = ? WHERE id = ?",
+                (ts(now), ts(now), worker_id),
             )
 
     def forget_workers(self, seen_before: datetime) -> int:
@@ -649,6 +656,7 @@ class SQLiteStore:
                 started_at=datetime.fromisoformat(row["started_at"]),
                 last_seen_at=datetime.fromisoformat(row["last_seen_at"]),
                 version=row["version"],
+                stopped_at=datetime.fromisoformat(row["stopped_at"]) if row["stopped_at"] else None,
             )
             for row in self._read("SELECT * FROM workers ORDER BY last_seen_at DESC")
         ]
