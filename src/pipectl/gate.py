@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pipectl.errors import InvalidInput
+from pipectl.liveness import last_sign_of_life
 from pipectl.models import Claim, Freshness, Job, WorkerInfo
 from pipectl.parsing import format_duration
 
@@ -109,11 +110,7 @@ def scheduler_failures(
     failures = []
     due = [j for j in jobs if j.status == "active" and j.next_run_at and j.next_run_at <= now]
     if due and not live_workers:
-        seen = (
-            f"the last was seen {format_duration(now - max(w.last_seen_at for w in workers))} ago"
-            if workers
-            else "none has ever registered"
-        )
+        seen = last_sign_of_life(workers, now) if workers else "none has ever registered"
         failures.append(
             GateFailure(
                 "no_live_worker",
