@@ -102,6 +102,7 @@ class StatusReport:
     worker_stale_after: timedelta
     waiting: dict[int, Waiting]
     retired: frozenset[tuple[str | None, str]] = frozenset()  # retired (brand, dataset) pairs
+    selected_brands: tuple[str, ...] = ()  # the brands a gate was asked about by name
 
     @property
     def live_workers(self) -> list[WorkerInfo]:
@@ -126,6 +127,7 @@ class StatusReport:
             strict=strict,
             require_worker=require_worker,
             scheduler=self.scheduler_failures() if require_worker else None,
+            brands=self.selected_brands,
         )
 
 
@@ -708,6 +710,7 @@ class Client:
                 stuck_runs=[c for c in report.stuck_runs if c.job.brand_id in chosen],
                 retired=frozenset(k for k in report.retired if k[0] in chosen),
             )
+        report = dataclasses.replace(report, selected_brands=tuple(brands))
         if datasets:
             check_datasets(
                 datasets,

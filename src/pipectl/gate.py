@@ -14,7 +14,7 @@ from pipectl.liveness import last_sign_of_life
 from pipectl.models import Claim, Freshness, Job, WorkerInfo
 from pipectl.parsing import format_duration
 
-FailureKind = Literal["dataset", "no_live_worker", "stuck_runs"]
+FailureKind = Literal["dataset", "no_datasets", "no_live_worker", "stuck_runs"]
 STATES = ("fresh", "warn", "stale", "never")
 NAMES_SHOWN = 10  # known names listed in an "unknown name" error
 ERROR_SHOWN = 200  # characters of a last error quoted in a reason
@@ -25,9 +25,10 @@ class GateFailure:
     kind: FailureKind
     reason: str
     facts: Freshness | None = None  # the dataset's facts, for kind "dataset"
+    brand_id: str | None = None  # for kind "no_datasets"
 
     def to_json(self) -> dict[str, Any]:
-        facts = self.facts.to_json() if self.facts else {"brand_id": None, "dataset": None}
+        facts = self.facts.to_json() if self.facts else {"brand_id": self.brand_id, "dataset": None}
         return {"kind": self.kind, "reason": self.reason, **facts}
 
 
@@ -137,12 +138,25 @@ def judge(
     strict: bool = False,
     require_worker: bool = False,
     scheduler: list[GateFailure] | None = None,
+    brands: Iterable[str] = (),
 ) -> GateResult:
-    """Fail on `stale` and `never` (and `warn` when strict); with `require_worker`, also on the
-    scheduler's failures."""
+    """Fail on `stale` and `never` (and `warn` when strict), and for each brand asked for by
+    name that has no dataset to judge (nothing to vouch for is no green light); with
+    `require_worker`, also on the scheduler's failures."""
     failing = ("stale", "never", "warn") if strict else ("stale", "never")
     failures = [
         GateFailure("dataset", dataset_reason(d, now), d) for d in datasets if d.state in failing
+    ]
+    judged = {d.brand_id for d in datasets}
+    failures += [
+        GateFailure(
+            "no_datasets",
+            f"{brand}: no dataset counts for this brand (declare them in its jobs' "
+            "parameters.datasets or steps, or set a threshold)",
+            brand_id=brand,
+        )
+        for brand in brands
+        if brand not in judged
     ]
     if require_worker:
         failures += scheduler or []

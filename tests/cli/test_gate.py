@@ -449,3 +449,19 @@ def test_grant_gate_to_ends_the_script_with_the_grant(invoke: Run) -> None:
     assert "GRANT EXECUTE ON FUNCTION pipectl_gate" not in invoke("db", "sql").stdout
     invoke("db", "sql", "--grant-gate-to", "public").assert_pipectl_error(2)
     invoke("db", "sql", "--grant-gate-to", "anon", "--dialect", "sqlite").assert_pipectl_error(2)
+
+
+def test_a_brand_asked_for_with_nothing_to_judge_does_not_pass(
+    url: str, client: Client, run: Run
+) -> None:
+    """A brand whose jobs declare nothing has no data the gate can vouch for: red, with why."""
+    job(client, "acme", {})
+    job(client, "globex", {"datasets": ["ads"]})
+    record(client, job(client, "initech", {"datasets": ["ads"]}), datetime.now(UTC))
+    result = run("status", "--check", "--brand", "acme", "--brand", "initech")
+    assert result.exit_code == 1
+    assert result.stderr_lines[-2].startswith("acme: no dataset counts for this brand")
+    assert run("status", "--check", "--brand", "initech").exit_code == 0
+    (failure,) = run("status", "--check", "--json", "-b", "acme").json()["failures"]
+    assert (failure["kind"], failure["brand_id"]) == ("no_datasets", "acme")
+    assert not client.check("acme").ok

@@ -230,7 +230,11 @@ def test_every_command_works_with_the_supabase_variables(
     for args in EVERY_COMMAND:
         args = [arg.format(job=job["id"]) for arg in args]
         result = runner.invoke(app, args)
-        assert result.exit_code == 0, (args, result.stdout, result.stderr, result.exception)
+        # No worker runs here while jobs are due: doctor says so and fails (issue 13).
+        expected = 1 if args == ["doctor"] else 0
+        assert result.exit_code == expected, (args, result.stdout, result.stderr, result.exception)
+        if args == ["doctor"]:
+            assert "no live worker" in " ".join(result.stdout.split())
         assert supabase_project.service_key not in result.stdout + result.stderr, args
     with Client.from_env() as client:
         assert client.store.display_url == supabase_url
