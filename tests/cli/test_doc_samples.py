@@ -3,8 +3,8 @@
 Python samples run: a page's samples, in order, as one script (later ones use the `client` the
 first one made), in a fresh interpreter against a temporary SQLite store, once with
 `ads_performance` declared by a job that never ran and once with it stale after a failed attempt.
-`meta_sync`, the plugin job type the samples queue, is installed for real: a package with an entry point in the
-`pipectl.job_types` group, on PYTHONPATH, as README.md's "Job types" shows.
+`meta_sync`, the plugin job type the samples queue, is installed for real: a package with an
+entry point in the `pipectl.job_types` group, on PYTHONPATH, as README.md's "Job types" shows.
 
 Shell samples are not run (they install packages, start daemons, write to /etc): every `pipectl`
 invocation in an sh, cron or systemd block is parsed by the real command line, so an unknown
