@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any, Literal
 
 ScheduleType = Literal["recurring", "one_time"]
@@ -49,6 +50,8 @@ class Job:
     last_run_id: int | None
     created_at: datetime
     updated_at: datetime
+    # Bumped by every operator edit; a run's outcome is written against the revision it saw.
+    revision: int = 0
 
     @property
     def is_recurring(self) -> bool:
@@ -203,13 +206,27 @@ class NewJob:
 
 @dataclass(frozen=True, slots=True)
 class JobUpdate:
-    """A job's next state after a run. `status` applies only while the job is still `running`
-    (an operator who paused or archived it mid-run keeps their choice)."""
+    """A job's next state after a run, computed from the job at `revision`: it is written only
+    while the job still has that revision (an edit made during the run stands). `status`
+    applies only while the job is still `running` (an operator who paused or archived it
+    mid-run keeps their choice)."""
 
     status: JobStatus
     next_run_at: datetime | None
     retry_count: int
     last_error: str | None
+    revision: int = 0
+
+
+class Recorded(Enum):
+    """What became of a finished run's outcome. Truthy when the run was recorded."""
+
+    RECORDED = "recorded"  # the run, its job's next state and its datasets
+    EDITED = "edited"  # the run and its datasets; the job was edited meanwhile, not updated
+    LOST = "lost"  # nothing: the lease was lost (the run was recovered or finished elsewhere)
+
+    def __bool__(self) -> bool:
+        return self is not Recorded.LOST
 
 
 @dataclass(frozen=True, slots=True)

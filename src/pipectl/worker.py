@@ -20,8 +20,8 @@ from typing import Any
 from pipectl import __version__, clock
 from pipectl.errors import InvalidInput, StoreUnavailable
 from pipectl.handlers import Cancelled, JobFailed, RunContext, get_job_type
-from pipectl.models import Claim, RunResult
-from pipectl.outcome import run_result
+from pipectl.models import Claim, Recorded, RunResult
+from pipectl.outcome import run_result, settle_edited_job
 from pipectl.parsing import format_duration
 from pipectl.recovery import recover_stale
 from pipectl.settings import Settings
@@ -346,6 +346,8 @@ class Worker:
         self._unrecorded = []
         for item, ok in zip(ran, recorded, strict=True):
             ids = self._run_ids(item.claim)
+            if ok is Recorded.EDITED:
+                self._settle(store, item)
             if ok:
                 if item.result.status == "completed":
                     self.stats.completed += 1
@@ -413,7 +415,27 @@ class Worker:
             return ctx.cancel_reason
         return outcome["error"]
 
-    def _finish(self, store: Store, outcomes: list[tuple[int, str, RunResult]]) -> list[bool]:
+    def _settle(self, store: Store, item: _Ran) -> None:
+        """The job was edited during the run: its next state follows the edit. Patient as
+        _finish is: the run is recorded already, so this is the only write left to make."""
+        delay = 0.5
+        while True:
+            try:
+                settle_edited_job(store, item.claim.job.id, item.claim.run.id, item.result)
+                log.info(
+                    "job edited during the run: next state computed from the edit",
+                    extra=self._run_ids(item.claim),
+                )
+                return
+            except StoreUnavailable as exc:
+                log.error(
+                    f"cannot update the edited job yet ({exc}); retrying in {delay:g}s",
+                    extra=self._run_ids(item.claim),
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, MAX_RECONNECT_DELAY_S)
+
+    def _finish(self, store: Store, outcomes: list[tuple[int, str, RunResult]]) -> list[Recorded]:
         """Record the outcomes; if the store is down, keep them and retry until they are recorded
         or the sweep elsewhere has recovered the runs (then the lease guard refuses them). The
         same store handle is retried (every backend reopens its connection on the next call),

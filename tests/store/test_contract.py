@@ -8,7 +8,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipectl.models import DatasetOutcome, JobUpdate, NewJob, RunResult, Threshold, WorkerInfo
+from pipectl.models import (
+    DatasetOutcome,
+    JobUpdate,
+    NewJob,
+    Recorded,
+    RunResult,
+    Threshold,
+    WorkerInfo,
+)
 from pipectl.store import ANY, Store, open_store
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -231,7 +239,7 @@ def test_finish_runs_records_several_outcomes_each_under_its_own_lease(store: St
             (c.run.id, c.run.lease_token, failed),
         ]
     )
-    assert recorded == [True, False, True]
+    assert recorded == [Recorded.RECORDED, Recorded.LOST, Recorded.RECORDED]
     assert store.get_run(a.run.id).status == "completed"  # type: ignore[union-attr]
     assert store.get_job(a.job.id).status == "archived"  # type: ignore[union-attr]
     # The refused outcome wrote nothing: its run still runs under its real lease.
@@ -257,7 +265,7 @@ def test_finish_runs_with_outcomes_for_the_same_dataset(store: Store) -> None:
             (c.run.id, "forged", result(at=second + timedelta(minutes=1), datasets=orders_ok)),
         ]
     )
-    assert recorded == [True, True, False]
+    assert recorded == [Recorded.RECORDED, Recorded.RECORDED, Recorded.LOST]
     status = store.dataset_status("orders", "acme")
     assert status is not None
     # The newest attempt decides the status; the success is kept; the refused outcome is absent.
