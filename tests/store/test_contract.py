@@ -17,6 +17,7 @@ from pipectl.models import (
     Threshold,
     WorkerInfo,
 )
+from pipectl.outcome import run_result, settle_edited_job
 from pipectl.store import ANY, Store, open_store
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -332,7 +333,9 @@ def test_finish_keeps_an_operator_status_set_mid_run(store: Store) -> None:
     store.insert_job(new_job(), T0)
     (claim,) = store.claim_due("w", T0, 1)
     store.update_job(claim.job.id, {"status": "paused"}, T0)
-    store.finish_run(claim.run.id, claim.run.lease_token, result("failed", error="x"))
+    failed = run_result(claim.job, T0, error="x")
+    assert store.finish_run(claim.run.id, claim.run.lease_token, failed) is Recorded.EDITED
+    settle_edited_job(store, claim.job.id, claim.run.id, failed)  # as the worker does
     job = store.get_job(claim.job.id)
     assert job is not None and job.status == "paused" and job.retry_count == 1
 
