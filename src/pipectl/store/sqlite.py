@@ -6,6 +6,7 @@ import contextlib
 import json
 import secrets
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -65,6 +66,11 @@ def sqlite_path(url: str) -> str:
 
 
 class SQLiteStore:
+    """One connection, shared by the threads that share this store: each call holds a lock for
+    the length of its statement or transaction, so calls from several threads take turns and
+    never interleave inside a transaction. (Readers do not run in parallel; SQLite serialises
+    the writers anyway, and a call is a fraction of a millisecond besides its commit.)"""
+
     def __init__(self, url: str, *, create: bool = False) -> None:
         self.path = sqlite_path(url)
         self.display_url = url
@@ -72,6 +78,8 @@ class SQLiteStore:
             raise SchemaMissing(f"no database file at {self.path}")
         if create and self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # Reentrant: a snapshot's reads and a transaction's own statements run inside it.
+        self._lock = threading.RLock()
         try:
             self.conn = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
@@ -88,32 +96,34 @@ class SQLiteStore:
             ) from None
 
     def close(self) -> None:
-        self.conn.close()
+        with self._lock:
+            self.conn.close()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction: it takes the write lock up front, so concurrent workers
         serialise here instead of failing on lock upgrade."""
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise _store_error(exc) from None
-        try:
-            yield self.conn
-        except sqlite3.IntegrityError as exc:
-            self._rollback()
-            raise InvalidInput(f"rejected by the store: {exc}") from None
-        except sqlite3.Error as exc:  # disk full, read-only file, I/O error: nothing written
-            self._rollback()
-            raise _store_error(exc) from None
-        except BaseException:
-            self._rollback()
-            raise
-        try:
-            self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback()
-            raise _store_error(exc) from None
+        with self._lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise _store_error(exc) from None
+            try:
+                yield self.conn
+            except sqlite3.IntegrityError as exc:
+                self._rollback()
+                raise InvalidInput(f"rejected by the store: {exc}") from None
+            except sqlite3.Error as exc:  # disk full, read-only file, I/O error: nothing written
+                self._rollback()
+                raise _store_error(exc) from None
+            except BaseException:
+                self._rollback()
+                raise
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise _store_error(exc) from None
 
     def _rollback(self) -> None:
         # SQLite may already have rolled back by itself (SQLITE_FULL, SQLITE_IOERR).
@@ -122,7 +132,8 @@ class SQLiteStore:
 
     def _read(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         try:
-            return self.conn.execute(sql, params).fetchall()
+            with self._lock:
+                return self.conn.execute(sql, params).fetchall()
         except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
             raise _store_error(exc) from None
 
@@ -149,7 +160,8 @@ class SQLiteStore:
 
     def schema_version(self) -> int | None:
         try:
-            row = self.conn.execute(f"SELECT max(version) FROM {MIGRATIONS_TABLE}").fetchone()
+            with self._lock:
+                row = self.conn.execute(f"SELECT max(version) FROM {MIGRATIONS_TABLE}").fetchone()
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 return None
@@ -162,7 +174,7 @@ class SQLiteStore:
         check_version(self.schema_version(), "sqlite")
 
     def db_now(self) -> datetime:
-        (value,) = self.conn.execute("SELECT strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')").fetchone()
+        (value,) = self._read("SELECT strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')")[0]
         return datetime.fromisoformat(value)
 
     # -- jobs ---------------------------------------------------------------------------
@@ -623,14 +635,15 @@ class SQLiteStore:
     def _snapshot(self) -> Iterator[None]:
         """Reads that all see the same moment: one read transaction (in WAL mode, writers go on
         meanwhile and wait for nothing)."""
-        try:
-            self.conn.execute("BEGIN")
-        except sqlite3.OperationalError as exc:
-            raise _store_error(exc) from None
-        try:
-            yield
-        finally:
-            self._rollback()  # nothing was written: this only ends the read transaction
+        with self._lock:
+            try:
+                self.conn.execute("BEGIN")
+            except sqlite3.OperationalError as exc:
+                raise _store_error(exc) from None
+            try:
+                yield
+            finally:
+                self._rollback()  # nothing was written: this only ends the read transaction
 
 
 _DUE_SQL = """
