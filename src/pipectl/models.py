@@ -206,10 +206,10 @@ class NewJob:
 
 @dataclass(frozen=True, slots=True)
 class JobUpdate:
-    """A job's next state after a run, computed from the job at `revision`: it is written only
-    while the job still has that revision (an edit made during the run stands). `status`
-    applies only while the job is still `running` (an operator who paused or archived it
-    mid-run keeps their choice)."""
+    """A job's next state after a run, computed from the job at `revision`; if an operator edit
+    has moved the job on by the time it is written, it is computed again from the edited job
+    (outcome.settle_edited_job), so the edit stands. `status` applies only while the job is
+    still `running` (an operator who paused or archived it mid-run keeps their choice)."""
 
     status: JobStatus
     next_run_at: datetime | None
@@ -222,7 +222,7 @@ class Recorded(Enum):
     """What became of a finished run's outcome. Truthy when the run was recorded."""
 
     RECORDED = "recorded"  # the run, its job's next state and its datasets
-    EDITED = "edited"  # the run and its datasets; the job was edited meanwhile, not updated
+    EDITED = "edited"  # as RECORDED but the retry count: the job was edited meanwhile (settle it)
     LOST = "lost"  # nothing: the lease was lost (the run was recovered or finished elsewhere)
 
     def __bool__(self) -> bool:
