@@ -167,6 +167,7 @@ class Worker:
         self.stats = WorkerStats()
         self._held: dict[int, _Held] = {}
         self._unrecorded: list[_Ran] = []
+        self._unsettled: list[_Ran] = []  # recorded, but their jobs were edited during the run
         self._unstarted: list[Claim] = []  # the current batch's claims not yet run
         self._claim_size = 1  # grows while runs are quick; see _cycle
         self._runner: _Runner | None = None  # started with the first run
@@ -332,6 +333,7 @@ class Worker:
     def _record(self, store: Store, *, patient: bool = True) -> None:
         """Commit the unrecorded outcomes in one transaction, then report each. Patient: wait out
         a store outage (see _finish); otherwise keep them for the next try."""
+        self._settle(store, patient=patient)  # left over from a try the store cut short
         if not self._unrecorded:
             return
         ran = self._unrecorded
@@ -347,7 +349,7 @@ class Worker:
         for item, ok in zip(ran, recorded, strict=True):
             ids = self._run_ids(item.claim)
             if ok is Recorded.EDITED:
-                self._settle(store, item)
+                self._unsettled.append(item)
             if ok:
                 if item.result.status == "completed":
                     self.stats.completed += 1
@@ -362,6 +364,7 @@ class Worker:
         with self._held_lock:
             for item in ran:
                 self._held.pop(item.claim.run.id, None)
+        self._settle(store, patient=patient)
 
     def _supervise(self, store: Store, ctx: RunContext) -> str | None:
         """Run the handler in a thread; enforce the job's timeout and the shutdown grace. Once
@@ -415,25 +418,32 @@ class Worker:
             return ctx.cancel_reason
         return outcome["error"]
 
-    def _settle(self, store: Store, item: _Ran) -> None:
-        """The job was edited during the run: its next state follows the edit. Patient as
-        _finish is: the run is recorded already, so this is the only write left to make."""
+    def _settle(self, store: Store, *, patient: bool) -> None:
+        """The runs are recorded but their jobs were edited during them: their next states follow
+        the edits (outcome.settle_edited_job). Patient: wait out a store outage, as _finish
+        does; otherwise keep the rest for the next try (a job not settled keeps the next state
+        its run wrote)."""
         delay = 0.5
-        while True:
+        while self._unsettled:
+            item = self._unsettled[0]
             try:
                 settle_edited_job(store, item.claim.job.id, item.claim.run.id, item.result)
-                log.info(
-                    "job edited during the run: next state computed from the edit",
-                    extra=self._run_ids(item.claim),
-                )
-                return
             except StoreUnavailable as exc:
+                if not patient:
+                    return
                 log.error(
-                    f"cannot update the edited job yet ({exc}); retrying in {delay:g}s",
+                    f"cannot update the job edited during its run yet ({exc}); "
+                    f"retrying in {delay:g}s",
                     extra=self._run_ids(item.claim),
                 )
                 time.sleep(delay)
                 delay = min(delay * 2, MAX_RECONNECT_DELAY_S)
+                continue
+            self._unsettled.pop(0)
+            log.info(
+                "job edited during the run: its next state follows the edit",
+                extra=self._run_ids(item.claim),
+            )
 
     def _finish(self, store: Store, outcomes: list[tuple[int, str, RunResult]]) -> list[Recorded]:
         """Record the outcomes; if the store is down, keep them and retry until they are recorded
