@@ -164,6 +164,14 @@ class Client:
     client = pipectl.Client.from_env()
     client.enqueue("meta_sync", brand_id="acme")
     if not client.freshness("ads_performance", brand_id="acme").is_fresh: ...
+
+    Threads: one Client may be shared by any number of threads (a web app's request threads);
+    every call is safe and atomic. On SQLite and PostgreSQL its calls take turns on the one
+    connection; on Supabase they run side by side. Close it only once no thread uses it.
+    Processes: each process opens its own Client; any number may use one store at once.
+    Fork: a Client does not survive os.fork(): the child opens a new one and leaves the
+    parent's alone (not even closing it, which would end the parent's session), e.g. in
+    gunicorn's post_fork hook or lazily on first use in each worker process.
     """
 
     def __init__(self, store: Store, settings: Settings) -> None:

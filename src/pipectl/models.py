@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any, Literal
 
 ScheduleType = Literal["recurring", "one_time"]
@@ -49,6 +50,8 @@ class Job:
     last_run_id: int | None
     created_at: datetime
     updated_at: datetime
+    # Bumped by every operator edit; a run's outcome is written against the revision it saw.
+    revision: int = 0
 
     @property
     def is_recurring(self) -> bool:
@@ -220,13 +223,27 @@ class NewJob:
 
 @dataclass(frozen=True, slots=True)
 class JobUpdate:
-    """A job's next state after a run. `status` applies only while the job is still `running`
-    (an operator who paused or archived it mid-run keeps their choice)."""
+    """A job's next state after a run, computed from the job at `revision`; if an operator edit
+    has moved the job on by the time it is written, it is computed again from the edited job
+    (outcome.settle_edited_job), so the edit stands. `status` applies only while the job is
+    still `running` (an operator who paused or archived it mid-run keeps their choice)."""
 
     status: JobStatus
     next_run_at: datetime | None
     retry_count: int
     last_error: str | None
+    revision: int = 0
+
+
+class Recorded(Enum):
+    """What became of a finished run's outcome. Truthy when the run was recorded."""
+
+    RECORDED = "recorded"  # the run, its job's next state and its datasets
+    EDITED = "edited"  # as RECORDED but the retry count: the job was edited meanwhile (settle it)
+    LOST = "lost"  # nothing: the lease was lost (the run was recovered or finished elsewhere)
+
+    def __bool__(self) -> bool:
+        return self is not Recorded.LOST
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipectl.freshness import declared_with_brands
-from pipectl.models import DatasetOutcome, Job, RunResult
+from pipectl.models import DatasetOutcome, Job, JobUpdate, RunResult
 from pipectl.retry import after_failure, after_success
+
+if TYPE_CHECKING:
+    from pipectl.store.base import Store
 
 
 def run_result(
@@ -54,6 +57,22 @@ def run_result(
         error_message=error,
         logs=logs,
         steps=steps,
-        job_update=after_success(job, now) if succeeded else after_failure(job, now, error or ""),
+        job_update=job_update_after(job, now, error),
         datasets=list(outcomes.values()),
     )
+
+
+def job_update_after(job: Job, now: datetime, error: str | None) -> JobUpdate:
+    """The job's next state after a run that ended at `now` (failed when `error` is set),
+    computed from `job`: the job as claimed, or as an operator edited it during the run."""
+    return after_success(job, now) if error is None else after_failure(job, now, error)
+
+
+def settle_edited_job(store: Store, job_id: int, run_id: int, result: RunResult) -> None:
+    """The run is recorded (Recorded.EDITED), but its job was edited during it: compute the job's
+    next state again from the job as it is now, and write it guarded by that revision; again if
+    the job is edited once more meanwhile. Nothing to do once a later run owns the job."""
+    while (job := store.get_job(job_id)) is not None and job.last_run_id == run_id:
+        update = job_update_after(job, result.finished_at, result.error_message)
+        if store.reapply_job_update(job_id, run_id, result.job_update, update, result.finished_at):
+            return

@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from pipectl.models import Claim
-from pipectl.outcome import run_result
+from pipectl.models import Claim, Recorded
+from pipectl.outcome import run_result, settle_edited_job
 from pipectl.parsing import format_duration
 from pipectl.store.base import Store
 
@@ -59,7 +59,10 @@ def recover_stale(
             recovered.append(claim)
             continue
         result = run_result(claim.job, now, error=stuck_error(claim, now))
-        if store.fail_stale_run(claim.run.id, heartbeat_before, started_before, result):
+        recorded = store.fail_stale_run(claim.run.id, heartbeat_before, started_before, result)
+        if recorded is Recorded.EDITED:
+            settle_edited_job(store, claim.job.id, claim.run.id, result)
+        if recorded:
             log.warning(
                 "recovered stuck run",
                 extra={"action": "recover", "run_id": claim.run.id, "job_id": claim.job.id},

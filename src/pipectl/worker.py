@@ -20,8 +20,8 @@ from typing import Any
 from pipectl import __version__, clock
 from pipectl.errors import InvalidInput, StoreUnavailable
 from pipectl.handlers import Cancelled, JobFailed, RunContext, get_job_type
-from pipectl.models import Claim, RunResult
-from pipectl.outcome import run_result
+from pipectl.models import Claim, Recorded, RunResult
+from pipectl.outcome import run_result, settle_edited_job
 from pipectl.parsing import format_duration
 from pipectl.recovery import recover_stale
 from pipectl.settings import Settings
@@ -167,6 +167,7 @@ class Worker:
         self.stats = WorkerStats()
         self._held: dict[int, _Held] = {}
         self._unrecorded: list[_Ran] = []
+        self._unsettled: list[_Ran] = []  # recorded, but their jobs were edited during the run
         self._unstarted: list[Claim] = []  # the current batch's claims not yet run
         self._claim_size = 1  # grows while runs are quick; see _cycle
         self._runner: _Runner | None = None  # started with the first run
@@ -331,6 +332,7 @@ class Worker:
     def _record(self, store: Store, *, patient: bool = True) -> None:
         """Commit the unrecorded outcomes in one transaction, then report each. Patient: wait out
         a store outage (see _finish); otherwise keep them for the next try."""
+        self._settle(store, patient=patient)  # left over from a try the store cut short
         if not self._unrecorded:
             return
         ran = self._unrecorded
@@ -345,6 +347,8 @@ class Worker:
         self._unrecorded = []
         for item, ok in zip(ran, recorded, strict=True):
             ids = self._run_ids(item.claim)
+            if ok is Recorded.EDITED:
+                self._unsettled.append(item)
             if ok:
                 if item.result.status == "completed":
                     self.stats.completed += 1
@@ -359,6 +363,7 @@ class Worker:
         with self._held_lock:
             for item in ran:
                 self._held.pop(item.claim.run.id, None)
+        self._settle(store, patient=patient)
 
     def _supervise(self, store: Store, ctx: RunContext) -> str | None:
         """Run the handler in a thread; enforce the job's timeout and the shutdown grace. Once
@@ -412,7 +417,34 @@ class Worker:
             return ctx.cancel_reason
         return outcome["error"]
 
-    def _finish(self, store: Store, outcomes: list[tuple[int, str, RunResult]]) -> list[bool]:
+    def _settle(self, store: Store, *, patient: bool) -> None:
+        """The runs are recorded but their jobs were edited during them: their next states follow
+        the edits (outcome.settle_edited_job). Patient: wait out a store outage, as _finish
+        does; otherwise keep the rest for the next try (a job not settled keeps the next state
+        its run wrote)."""
+        delay = 0.5
+        while self._unsettled:
+            item = self._unsettled[0]
+            try:
+                settle_edited_job(store, item.claim.job.id, item.claim.run.id, item.result)
+            except StoreUnavailable as exc:
+                if not patient:
+                    return
+                log.error(
+                    f"cannot update the job edited during its run yet ({exc}); "
+                    f"retrying in {delay:g}s",
+                    extra=self._run_ids(item.claim),
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, MAX_RECONNECT_DELAY_S)
+                continue
+            self._unsettled.pop(0)
+            log.info(
+                "job edited during the run: its next state follows the edit",
+                extra=self._run_ids(item.claim),
+            )
+
+    def _finish(self, store: Store, outcomes: list[tuple[int, str, RunResult]]) -> list[Recorded]:
         """Record the outcomes; if the store is down, keep them and retry until they are recorded
         or the sweep elsewhere has recovered the runs (then the lease guard refuses them). The
         same store handle is retried (every backend reopens its connection on the next call),

@@ -29,3 +29,15 @@ def per_brand(ctx: RunContext) -> None:
         with ctx.step(f"performance {brand}", ["ads_performance"], brand_id=brand, fatal=False):
             if brand in failing:
                 raise RuntimeError(f"API error for {brand}")
+
+
+def edited_mid_run(ctx: RunContext) -> None:
+    """An operator edits this run's job while it runs (`pipectl jobs edit`, from another
+    connection): parameter `edit` holds Client.edit_job's arguments, `url` the store. Then the
+    run fails when parameter `fail` is set."""
+    from pipectl.client import Client
+
+    with Client.from_url(ctx.parameters["url"]) as operator:
+        operator.edit_job(ctx.job_id, **ctx.parameters["edit"])
+    if ctx.parameters.get("fail"):
+        ctx.fail("boom")

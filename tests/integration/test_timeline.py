@@ -22,7 +22,7 @@ from freezegun.api import FrozenDateTimeFactory
 
 from pipectl import clock as pipectl_clock
 from pipectl.client import Client
-from pipectl.models import Job, Run
+from pipectl.models import Job, Recorded, Run
 from pipectl.outcome import run_result
 from pipectl.settings import Settings
 from pipectl.worker import Worker, WorkerStats
@@ -647,7 +647,7 @@ def test_recovery_leaves_alone_a_run_that_finished_after_it_was_found(
     done = run_result(claim.job, at("2026-01-10 02:10"), error=None)
     assert client.store.finish_run(claim.run.id, claim.run.lease_token, done)
     stuck = run_result(claim.job, at("2026-01-10 02:10"), error="stuck: test")
-    assert client.store.fail_stale_run(claim.run.id, cutoff, cutoff, stuck) is False
+    assert client.store.fail_stale_run(claim.run.id, cutoff, cutoff, stuck) is Recorded.LOST
 
     run = client.get_run(claim.run.id)
     assert (run.status, run.error_message) == ("completed", None)
@@ -669,7 +669,7 @@ def test_recovery_leaves_alone_a_run_that_heartbeat_after_it_was_found(
         == []
     )
     stuck = run_result(claim.job, at("2026-01-10 02:10"), error="stuck: test")
-    assert client.store.fail_stale_run(claim.run.id, cutoff, cutoff, stuck) is False
+    assert client.store.fail_stale_run(claim.run.id, cutoff, cutoff, stuck) is Recorded.LOST
     assert client.get_run(claim.run.id).status == "running"
     assert client.recover() == []
 
@@ -691,3 +691,42 @@ def test_a_run_without_a_first_heartbeat_is_stuck_after_the_start_grace(
     assert recovered.job.id == silent.id
     assert "since the run started" in (client.get_run(recovered.run.id).error_message or "")
     assert client.get_run(beat.run.id).status == "running"
+
+
+# -- (f) an operator's edit made during a run stands -------------------------------------------
+
+
+@pytest.mark.usefixtures("helpers_importable")
+@pytest.mark.parametrize("fail", [False, True])
+def test_an_edit_made_during_a_run_outlives_the_run(
+    client: Client, work: Work, clock: FrozenDateTimeFactory, sqlite_url: str, fail: bool
+) -> None:
+    edit = {"cron_expression": "*/5 * * * *", "max_retries": 0}
+    job = client.add_job(
+        "python",
+        "0 3 * * *",
+        brand_id="acme",
+        max_retries=3,
+        parameters={
+            "target": "helpers_jobs:edited_mid_run",
+            "url": sqlite_url,
+            "edit": edit,
+            "fail": fail,
+            "datasets": ["orders"],
+        },
+    )
+    clock.move_to(at("2026-01-10 03:02"))
+    stats = work()
+    assert (stats.completed, stats.failed) == ((0, 1) if fail else (1, 0))
+
+    job = client.get_job(job.id)
+    assert (job.cron_expression, job.max_retries) == ("*/5 * * * *", 0)
+    # From the edited schedule; as claimed it would be the next day's 03:00 after a success, and
+    # retry 1 of 3 at 03:07 after a failure.
+    assert job.next_run_at == at("2026-01-10 03:05")
+    assert (job.status, job.retry_count) == ("active", 0)
+    assert job.last_error == ("boom" if fail else None)
+    (run,) = runs_of(client, job)
+    assert run.status == ("failed" if fail else "completed")
+    orders = client.freshness("orders", "acme")
+    assert orders.state == ("never" if fail else "fresh")

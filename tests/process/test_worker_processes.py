@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import time
 from datetime import UTC, datetime, timedelta
@@ -189,3 +191,45 @@ def test_two_workers_share_slow_jobs_after_quick_ones_grew_their_batches(
     # Both ran slow jobs, about half each.
     assert min(by_worker.count("w-a"), by_worker.count("w-b")) >= 3, by_worker
     assert len(client.list_runs(limit=1000)) == 68  # given-back claims left no run behind
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Live processes (zombies aside) whose environment holds `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker.encode() in environ.split(b"\0") and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the job's processes through /proc")
+def test_a_command_dies_with_its_worker_however_the_worker_dies(
+    client: Client, sqlite_url: str, workers: Workers
+) -> None:
+    marker = f"job-{os.getpid()}-{time.monotonic_ns()}"
+    job = client.enqueue(
+        "command", "acme", {"command": "sleep 300 & sleep 300; wait", "marker": marker}
+    )
+    worker = workers.start(sqlite_url)
+    wait_for(lambda: running_run(client, job.id))
+    env_marker = f"PIPECTL_PARAM_MARKER={marker}"
+    wait_for(lambda: len(_processes_with(env_marker)) >= 3)  # the shell and both sleeps
+
+    os.kill(worker.pid, signal.SIGKILL)  # the worker alone, not its process group
+    worker.wait()
+    deadline = time.monotonic() + 1.0
+    try:
+        while _processes_with(env_marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _processes_with(env_marker) == []
+    finally:
+        for pid in _processes_with(env_marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

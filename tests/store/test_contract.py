@@ -8,7 +8,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipectl.models import DatasetOutcome, JobUpdate, NewJob, RunResult, Threshold, WorkerInfo
+from pipectl.models import (
+    DatasetOutcome,
+    JobUpdate,
+    NewJob,
+    Recorded,
+    RunResult,
+    Threshold,
+    WorkerInfo,
+)
+from pipectl.outcome import run_result, settle_edited_job
 from pipectl.store import ANY, Store, open_store
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -231,7 +240,7 @@ def test_finish_runs_records_several_outcomes_each_under_its_own_lease(store: St
             (c.run.id, c.run.lease_token, failed),
         ]
     )
-    assert recorded == [True, False, True]
+    assert recorded == [Recorded.RECORDED, Recorded.LOST, Recorded.RECORDED]
     assert store.get_run(a.run.id).status == "completed"  # type: ignore[union-attr]
     assert store.get_job(a.job.id).status == "archived"  # type: ignore[union-attr]
     # The refused outcome wrote nothing: its run still runs under its real lease.
@@ -257,7 +266,7 @@ def test_finish_runs_with_outcomes_for_the_same_dataset(store: Store) -> None:
             (c.run.id, "forged", result(at=second + timedelta(minutes=1), datasets=orders_ok)),
         ]
     )
-    assert recorded == [True, True, False]
+    assert recorded == [Recorded.RECORDED, Recorded.RECORDED, Recorded.LOST]
     status = store.dataset_status("orders", "acme")
     assert status is not None
     # The newest attempt decides the status; the success is kept; the refused outcome is absent.
@@ -324,7 +333,9 @@ def test_finish_keeps_an_operator_status_set_mid_run(store: Store) -> None:
     store.insert_job(new_job(), T0)
     (claim,) = store.claim_due("w", T0, 1)
     store.update_job(claim.job.id, {"status": "paused"}, T0)
-    store.finish_run(claim.run.id, claim.run.lease_token, result("failed", error="x"))
+    failed = run_result(claim.job, T0, error="x")
+    assert store.finish_run(claim.run.id, claim.run.lease_token, failed) is Recorded.EDITED
+    settle_edited_job(store, claim.job.id, claim.run.id, failed)  # as the worker does
     job = store.get_job(claim.job.id)
     assert job is not None and job.status == "paused" and job.retry_count == 1
 

@@ -19,6 +19,16 @@ from pipectl.handlers.context import Cancelled, JobFailed, RunContext
 # Environment variables a `command` job must not inherit from the worker: they hold secrets.
 _SECRET_ENV = re.compile(r"^(PIPECTL_DATABASE_URL|SUPABASE_.*|PGPASSWORD|DATABASE_URL)$")
 _KILL_GRACE_S = 5.0
+# The command's process group holds a watchdog beside the command. It reads a pipe (the guard's
+# stdin, moved to fd 3; the command's stdin is /dev/null) whose write end only the worker holds:
+# when the worker dies, however it dies, the kernel closes that end, the read sees end-of-file
+# and the watchdog kills its whole group. A line on the pipe means the command has finished and
+# the watchdog goes quietly. The guard shell then execs the command itself ("$1", never spliced
+# into this script), so its pid, exit status and signals are as if it had been started directly.
+_GUARD = (
+    "exec 3<&0 </dev/null; "
+    '{ read -r _ || kill -KILL 0; } <&3 >/dev/null 2>&1 & exec 3<&- /bin/sh -c "$1"'
+)
 # Process groups of running commands, so that a worker exiting at once takes them along.
 _RUNNING_GROUPS: set[int] = set()
 
@@ -90,7 +100,8 @@ class CommandJob:
     (PIPECTL_JOB_ID, PIPECTL_RUN_ID, PIPECTL_BRAND_ID, PIPECTL_JOB_TYPE, PIPECTL_PARAMETERS and
     PIPECTL_PARAM_<NAME> for each scalar parameter), never spliced into the command string.
     A non-zero exit fails the run. Step outcomes are reported by appending JSON lines to the file
-    named by $PIPECTL_STEPS_FILE (see docs/command-steps.md).
+    named by $PIPECTL_STEPS_FILE (see docs/command-steps.md). If the worker dies, the command's
+    process group is killed with it (see _GUARD).
     """
 
     def validate(self, parameters: dict[str, Any]) -> None:
@@ -100,15 +111,22 @@ class CommandJob:
             raise InvalidInput("a command job needs parameter 'command' (a shell command line)")
 
     def run(self, ctx: RunContext) -> None:
+        lifeline, held = os.pipe()
         with tempfile.NamedTemporaryFile("r", prefix="pipectl-steps-", suffix=".jsonl") as steps:
-            process = subprocess.Popen(
-                ["/bin/sh", "-c", ctx.parameters["command"]],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env=command_environment(ctx, steps.name),
-                start_new_session=True,  # its own process group, so a kill reaches every child
-            )
+            try:
+                process = subprocess.Popen(
+                    ["/bin/sh", "-c", _GUARD, "pipectl-guard", ctx.parameters["command"]],
+                    stdin=lifeline,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    env=command_environment(ctx, steps.name),
+                    start_new_session=True,  # its own process group, so a kill reaches every child
+                )
+            except BaseException:
+                os.close(held)
+                raise
+            finally:
+                os.close(lifeline)
             _RUNNING_GROUPS.add(process.pid)
             reader = threading.Thread(target=_pump, args=(process, ctx), daemon=True)
             reader.start()
@@ -124,6 +142,7 @@ class CommandJob:
                 process.wait()
             finally:
                 _RUNNING_GROUPS.discard(process.pid)
+                _release_watchdog(held)
             reader.join(timeout=_KILL_GRACE_S)
             _read_steps(steps, ctx)
         if cancelled:
@@ -152,6 +171,14 @@ def _pump(process: subprocess.Popen[bytes], ctx: RunContext) -> None:
     assert process.stdout is not None
     for raw in process.stdout:
         ctx.log.info(raw.decode("utf-8", "replace").rstrip("\n"))
+
+
+def _release_watchdog(held: int) -> None:
+    """The command has ended: tell its watchdog to exit without killing what is left of the
+    group (a killed group's watchdog is gone already, hence the broken pipe)."""
+    with contextlib.suppress(OSError):
+        os.write(held, b"\n")
+    os.close(held)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

@@ -10,7 +10,9 @@ from pipectl.models import (
     Claim,
     DatasetStatus,
     Job,
+    JobUpdate,
     NewJob,
+    Recorded,
     Run,
     RunResult,
     StatusSnapshot,
@@ -104,9 +106,9 @@ class Store(Protocol):
         *,
         only_if_status: tuple[str, ...] | None = None,
     ) -> Job | None:
-        """Apply operator changes (keys from EDITABLE_JOB_FIELDS). With `only_if_status`, change
-        nothing unless the job's status is one of those (checked in the same statement). Returns
-        the job after the update, or None when no row matched."""
+        """Apply operator changes (keys from EDITABLE_JOB_FIELDS) and bump the job's revision.
+        With `only_if_status`, change nothing unless the job's status is one of those (checked
+        in the same statement). Returns the job after the update, or None when no row matched."""
         ...
 
     # -- the worker's transitions -------------------------------------------------------
@@ -132,14 +134,27 @@ class Store(Protocol):
         worker no longer owns (recovered elsewhere or finished)."""
         ...
 
-    def finish_run(self, run_id: int, lease_token: str, result: RunResult) -> bool:
+    def finish_run(self, run_id: int, lease_token: str, result: RunResult) -> Recorded:
         """Record the outcome of a run, its job's next state and its datasets in one transaction,
-        only while the run is still `running` under this lease. False when the lease was lost."""
+        only while the run is still `running` under this lease (LOST when the lease was lost).
+        EDITED when the job's revision is no longer `result.job_update.revision`: an operator
+        edited it during the run; everything is written but the job's retry count, and its next
+        state is to be computed again from the job as it is now (outcome.settle_edited_job) and
+        written with `reapply_job_update`."""
         ...
 
-    def finish_runs(self, outcomes: list[tuple[int, str, RunResult]]) -> list[bool]:
+    def finish_runs(self, outcomes: list[tuple[int, str, RunResult]]) -> list[Recorded]:
         """Record several (run_id, lease_token, result) outcomes in one transaction, each exactly
-        as `finish_run` records it alone; one boolean per outcome, in order."""
+        as `finish_run` records it alone; one answer per outcome, in order."""
+        ...
+
+    def reapply_job_update(
+        self, job_id: int, run_id: int, written: JobUpdate, update: JobUpdate, at: datetime
+    ) -> bool:
+        """Replace the next state `written` that run `run_id` recorded for its job with `update`,
+        computed from the job at `update.revision`: only while the job still has that revision
+        and no later run, the status only while it is still `written.status`. False when the job
+        was edited again, claimed again, or is gone."""
         ...
 
     def release_run(self, run_id: int, lease_token: str, now: datetime) -> bool:
@@ -155,7 +170,7 @@ class Store(Protocol):
 
     def fail_stale_run(
         self, run_id: int, heartbeat_before: datetime, started_before: datetime, result: RunResult
-    ) -> bool:
+    ) -> Recorded:
         """Like finish_run, guarded by the stale_runs condition in the same statement, so a run
         that finished or heartbeated meanwhile is left alone."""
         ...

@@ -19,7 +19,9 @@ from pipectl.models import (
     Claim,
     DatasetStatus,
     Job,
+    JobUpdate,
     NewJob,
+    Recorded,
     Run,
     RunResult,
     StatusSnapshot,
@@ -151,16 +153,33 @@ class FunctionStore(ABC):
             p_now=now,
         )
 
-    def finish_run(self, run_id: int, lease_token: str, result: RunResult) -> bool:
+    def finish_run(self, run_id: int, lease_token: str, result: RunResult) -> Recorded:
         (recorded,) = self.finish_runs([(run_id, lease_token, result)])
         return recorded
 
-    def finish_runs(self, outcomes: list[tuple[int, str, RunResult]]) -> list[bool]:
+    def finish_runs(self, outcomes: list[tuple[int, str, RunResult]]) -> list[Recorded]:
         if not outcomes:
             return []
-        return self._call(
+        words = self._call(
             "pipectl_finish_runs",
             p_runs=Json([_outcome_doc(*outcome) for outcome in outcomes]),
+        )
+        return [Recorded(word) for word in words]
+
+    def reapply_job_update(
+        self, job_id: int, run_id: int, written: JobUpdate, update: JobUpdate, at: datetime
+    ) -> bool:
+        return self._call_one(
+            "pipectl_reapply_job_update",
+            p_job_id=job_id,
+            p_run_id=run_id,
+            p_revision=update.revision,
+            p_written_status=written.status,
+            p_job_status=update.status,
+            p_next_run_at=update.next_run_at,
+            p_retry_count=update.retry_count,
+            p_last_error=_no_nul(update.last_error),
+            p_at=at,
         )
 
     def release_run(self, run_id: int, lease_token: str, now: datetime) -> bool:
@@ -178,14 +197,15 @@ class FunctionStore(ABC):
 
     def fail_stale_run(
         self, run_id: int, heartbeat_before: datetime, started_before: datetime, result: RunResult
-    ) -> bool:
-        return self._call_one(
+    ) -> Recorded:
+        word = self._call_one(
             "pipectl_fail_stale_run",
             p_run_id=run_id,
             p_heartbeat_before=heartbeat_before,
             p_started_before=started_before,
             **_result_args(result),
         )
+        return Recorded(word)
 
     # -- retention and alerts -----------------------------------------------------------
     def prune_runs(self, finished_before: datetime, keep_last: int, limit: int) -> int:
@@ -378,6 +398,7 @@ def _result_args(result: RunResult) -> dict[str, Any]:
         "p_next_run_at": update.next_run_at,
         "p_retry_count": update.retry_count,
         "p_last_error": _no_nul(update.last_error),
+        "p_job_revision": update.revision,
         "p_datasets": Json(_no_nul([asdict(outcome) for outcome in result.datasets])),
     }
 
@@ -414,7 +435,8 @@ def _dt(value: str | None) -> datetime | None:
 
 
 def job_from_json(doc: dict[str, Any]) -> Job:
-    values = {key: doc[key] for key in Job.__dataclass_fields__}
+    # A schema older than v6 has no revision column: the default (0) stands in.
+    values = {key: doc[key] for key in Job.__dataclass_fields__ if key in doc}
     for key in _JOB_TIMESTAMPS:
         values[key] = _dt(values[key])
     if values["timeout_seconds"] is not None:

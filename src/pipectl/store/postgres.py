@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -46,10 +47,15 @@ WAKE_CHANNEL = "pipectl_jobs"
 
 
 class PostgresStore(FunctionStore):
+    """One session connection, shared by the threads that share this store: psycopg runs one
+    statement at a time on it, each function call its own transaction (autocommit), and a lost
+    connection is reopened by one thread only."""
+
     def __init__(self, url: str) -> None:
         self.conninfo, self.schema = split_schema(url)
         self.display_url = mask_password(url)
         self._where = _server(self.conninfo)
+        self._reopening = threading.Lock()
         self._conn: psycopg.Connection | None = self._connect()
         self._listener: psycopg.Connection | None = None
 
@@ -81,9 +87,10 @@ class PostgresStore(FunctionStore):
 
     def _connection(self) -> psycopg.Connection:
         """The session connection, opened again if it was lost (a server restart, say)."""
-        if self._conn is None or self._conn.closed:
-            self._conn = self._connect()
-        return self._conn
+        with self._reopening:
+            if self._conn is None or self._conn.closed:
+                self._conn = self._connect()
+            return self._conn
 
     @contextmanager
     def _errors(self, conn: psycopg.Connection) -> Iterator[None]:
