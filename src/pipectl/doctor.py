@@ -69,6 +69,8 @@ def run_checks(settings: Settings) -> list[Check]:
     client = Client(store, settings)
     try:
         checks.append(_clock_check(client))
+        if hasattr(store, "listen_check"):
+            checks.append(_listen_check(store))
         checks.extend(_worker_checks(client))
         checks.extend(_job_checks(client))
     finally:
@@ -89,6 +91,19 @@ def _clock_check(client: Any) -> Check:
         level = "warn"
     return Check(
         "clock", level, f"this machine and the database differ by {skew.total_seconds():.3f}s"
+    )
+
+
+def _listen_check(store: Any) -> Check:
+    """The workers' wake-up path: does a NOTIFY reach a LISTEN (not through a transaction
+    pooler)? Without it workers still work, picking jobs up at the next poll."""
+    if store.listen_check():
+        return Check("listen", "ok", "ok: workers wake as soon as a job is enqueued")
+    return Check(
+        "listen",
+        "warn",
+        "not delivered (transaction pooler?): workers poll instead; for instant pickup set "
+        "PIPECTL_LISTEN_URL to a direct or session-mode connection",
     )
 
 

@@ -30,6 +30,14 @@ class Settings(BaseSettings):
         "(or supabase+https://<ref>.supabase.co, which SUPABASE_URL implies).",
         examples=["postgresql://pipectl:secret@db.internal:5432/pipelines"],
     )
+    listen_url: str | None = Field(
+        None,
+        description="PostgreSQL only: a separate connection for workers' LISTEN (instant pickup "
+        "of enqueued jobs), for when PIPECTL_DATABASE_URL goes through a transaction pooler, "
+        "where LISTEN hears nothing. Point it at the database directly or at a session-mode "
+        "pooler. Unset: the database URL.",
+        examples=["postgresql://pipectl:secret@db-host:5432/pipelines"],
+    )
     supabase_url: str | None = Field(
         None,
         validation_alias=AliasChoices("SUPABASE_URL"),
@@ -158,7 +166,7 @@ class Settings(BaseSettings):
                 raise ValueError("each webhook must be an http:// or https:// URL")
         return value
 
-    @field_validator("supabase_url", "supabase_key", mode="before")
+    @field_validator("listen_url", "supabase_url", "supabase_key", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

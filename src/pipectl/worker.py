@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from pipectl import __version__, clock
-from pipectl.errors import InvalidInput, StoreUnavailable
+from pipectl.errors import InvalidInput, SchemaMissing, StoreUnavailable
 from pipectl.handlers import Cancelled, JobFailed, RunContext, get_job_type
 from pipectl.models import Claim, Recorded, RunResult
 from pipectl.outcome import run_result, settle_edited_job
@@ -39,6 +39,7 @@ QUICK_RUN_S = 0.05
 # ... but never longer than this after its run ended.
 RECORD_WITHIN_S = 0.1
 MAX_RECONNECT_DELAY_S = 30.0
+FIRST_RECONNECT_DELAY_S = 0.5
 FORGET_WORKERS_AFTER = timedelta(days=7)
 IDLE_SLICE_S = 0.5
 HOUSEKEEPING_EVERY_S = 3600.0
@@ -142,6 +143,54 @@ class Broadcast(WorkerEvents):
             watcher.on_stop()
 
 
+class _Wakeups:
+    """The idle wait's wake-up path. Where the store can LISTEN (PostgreSQL), it first checks
+    that its LISTEN receives its own NOTIFY (a transaction pooler drops them): if not, it warns
+    once and polls. A lost LISTEN connection is opened again with backoff, polling meanwhile."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.reset()
+
+    def reset(self) -> None:
+        """After a reconnect: check the path again before trusting it."""
+        self.checked = False
+        self.delivered = True
+        self.retry_at = 0.0
+        self.delay = FIRST_RECONNECT_DELAY_S
+
+    def wait(self, store: Store, timeout_s: float) -> bool:
+        """Wait up to `timeout_s`; True when a notification says work arrived."""
+        wait_for_work = getattr(store, "wait_for_work", None)
+        if wait_for_work is None or not self.delivered or time.monotonic() < self.retry_at:
+            self.worker._stop.wait(timeout_s)
+            return False
+        try:
+            if not self.checked:
+                self.checked = True
+                self.delivered = store.listen_check()  # type: ignore[attr-defined]
+                if not self.delivered:
+                    log.warning(
+                        "LISTEN does not receive NOTIFY here (a transaction pooler?): polling "
+                        f"every {format_duration(self.worker.poll_interval)}; for instant "
+                        "pickup set PIPECTL_LISTEN_URL to a direct or session-mode connection",
+                        extra=self.worker._ids("listen"),
+                    )
+                    return False
+            woken = bool(wait_for_work(timeout_s))
+        except StoreUnavailable as exc:
+            log.warning(
+                f"wake-ups lost ({exc}); polling, next LISTEN in {self.delay:g}s",
+                extra=self.worker._ids("listen"),
+            )
+            self.checked = False
+            self.retry_at = time.monotonic() + self.delay
+            self.delay = min(self.delay * 2, MAX_RECONNECT_DELAY_S)
+            return False
+        self.delay = FIRST_RECONNECT_DELAY_S
+        return woken
+
+
 class Worker:
     def __init__(
         self,
@@ -176,6 +225,7 @@ class Worker:
         self._stop_requested_at: float | None = None
         self._done = threading.Event()
         self._next_housekeeping = 0.0  # due at the first cycle
+        self._wakeups = _Wakeups(self)
 
     # -- lifecycle ------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -195,16 +245,17 @@ class Worker:
             while not self._stop.is_set():
                 try:
                     processed = self._cycle(store)
+                    if self.max_jobs is not None and self._total() >= self.max_jobs:
+                        break
+                    if processed == 0:
+                        if self.once:
+                            break
+                        self._idle(store)
+                except SchemaMissing:
+                    raise  # the store answers but cannot serve: waiting will not help
                 except StoreUnavailable as exc:
                     log.error(f"store unavailable: {exc}", extra=self._ids("reconnect"))
                     store = self._reconnect(store)
-                    continue
-                if self.max_jobs is not None and self._total() >= self.max_jobs:
-                    break
-                if processed == 0:
-                    if self.once:
-                        break
-                    self._idle(store)
         finally:
             restore()
             with contextlib.suppress(StoreUnavailable):
@@ -294,16 +345,13 @@ class Worker:
         """Wait for the next poll. On PostgreSQL, LISTEN/NOTIFY wakes the worker as soon as a
         job is enqueued (the poll interval stays the fallback); the wait is cut into short
         slices so that a stop request is honoured promptly either way."""
-        wait_for_work = getattr(store, "wait_for_work", None)
         deadline = time.monotonic() + self.poll_interval.total_seconds()
         while not self._stop.is_set():
             self.events.on_tick()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            if wait_for_work is None:
-                self._stop.wait(min(remaining, IDLE_SLICE_S))
-            elif wait_for_work(min(remaining, IDLE_SLICE_S)):
+            if self._wakeups.wait(store, min(remaining, IDLE_SLICE_S)):
                 return
 
     # -- one run --------------------------------------------------------------------------
@@ -449,7 +497,7 @@ class Worker:
         or the sweep elsewhere has recovered the runs (then the lease guard refuses them). The
         same store handle is retried (every backend reopens its connection on the next call),
         so the poll loop never goes on with a handle closed here."""
-        delay = 0.5
+        delay = FIRST_RECONNECT_DELAY_S
         while True:
             try:
                 return store.finish_runs(outcomes)
@@ -534,11 +582,12 @@ class Worker:
     def _reconnect(self, old: Store) -> Store:
         with contextlib.suppress(Exception):
             old.close()
-        delay = 0.5
+        delay = FIRST_RECONNECT_DELAY_S
         while True:  # a second signal exits at once; otherwise the outcome is worth the wait
             try:
                 store = self._open(self.url)
                 self._register(store)
+                self._wakeups.reset()
                 return store
             except StoreUnavailable as exc:
                 log.error(

@@ -18,7 +18,8 @@ __all__ = ["ANY", "Store", "open_store"]
 def open_store(url: str, *, create: bool = False, settings: Settings | None = None) -> Store:
     """Open the store a URL names. `create` lets SQLite create a missing file (for `db migrate`).
     A `supabase+https://…` URL takes its key from `settings` (default: the environment), so
-    that the key never has to travel in a URL.
+    that the key never has to travel in a URL; a PostgreSQL store takes its LISTEN URL from
+    `settings` when given.
 
     Drivers are imported here, on demand, so that the SQLite path never imports psycopg or
     supabase."""
@@ -31,7 +32,7 @@ def open_store(url: str, *, create: bool = False, settings: Settings | None = No
         with _needs_extra("postgres"):
             from pipectl.store.postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, listen_url=settings.listen_url if settings else None)
     if scheme in ("supabase+https", "supabase+http"):
         with _needs_extra("supabase"):
             from pipectl.store.supabase import SupabaseStore

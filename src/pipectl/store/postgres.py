@@ -6,13 +6,19 @@ how a call travels (a connection in autocommit mode, so each function call is it
 transaction), how errors read, and how the schema is installed and waited on.
 
 URL: `postgresql://user[:password]@host[:port]/dbname[?libpq-parameters]`, plus one parameter of
-pipectl's own, `schema=NAME`: it is removed from the URL before libpq sees it, and the connection
-runs `SET search_path TO NAME`, so pipectl's tables and functions live in that schema (`migrate`
-creates it). Without it, libpq's defaults apply (usually the `public` schema).
+pipectl's own, `schema=NAME` (default `public`): it is removed from the URL before libpq sees it.
+Nothing is set on the connection, because behind a transaction pooler (PgBouncer, Supavisor)
+a session setting would stay on a server connection that other clients get next. Instead each
+call names its function with the schema (`"NAME".pipectl_claim_due(...)`), and every pipectl
+function runs with `search_path` pinned to the schema it was created in (migration 0009), so a
+call is right whatever search_path the pooled connection carries. `migrate` sets it with
+`SET LOCAL`, inside its one transaction.
 
 Workers wait for work with LISTEN on the channel `pipectl_jobs`, which `pipectl_insert_job`
-notifies. Channels are per database, not per schema: two schemas in one database wake each
-other's workers, which costs a poll and nothing else.
+notifies, on a connection of their own (`listen_url`, default the store's URL). Channels are per
+database, not per schema: two schemas in one database wake each other's workers, which costs a
+poll and nothing else. Behind a transaction pooler a LISTEN never hears anything;
+`listen_check` finds that out.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -44,6 +52,11 @@ from pipectl.store.urls import mask_password
 
 CONNECT_TIMEOUT_S = 10
 WAKE_CHANNEL = "pipectl_jobs"
+DEFAULT_SCHEMA = "public"
+# How long `listen_check` waits for its own NOTIFY to come back.
+LISTEN_CHECK_S = 2.0
+# What PgBouncer says when a pooler in statement mode meets a transaction.
+_STATEMENT_MODE = "transaction blocks not allowed"
 
 
 class PostgresStore(FunctionStore):
@@ -51,13 +64,16 @@ class PostgresStore(FunctionStore):
     statement at a time on it, each function call its own transaction (autocommit), and a lost
     connection is reopened by one thread only."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, listen_url: str | None = None) -> None:
         self.conninfo, self.schema = split_schema(url)
+        self.home = self.schema or DEFAULT_SCHEMA
+        self.listen_conninfo = split_schema(listen_url)[0] if listen_url else self.conninfo
         self.display_url = mask_password(url)
         self._where = _server(self.conninfo)
         self._reopening = threading.Lock()
         self._conn: psycopg.Connection | None = self._connect()
         self._listener: psycopg.Connection | None = None
+        self._woken = False  # a wake-up heard during listen_check, for the next wait
 
     def close(self) -> None:
         for conn in (self._conn, self._listener):
@@ -65,25 +81,20 @@ class PostgresStore(FunctionStore):
                 conn.close()
         self._conn = self._listener = None
 
-    def _connect(self) -> psycopg.Connection:
+    def _connect(self, conninfo: str | None = None) -> psycopg.Connection:
+        conninfo = conninfo or self.conninfo
         options: dict[str, Any] = {}
-        if "connect_timeout" not in conninfo_to_dict(self.conninfo):
+        if "connect_timeout" not in conninfo_to_dict(conninfo):
             options["connect_timeout"] = CONNECT_TIMEOUT_S
         try:
             # No server-side prepared statements: they break behind transaction-mode poolers
             # (Supabase's), and the read functions are best planned with each call's arguments.
-            conn = psycopg.connect(
-                self.conninfo, autocommit=True, prepare_threshold=None, **options
-            )
+            return psycopg.connect(conninfo, autocommit=True, prepare_threshold=None, **options)
         except psycopg.Error as exc:
             # libpq says "connection to server at …, port … failed: <reason>"; keep the reason.
             reason = re.sub(r"^.*failed: ", "", self._reason(exc)).removeprefix("FATAL:").strip()
-            raise StoreUnavailable(f"cannot reach PostgreSQL at {self._where}: {reason}") from None
-        with self._errors(conn):
-            conn.execute("SET TIME ZONE 'UTC'")
-            if self.schema is not None:
-                conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
-        return conn
+            where = _server(conninfo)
+            raise StoreUnavailable(f"cannot reach PostgreSQL at {where}: {reason}") from None
 
     def _connection(self) -> psycopg.Connection:
         """The session connection, opened again if it was lost (a server restart, say)."""
@@ -111,8 +122,10 @@ class PostgresStore(FunctionStore):
     def _reason(self, exc: psycopg.Error) -> str:
         """The useful part of a psycopg error, on one line, with any password blanked out."""
         line = next((part for part in str(exc).splitlines() if part.strip()), type(exc).__name__)
-        password = conninfo_to_dict(self.conninfo).get("password")
-        return line.replace(password, "***") if password else line
+        for conninfo in (self.conninfo, self.listen_conninfo):
+            password = conninfo_to_dict(conninfo).get("password")
+            line = line.replace(password, "***") if password else line
+        return line
 
     def _call(self, function: str, **args: Any) -> list[Any]:
         """Call one pipectl_* function with named arguments, as Supabase's `rpc` does; return
@@ -122,7 +135,7 @@ class PostgresStore(FunctionStore):
             for name, value in args.items()
         }
         query = sql.SQL("SELECT * FROM {}({})").format(
-            sql.Identifier(function),
+            sql.Identifier(self.home, function),
             sql.SQL(", ").join(
                 sql.SQL("{} => {}").format(sql.Identifier(name), sql.Placeholder(name))
                 for name in args
@@ -138,53 +151,69 @@ class PostgresStore(FunctionStore):
 
     # -- schema -------------------------------------------------------------------------
     def migrate(self) -> list[int]:
+        """Install or upgrade the schema in one transaction under a transaction-scoped lock,
+        which is safe through a pooler in session or transaction mode: no lock or setting
+        outlives the transaction. Statement mode, which cannot run a transaction, is refused."""
         applied = []
         conn = self._connection()
-        table = sql.Identifier(MIGRATIONS_TABLE)
-        with self._errors(conn):
-            # A session lock, held across the per-migration transactions below.
-            conn.execute("SELECT pg_advisory_lock(%s)", [MIGRATE_LOCK_KEY])
-            try:
-                if self.schema is not None:
-                    conn.execute(
-                        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                            sql.Identifier(self.schema)
-                        )
-                    )
+        table = sql.Identifier(self.home, MIGRATIONS_TABLE)
+        with self._migrate_errors(), self._errors(conn), conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATE_LOCK_KEY])
+            if self.schema is not None:
+                conn.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.home))
+                )
+            # Where the migrations' unqualified names go, for this transaction only.
+            conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(self.home)))
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (version integer PRIMARY KEY, "
+                    "name text NOT NULL, applied_at timestamptz NOT NULL)"
+                ).format(table)
+            )
+            done = {row[0] for row in conn.execute(sql.SQL("SELECT version FROM {}").format(table))}
+            for migration in load_migrations("postgres"):
+                if migration.version in done:
+                    continue
+                conn.execute(migration.sql)
                 conn.execute(
                     sql.SQL(
-                        "CREATE TABLE IF NOT EXISTS {} (version integer PRIMARY KEY, "
-                        "name text NOT NULL, applied_at timestamptz NOT NULL)"
-                    ).format(table)
+                        "INSERT INTO {} (version, name, applied_at) VALUES (%s, %s, %s)"
+                    ).format(table),
+                    (migration.version, migration.name, clock.now()),
                 )
-                done = {
-                    row[0] for row in conn.execute(sql.SQL("SELECT version FROM {}").format(table))
-                }
-                for migration in load_migrations("postgres"):
-                    if migration.version in done:
-                        continue
-                    with conn.transaction():
-                        conn.execute(migration.sql)
-                        conn.execute(
-                            sql.SQL(
-                                "INSERT INTO {} (version, name, applied_at) VALUES (%s, %s, %s)"
-                            ).format(table),
-                            (migration.version, migration.name, clock.now()),
-                        )
-                    applied.append(migration.version)
-            finally:
-                if not (conn.closed or conn.broken):
-                    conn.execute("SELECT pg_advisory_unlock(%s)", [MIGRATE_LOCK_KEY])
+                applied.append(migration.version)
         return applied
+
+    @contextmanager
+    def _migrate_errors(self) -> Iterator[None]:
+        """What stops an install, said in a line with what to do instead."""
+        try:
+            yield
+        except errors.DuplicateTable as exc:
+            taken = exc.diag.message_primary or self._reason(exc)
+            raise StoreUnavailable(
+                f'cannot install pipectl in schema "{self.home}": {taken}, and it is not '
+                "pipectl's; install pipectl beside it in a schema of its own by adding "
+                "?schema=pipectl to the database URL (see docs/deploying.md)"
+            ) from None
+        except StoreUnavailable as exc:
+            if _STATEMENT_MODE not in str(exc):
+                raise
+            raise StoreUnavailable(
+                f"cannot migrate through {self._where}: a pooler in statement mode cannot run "
+                "the migration's transaction; use the direct or session-mode port"
+            ) from None
 
     def schema_version(self) -> int | None:
         conn = self._connection()
+        table = sql.Identifier(self.home, MIGRATIONS_TABLE)
         with self._errors(conn):
-            (table,) = conn.execute("SELECT to_regclass(%s)", [MIGRATIONS_TABLE]).fetchone()
-            if table is None:
+            (found,) = conn.execute("SELECT to_regclass(%s)", [table.as_string(conn)]).fetchone()
+            if found is None:
                 return None
             (version,) = conn.execute(
-                sql.SQL("SELECT max(version) FROM {}").format(sql.Identifier(MIGRATIONS_TABLE))
+                sql.SQL("SELECT max(version) FROM {}").format(table)
             ).fetchone()
         return version
 
@@ -198,21 +227,51 @@ class PostgresStore(FunctionStore):
             (value,) = conn.execute("SELECT clock_timestamp()").fetchone()
         return value.astimezone(UTC)
 
+    # -- wake-ups -----------------------------------------------------------------------
+    def _listening(self) -> psycopg.Connection:
+        """The LISTEN connection, opened (again) if need be."""
+        if self._listener is None or self._listener.closed:
+            listener = self._connect(self.listen_conninfo)
+            with self._errors(listener):
+                listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(WAKE_CHANNEL)))
+            self._listener = listener
+        return self._listener
+
+    def listen_check(self, timeout_s: float = LISTEN_CHECK_S) -> bool:
+        """Whether a NOTIFY sent on the store's connection reaches the LISTEN connection. Behind
+        a transaction pooler it does not: the LISTEN stayed on a server connection that is no
+        longer this client's. Then the LISTEN connection is closed (its UNLISTEN is a best
+        effort: through such a pooler it may reach another server connection)."""
+        listener = self._listening()
+        probe = f"check {uuid.uuid4().hex}"
+        conn = self._connection()
+        with self._errors(conn):
+            conn.execute("SELECT pg_notify(%s, %s)", [WAKE_CHANNEL, probe])
+        deadline = time.monotonic() + timeout_s
+        with self._errors(listener):
+            while (remaining := deadline - time.monotonic()) > 0:
+                for notify in listener.notifies(timeout=remaining, stop_after=1):
+                    if notify.payload == probe:
+                        return True
+                    self._woken = True
+            listener.execute("UNLISTEN *")
+        listener.close()
+        return False
+
     def wait_for_work(self, timeout_s: float) -> bool:
         """Block until a job is enqueued (a NOTIFY on `pipectl_jobs`) or `timeout_s` passes;
         True when woken by a notification.
 
         The listening connection stays open between calls, so a job enqueued while the worker
         was busy wakes the next call at once."""
-        if self._listener is None or self._listener.closed:
-            listener = self._connect()
-            with self._errors(listener):
-                listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(WAKE_CHANNEL)))
-            self._listener = listener
-        with self._errors(self._listener):
-            woken = any(True for _ in self._listener.notifies(timeout=timeout_s, stop_after=1))
+        listener = self._listening()
+        if self._woken:
+            self._woken = False
+            return True
+        with self._errors(listener):
+            woken = any(True for _ in listener.notifies(timeout=timeout_s, stop_after=1))
             # Swallow the wake-ups queued meanwhile: one claim round serves them all.
-            for _ in self._listener.notifies(timeout=0):
+            for _ in listener.notifies(timeout=0):
                 pass
         return woken
 
