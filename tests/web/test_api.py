@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import ACME, OPS, READ, Seed, bearer
 from freezegun import freeze_time
+from helpers_web import ACME, OPS, READ, Seed, bearer
 from procs import pipectl
 
 from pipectl.cli.documents import status_json

@@ -4,70 +4,10 @@ bad token list, a taken port; it serves the API on uvicorn, with one or several 
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from conftest import OPS, TOKENS
-from procs import pipectl, wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def get(url: str, token: str | None = None) -> tuple[int, str]:
-    request = urllib.request.Request(url)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError:
-        return 0, ""
-
-
-class Server:
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
-        self.proc, self.base, self.log = proc, f"http://127.0.0.1:{port}", log
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[object]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(url: str, *args: str, **env: str) -> Server:
-        port = free_port()
-        log = tmp_path / f"serve-{port}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "pipectl", "serve", "--port", str(port), *args],
-                env={**os.environ, "PIPECTL_DATABASE_URL": url, **env},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        started.append(proc)
-        server = Server(proc, port, log)
-        wait_for(lambda: get(f"{server.base}/healthz")[0] == 200 or proc.poll() is not None)
-        assert proc.poll() is None, log.read_text()
-        return server
-
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
+from helpers_web import OPS, TOKENS, get
+from procs import pipectl
 
 
 def test_serve_refuses_another_address_than_loopback_without_tokens(sqlite_url: str) -> None:

@@ -43,6 +43,10 @@ def create_app(
     def healthz() -> dict[str, bool]:
         return {"ok": True}
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)
+
     @app.exception_handler(AuthError)
     def _auth(request: Request, exc: AuthError) -> Response:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
