@@ -4,12 +4,13 @@ what the pages say."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from helpers_web import ACME, OPS, READ, Seed
+from helpers_web import ACME, OPS, READ, TOKENS, Seed
 
 from pipectl.client import Client
 from pipectl.models import WorkerInfo
@@ -203,3 +204,35 @@ def test_without_tokens_loopback_pages_act_with_csrf_and_the_api_only_reads(
     # DNS rebinding: a page served from another name that resolves to 127.0.0.1.
     for path in ("/", "/api/status"):
         assert open_api.get(path, headers={"Host": "evil.example:8000"}).status_code == 403
+
+
+def test_changing_the_tokens_ends_every_session(api: Any, url: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from pipectl.web.app import create_app
+
+    log_in(api, OPS)
+    cookie = api.cookies["pipectl_session"]
+    assert api.get("/", follow_redirects=False).status_code == 200
+    rotated = json.dumps([{"name": "ops", "scope": "operate", "token": "rotated-0123456789abcdef"}])
+    app = create_app(load_settings(database_url=url, api_tokens=rotated))
+    with TestClient(app, base_url="http://127.0.0.1:8000") as other:
+        other.cookies.set("pipectl_session", cookie)
+        response = other.get("/", follow_redirects=False)
+    assert (response.status_code, response.headers["location"]) == (303, "/login")
+
+
+def test_the_openapi_page_and_an_unreachable_store(api: Any, tmp_path: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from pipectl.web.app import create_app
+
+    assert api.get("/docs").status_code == 200
+    missing = f"sqlite:///{tmp_path / 'never-migrated.db'}"
+    with TestClient(
+        create_app(load_settings(database_url=missing, api_tokens=TOKENS)),
+        base_url="http://127.0.0.1:8000",
+    ) as broken:
+        response = broken.get("/api/status", headers={"Authorization": f"Bearer {OPS}"})
+    assert response.status_code == 503
+    assert "pipectl db migrate" in response.json()["error"]

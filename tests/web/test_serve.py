@@ -4,6 +4,9 @@ bad token list, a taken port; it serves the API on uvicorn, with one or several 
 from __future__ import annotations
 
 import json
+import re
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 from helpers_web import OPS, TOKENS, get
@@ -39,6 +42,16 @@ def test_serve_with_several_workers_answers_with_tokens_only(
     code, body = get(f"{server.base}/api/status", OPS)
     assert code == 200
     assert json.loads(body)["ok"] is True
+    # A session made by one process is good in the others (they share the signing key).
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    form = browser.open(f"{server.base}/login", timeout=10).read().decode()
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+    data = urllib.parse.urlencode({"token": OPS, "csrf": csrf}).encode()
+    assert browser.open(f"{server.base}/login", data=data, timeout=10).url == f"{server.base}/"
+    for _ in range(12):
+        page = browser.open(f"{server.base}/", timeout=10)
+        assert page.url == f"{server.base}/"
+        assert "<h1>Health</h1>" in page.read().decode()
     taken = pipectl(sqlite_url, "serve", "--port", server.base.rsplit(":", 1)[1])
     assert taken.returncode == 2
     assert "cannot serve on 127.0.0.1:" in taken.stderr
