@@ -22,11 +22,13 @@ from pipectl.outcome import run_result
 OPS = "ops-token-0123456789abcdef"
 READ = "read-token-0123456789abcdef"
 ACME = "acme-token-0123456789abcdef"
+NEWCO = "newco-token-0123456789abcdef"  # acme and a brand the store does not know yet
 TOKENS = json.dumps(
     [
         {"name": "ops", "scope": "operate", "token": OPS},
         {"name": "viewer", "scope": "read", "token": READ},
         {"name": "acme-page", "scope": "operate", "token": ACME, "brands": ["acme"]},
+        {"name": "newco-page", "scope": "read", "token": NEWCO, "brands": ["acme", "newco"]},
     ]
 )
 FAILED_STEPS = [

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from freezegun import freeze_time
-from helpers_web import ACME, OPS, READ, Seed, bearer
+from helpers_web import ACME, NEWCO, OPS, READ, Seed, bearer
 from procs import pipectl
 
 from pipectl.cli.documents import status_json
@@ -108,6 +108,16 @@ def test_a_brand_scoped_token_never_sees_another_brand_not_even_by_guessing_ids(
     global_job = api.post("/api/enqueue", headers=acme, json={"job_type": "noop"})
     assert global_job.status_code == 403
     assert jobs_table(store) == before
+    # Its own brand, not known to the store yet: unknown, without naming the brands that are.
+    for path in ("/api/status", "/api/ready", "/api/freshness", "/api/jobs", "/api/runs"):
+        response = api.get(f"{path}?brand=newco", headers=bearer(NEWCO))
+        assert response.json() == {"error": "unknown brand 'newco'"}, path
+    assert (
+        api.get("/api/jobs?brand=newco", headers=bearer(OPS))
+        .json()["error"]
+        .startswith("unknown brand 'newco' (known brands")
+    )
+    assert {j["brand_id"] for j in api.get("/api/jobs", headers=bearer(NEWCO)).json()} == {"acme"}
     # Its own brand: it acts.
     assert api.post(f"/api/jobs/{seeded.acme_job}/pause", headers=acme).json()["status"] == "paused"
     created = api.post("/api/enqueue", headers=acme, json={"job_type": "noop", "brand_id": "acme"})
@@ -252,6 +262,10 @@ def test_enqueue_is_the_cli_enqueue_with_its_dedupe(api: Any, store: Client) -> 
         ({"job_type": "noop", "timeout": "soon"}, "invalid duration"),
         ({"job_type": "noop", "max_retries": 101}, "max_retries: "),
         ({"job_type": "noop", "colour": "red"}, "colour: "),
+        (
+            {"job_type": "noop", "concurrency_key": "k", "no_concurrency_key": True},
+            "give concurrency_key or no_concurrency_key, not both",
+        ),
         ({"brand_id": "acme"}, "job_type: "),
         ({"job_type": "noop", "brand_id": "a\u0000b"}, "brand 'a\\x00b' contains control"),
         ([1, 2], ""),

@@ -36,12 +36,25 @@ def check_brands(principal: Principal, brands: Sequence[str]) -> None:
             raise NotFound(f"unknown brand {brand!r}")
 
 
+def require_known_brands(client: Client, principal: Principal, brands: Sequence[str]) -> None:
+    """`Client.require_known_brands` for an unscoped token (its message lists the known brands,
+    closest first); a brand-scoped token gets a 404 that names no other brand."""
+    if principal.brands is None:
+        client.require_known_brands(brands)
+        return
+    check_brands(principal, brands)
+    known = set(client.store.brand_ids()) if brands else set()
+    for brand in brands:
+        if brand not in known:
+            raise NotFound(f"unknown brand {brand!r}")
+
+
 def gate_report(
     client: Client, principal: Principal, brands: Sequence[str], datasets: Sequence[str]
 ) -> StatusReport:
     """`status --brand … --dataset …` as this principal may see it: a brand-scoped token asking
     for no brand gets its own brands (those the store knows)."""
-    check_brands(principal, brands)
+    require_known_brands(client, principal, brands)
     if principal.brands is not None and not brands:
         brands = sorted(principal.brands & set(client.store.brand_ids()))
         if not brands:

@@ -125,7 +125,7 @@ def jobs(
     if status is not None and status not in JOB_STATUSES:
         raise InvalidInput(f"unknown status {status!r}; use one of {', '.join(JOB_STATUSES)}")
     if brand is not None:
-        client.require_known_brands([check_name(brand, "brand") or ""])
+        access.require_known_brands(client, principal, [check_name(brand, "brand") or ""])
     found = access.list_jobs(client, principal, brand, job_type=type, status=status, limit=limit)
     return jobs_json(found, client.waiting(found))
 
@@ -151,7 +151,7 @@ def runs(
     if job is not None:
         access.visible_job(client, principal, job)
     if brand is not None:
-        client.require_known_brands([check_name(brand, "brand") or ""])
+        access.require_known_brands(client, principal, [check_name(brand, "brand") or ""])
     found = access.list_runs(client, principal, brand, job_id=job, status=status, limit=limit)
     return [run.to_json() for run in found]
 
@@ -191,10 +191,12 @@ def enqueue(
     principal: Operator, client: ClientDep, body: EnqueueRequest, response: Response
 ) -> dict[str, Any]:
     from pipectl import clock
-    from pipectl.cli.ops import _concurrency_key
 
     if body.run_at is not None and body.run_in is not None:
         raise InvalidInput("give run_at or run_in, not both")
+    if body.concurrency_key is not None and body.no_concurrency_key:
+        raise InvalidInput("give concurrency_key or no_concurrency_key, not both")
+    key = body.concurrency_key if body.concurrency_key is not None else DEFAULT_KEY
     if principal.brands is not None and not principal.sees(body.brand_id):
         raise AuthError(403, f"token {principal.name!r} may only act on its own brands")
     run_at = parse_when(body.run_at) if body.run_at is not None else None
@@ -209,9 +211,7 @@ def enqueue(
         allow_duplicate=body.allow_duplicate,
         max_retries=body.max_retries,
         timeout=parse_duration(body.timeout) if body.timeout is not None else None,
-        concurrency_key=_concurrency_key(
-            body.concurrency_key, body.no_concurrency_key, DEFAULT_KEY
-        ),
+        concurrency_key=None if body.no_concurrency_key else key,
     )
     if not result.created:
         response.status_code = 200
