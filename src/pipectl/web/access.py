@@ -95,11 +95,14 @@ def list_jobs(
     limit: int | None = None,
 ) -> list[Job]:
     brands = brand_filter(principal, brand)
-    filters = {"job_type": job_type, "status": status, "limit": limit}
     if brands is None:
-        return client.list_jobs(brand_id=ANY, **filters)  # type: ignore[arg-type]
+        return client.list_jobs(brand_id=ANY, job_type=job_type, status=status, limit=limit)
     found = sorted(
-        (j for b in brands for j in client.list_jobs(brand_id=b, **filters)),  # type: ignore[arg-type]
+        (
+            j
+            for b in brands
+            for j in client.list_jobs(brand_id=b, job_type=job_type, status=status, limit=limit)
+        ),
         key=lambda j: j.id,
     )
     return found[:limit] if limit else found

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipectl.cli.common import MAX_ID
 from pipectl.cli.documents import status_json
 from pipectl.cli.views import jobs_json
 from pipectl.client import DEFAULT_KEY, Client
@@ -20,9 +21,8 @@ from pipectl.models import JOB_STATUSES, RUN_STATUSES
 from pipectl.parsing import check_name, parse_duration, parse_when
 from pipectl.tokens import Principal
 from pipectl.web import access
-from pipectl.web.auth import AuthError
+from pipectl.web.auth import AuthError, require_operate
 
-MAX_ID = 2**63 - 1
 JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
@@ -39,9 +39,7 @@ def reader(request: Request) -> Principal:
 
 
 def operator(principal: Annotated[Principal, Depends(reader)]) -> Principal:
-    if not principal.can_operate:
-        raise AuthError(403, f"token {principal.name!r} has scope read; actions need operate")
-    return principal
+    return require_operate(principal)
 
 
 ClientDep = Annotated[Client, Depends(open_client)]

@@ -119,6 +119,12 @@ class Auth:
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
+def require_operate(principal: Principal) -> Principal:
+    if not principal.can_operate:
+        raise AuthError(403, f"token {principal.name!r} has scope read; actions need operate")
+    return principal
+
+
 def cookie_secure(request: Request) -> bool:
     """Secure behind TLS, also when a reverse proxy terminates it and says so."""
     forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()

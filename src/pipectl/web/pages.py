@@ -3,12 +3,14 @@ buttons (`/brands/{brand}`), a run with its steps and logs (`/runs/{id}`), and l
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from pipectl.cli.common import MAX_ID
 from pipectl.cli.documents import worker_alert
 from pipectl.cli.render import ago, stamp, until
 from pipectl.cli.views import retry_text, schedule_text
@@ -18,10 +20,14 @@ from pipectl.models import Freshness, Job, Run
 from pipectl.parsing import format_duration
 from pipectl.tokens import Principal
 from pipectl.web import access
-from pipectl.web.auth import SESSION_COOKIE, SESSION_LIFETIME_S, AuthError, cookie_secure
+from pipectl.web.auth import (
+    SESSION_COOKIE,
+    SESSION_LIFETIME_S,
+    cookie_secure,
+    require_operate,
+)
 from pipectl.web.html import button_form, link, page, state, table, text
 
-MAX_ID = 2**63 - 1
 SEVERITY = {"stale": 0, "never": 1, "warn": 2, "fresh": 3}  # worst first
 ACTIONS = {"run": "run now", "pause": "paused", "resume": "resumed"}
 
@@ -245,7 +251,7 @@ def _health_body(report: StatusReport, backoff: list[Job]) -> str:
     return "".join(parts)
 
 
-def _datasets_table(datasets: list[Freshness], now) -> str:  # type: ignore[no-untyped-def]
+def _datasets_table(datasets: list[Freshness], now: datetime) -> str:
     rows = [
         (
             text(d.dataset),
@@ -393,8 +399,7 @@ def job_action(
     visit = Visit(request)
     principal = visit.require()
     visit.auth.check_csrf(visit.session, csrf)
-    if not principal.can_operate:
-        raise AuthError(403, f"token {principal.name!r} has scope read; actions need operate")
+    require_operate(principal)
     if action not in ACTIONS:
         raise NotFound(f"no action {action!r}: run, pause or resume")
     with open_client(request) as client:
