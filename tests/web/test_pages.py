@@ -166,6 +166,17 @@ def test_the_run_page_shows_steps_and_logs_and_refreshes_only_while_running(
     assert api.get("/runs/0").status_code == 400
 
 
+def test_pages_may_not_be_framed_or_cached_and_load_nothing_from_elsewhere(api: Any) -> None:
+    log_in(api, OPS)
+    for path in ("/", "/login", "/api/status"):
+        headers = api.get(path, headers={"Authorization": f"Bearer {OPS}"}).headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert "default-src 'none'" in headers["content-security-policy"]
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["cache-control"] == "no-store"
+    assert "content-security-policy" not in api.get("/docs").headers
+
+
 def test_user_data_is_escaped(api: Any, store: Client) -> None:
     store.add_job("noop", "0 3 * * *", brand_id="acme", name="<script>alert(1)</script>")
     log_in(api, OPS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +20,18 @@ from pipectl.web.html import page, text
 
 SESSION_KEY_ENV = "PIPECTL_SERVE_SESSION_KEY"  # set by `serve` for its worker processes only
 REFRESH_S = 5
+# The pages load nothing from anywhere, post only to themselves, and may not be framed (so a
+# page elsewhere cannot overlay the buttons: clickjacking). /docs is FastAPI's Swagger UI, which
+# loads its script from a CDN, so it is left out.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+UNGUARDED = ("/docs", "/docs/oauth2-redirect", "/redoc")
 
 
 def create_app(
@@ -38,6 +51,13 @@ def create_app(
     app.state.refresh_s = refresh_s
     app.include_router(api.router)
     app.include_router(pages.router)
+
+    @app.middleware("http")
+    async def _page_headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        if request.url.path not in UNGUARDED:
+            response.headers.update(PAGE_HEADERS)
+        return response
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, bool]:
