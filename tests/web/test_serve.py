@@ -64,3 +64,10 @@ def test_serve_on_an_unreachable_store_exits_3(tmp_path: Path) -> None:
     result = pipectl(f"sqlite:///{tmp_path / 'none.db'}", "serve")
     assert result.returncode == 3
     assert "pipectl db migrate" in result.stderr
+
+
+def test_doctor_shows_the_token_setting_masked(sqlite_url: str) -> None:
+    result = pipectl(sqlite_url, "doctor", PIPECTL_API_TOKENS=TOKENS)
+    assert "api_tokens" in result.stdout or "PIPECTL_API_TOKENS" in result.stdout
+    assert OPS not in result.stdout + result.stderr
+    assert "ops-token" not in result.stdout + result.stderr
