@@ -378,11 +378,20 @@ class Client:
     def retry_now(self, job_id: int) -> Job:
         """Re-arm a job to run at the next poll. A failed one-time job gets a fresh retry
         budget; a job in backoff keeps its retry count."""
+        return self._rearm(job_id, "re-armed")
+
+    def run_now(self, job_id: int) -> Job:
+        """Run a job at the next poll (`serve`'s "run now"). A recurring job keeps its cron: after
+        this run its next run is its next regular occurrence. A paused, running or archived job
+        is refused; a failed one-time job runs again with a fresh retry budget."""
+        return self._rearm(job_id, "run now")
+
+    def _rearm(self, job_id: int, verb: str) -> Job:
         job = self.get_job(job_id)
         changes: dict[str, Any] = {"next_run_at": clock.now()}
         if job.status == "failed":
             changes.update(status="active", retry_count=0)
-        return self._transition(job_id, changes, ("active", "failed"), "re-armed")
+        return self._transition(job_id, changes, ("active", "failed"), verb)
 
     def edit_job(
         self,

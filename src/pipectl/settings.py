@@ -118,6 +118,13 @@ class Settings(BaseSettings):
         description="How often a worker looks for datasets that turned stale or fresh.",
     )
     log_level: str = Field("INFO", description="Worker log level (DEBUG, INFO, WARNING, ERROR).")
+    api_tokens: SecretStr | None = Field(
+        None,
+        description="Bearer tokens for `pipectl serve`, a JSON list: "
+        '[{"name": "ops", "scope": "operate", "token": "…"}, {"name": "acme-page", '
+        '"scope": "read", "token": "…", "brands": ["acme"]}]. Scope `read` or `operate`; '
+        "`brands` limits a token to those brands. Never printed (docs/web.md).",
+    )
 
     @field_validator(
         "poll_interval",
@@ -166,7 +173,21 @@ class Settings(BaseSettings):
                 raise ValueError("each webhook must be an http:// or https:// URL")
         return value
 
-    @field_validator("listen_url", "supabase_url", "supabase_key", mode="before")
+    @field_validator("api_tokens")
+    @classmethod
+    def _api_tokens(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        from pipectl.errors import InvalidInput
+        from pipectl.tokens import parse_api_tokens
+
+        try:
+            parse_api_tokens(value.get_secret_value())
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("listen_url", "supabase_url", "supabase_key", "api_tokens", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -1,6 +1,6 @@
 """The commands operators and cron call constantly stay cheap: on SQLite they never import the
-PostgreSQL driver, the Supabase client or the metrics library (`python -X importtime` lists
-every module a process imported)."""
+PostgreSQL driver, the Supabase client, the metrics library or the web stack of `pipectl serve`
+(`python -X importtime` lists every module a process imported)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-HEAVY = ("supabase", "psycopg", "prometheus_client")
+HEAVY = ("supabase", "psycopg", "prometheus_client", "fastapi", "starlette", "uvicorn")
 
 
 def imported_modules(*args: str, database_url: str) -> set[str]:
@@ -34,6 +34,7 @@ def imported_modules(*args: str, database_url: str) -> set[str]:
     "args",
     [
         ("--help",),
+        ("serve", "--help"),
         ("status",),
         ("status", "--json"),
         ("enqueue", "noop", "--brand", "acme"),

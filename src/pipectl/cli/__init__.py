@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from pipectl.cli import brands, common, datasets, db, jobs, ops, runs
+from pipectl.cli import brands, common, datasets, db, jobs, ops, runs, serve
 
 app = typer.Typer(
     name="pipectl",
@@ -39,6 +39,7 @@ def _global_options(
 
 
 ops.register(app)
+serve.register(app)
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(runs.app, name="runs")
 app.add_typer(datasets.app, name="datasets")
