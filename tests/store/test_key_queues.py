@@ -3,7 +3,6 @@ locks are its own schema's (issue 19): counted on the real stores."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -122,19 +121,6 @@ def test_postgres_claim_passes_a_taken_key_reading_a_bounded_number_of_rows(
             "WHERE relid = 'scheduled_jobs'::regclass"
         ).fetchone()
     assert entries <= 10 and rows <= 10, (entries, rows)
-
-
-@pytest.fixture
-def two_schemas(postgres_url: str) -> Iterator[tuple[str, str]]:
-    """Two installs side by side in one database: `?schema=` URLs of two fresh schemas."""
-    server, _ = split_schema(postgres_url)
-    other = f"pipectl_test_{uuid.uuid4().hex[:12]}"
-    second = f"{server}{'&' if '?' in server else '?'}schema={other}"
-    for url in (postgres_url, second):
-        Client.migrate_url(url)
-    yield postgres_url, second
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(other)))
 
 
 def test_a_claim_in_one_schema_does_not_hold_the_same_key_in_another(
