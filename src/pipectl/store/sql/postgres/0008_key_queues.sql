@@ -10,6 +10,9 @@
 --     a time at or before its head's next_run_at, and the head itself is one probe of
 --     scheduled_jobs_key_queue.
 
+-- Replaces scheduled_jobs_due (every active job in due order), which nothing else reads: a
+-- planner that took it to find a key's head would read every due job before it.
+DROP INDEX scheduled_jobs_due;
 CREATE INDEX scheduled_jobs_due_unkeyed ON scheduled_jobs (next_run_at, id)
     WHERE status = 'active' AND concurrency_key IS NULL;
 CREATE INDEX scheduled_jobs_key_queue ON scheduled_jobs (concurrency_key, next_run_at, id)
