@@ -52,27 +52,29 @@ SELECT concurrency_key, min(next_run_at) FROM scheduled_jobs
 WHERE status = 'active' AND concurrency_key IS NOT NULL AND next_run_at IS NOT NULL
 GROUP BY concurrency_key;
 
--- After each statement that inserts or updates jobs: the keys of the active jobs it wrote, in
--- key order (two statements that share keys lock their rows in the same order).
-CREATE FUNCTION pipectl_lower_key_heads() RETURNS trigger
+-- After a job is inserted active with a key, or becomes active, or moves (the claim's and a
+-- one-time job's last update leave it alone, so that neither pays for it).
+CREATE FUNCTION pipectl_lower_key_head() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO concurrency_key_heads AS h (concurrency_key, next_run_at)
-    SELECT w.concurrency_key, min(w.next_run_at) FROM written AS w
-    WHERE w.status = 'active' AND w.concurrency_key IS NOT NULL AND w.next_run_at IS NOT NULL
-    GROUP BY w.concurrency_key
-    ORDER BY w.concurrency_key
+    VALUES (NEW.concurrency_key, NEW.next_run_at)
     ON CONFLICT (concurrency_key) DO UPDATE
     SET next_run_at = least(h.next_run_at, excluded.next_run_at), version = h.version + 1;
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER scheduled_jobs_inserted_heads AFTER INSERT ON scheduled_jobs
-    REFERENCING NEW TABLE AS written
-    FOR EACH STATEMENT EXECUTE FUNCTION pipectl_lower_key_heads();
-CREATE TRIGGER scheduled_jobs_updated_heads AFTER UPDATE ON scheduled_jobs
-    REFERENCING NEW TABLE AS written
-    FOR EACH STATEMENT EXECUTE FUNCTION pipectl_lower_key_heads();
+CREATE TRIGGER scheduled_jobs_inserted_head AFTER INSERT ON scheduled_jobs
+    FOR EACH ROW
+    WHEN (NEW.status = 'active' AND NEW.concurrency_key IS NOT NULL
+          AND NEW.next_run_at IS NOT NULL)
+    EXECUTE FUNCTION pipectl_lower_key_head();
+CREATE TRIGGER scheduled_jobs_updated_head
+    AFTER UPDATE OF status, next_run_at, concurrency_key ON scheduled_jobs
+    FOR EACH ROW
+    WHEN (NEW.status = 'active' AND NEW.concurrency_key IS NOT NULL
+          AND NEW.next_run_at IS NOT NULL)
+    EXECUTE FUNCTION pipectl_lower_key_head();
 
 -- Claims up to p_limit due jobs, oldest due first, at most one per key: each becomes `running`
 -- with a new `running` run owned by p_worker_id. Returns {"run": …, "job": …} per claim, in due
@@ -95,8 +97,6 @@ CREATE OR REPLACE FUNCTION pipectl_claim_due(p_worker_id text, p_now timestamptz
 RETURNS SETOF jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    lock_space CONSTANT integer := hashtext((SELECT relnamespace::regnamespace::text
-                                             FROM pg_class WHERE oid = 'scheduled_jobs'::regclass));
     need integer := p_limit;
     wanted integer;
     taken integer;
@@ -112,6 +112,7 @@ DECLARE
     key_at timestamptz := '-infinity';
     key_name text := '';
     horizon timestamptz;
+    any_stale boolean;
     picked bigint[];
 BEGIN
     WHILE need > 0 LOOP
@@ -130,8 +131,9 @@ BEGIN
             array_agg(page.next_run_at ORDER BY page.next_run_at, page.concurrency_key),
             array_agg(page.version ORDER BY page.next_run_at, page.concurrency_key),
             array_agg(head.id ORDER BY page.next_run_at, page.concurrency_key),
-            array_agg(head.next_run_at ORDER BY page.next_run_at, page.concurrency_key)
-        INTO key_names, key_ats, key_versions, head_ids, head_ats
+            array_agg(head.next_run_at ORDER BY page.next_run_at, page.concurrency_key),
+            bool_or(head.next_run_at IS NULL OR head.next_run_at > p_now)
+        INTO key_names, key_ats, key_versions, head_ids, head_ats, any_stale
         FROM (
             SELECT k.* FROM concurrency_key_heads AS k
             WHERE k.next_run_at <= p_now
@@ -155,30 +157,33 @@ BEGIN
             CASE WHEN cardinality(unkeyed_ids) = need THEN unkeyed_ats[need] END,
             CASE WHEN cardinality(key_names) = need THEN key_ats[need] END);
 
-        WITH stale AS (
-            SELECT s.* FROM unnest(key_names, key_ats, key_versions, head_ats)
-                AS s (concurrency_key, next_run_at, version, head_at)
-            WHERE (s.head_at IS NULL OR s.head_at > p_now)
-              AND (horizon IS NULL OR s.next_run_at <= horizon)
-        ), unchanged AS (
-            SELECT k.concurrency_key, stale.head_at FROM concurrency_key_heads AS k
-            JOIN stale ON stale.concurrency_key = k.concurrency_key
-                AND stale.version = k.version
-            ORDER BY k.concurrency_key
-            FOR UPDATE OF k SKIP LOCKED
-        ), raised AS (
-            UPDATE concurrency_key_heads AS k
-            SET next_run_at = unchanged.head_at, version = k.version + 1
-            FROM unchanged
-            WHERE k.concurrency_key = unchanged.concurrency_key AND unchanged.head_at IS NOT NULL
-        )
-        DELETE FROM concurrency_key_heads AS k USING unchanged
-        WHERE k.concurrency_key = unchanged.concurrency_key AND unchanged.head_at IS NULL;
+        IF any_stale THEN
+            WITH stale AS (
+                SELECT s.* FROM unnest(key_names, key_ats, key_versions, head_ats)
+                    AS s (concurrency_key, next_run_at, version, head_at)
+                WHERE (s.head_at IS NULL OR s.head_at > p_now)
+                  AND (horizon IS NULL OR s.next_run_at <= horizon)
+            ), unchanged AS (
+                SELECT k.concurrency_key, stale.head_at FROM concurrency_key_heads AS k
+                JOIN stale ON stale.concurrency_key = k.concurrency_key
+                    AND stale.version = k.version
+                ORDER BY k.concurrency_key
+                FOR UPDATE OF k SKIP LOCKED
+            ), raised AS (
+                UPDATE concurrency_key_heads AS k
+                SET next_run_at = unchanged.head_at, version = k.version + 1
+                FROM unchanged
+                WHERE k.concurrency_key = unchanged.concurrency_key AND unchanged.head_at IS NOT NULL
+            )
+            DELETE FROM concurrency_key_heads AS k USING unchanged
+            WHERE k.concurrency_key = unchanged.concurrency_key AND unchanged.head_at IS NULL;
+        END IF;
 
         SELECT array_agg(c.id ORDER BY c.next_run_at, c.id) INTO picked
         FROM (
             SELECT c.id, c.next_run_at FROM (
-                SELECT u.id, u.next_run_at FROM unnest(unkeyed_ids, unkeyed_ats) AS u (id, next_run_at)
+                SELECT u.id, u.next_run_at
+                FROM unnest(unkeyed_ids, unkeyed_ats) AS u (id, next_run_at)
                 UNION ALL
                 SELECT h.id, h.next_run_at FROM unnest(head_ids, key_ats, head_ats)
                     AS h (id, next_run_at, head_at)
@@ -198,7 +203,10 @@ BEGIN
         ), free AS MATERIALIZED (
             SELECT due.* FROM due
             WHERE due.concurrency_key IS NULL
-               OR pg_try_advisory_xact_lock(lock_space, hashtext(due.concurrency_key))
+               OR pg_try_advisory_xact_lock(
+                    (SELECT hashtext(relnamespace::regnamespace::text) FROM pg_class
+                     WHERE oid = 'scheduled_jobs'::regclass),
+                    hashtext(due.concurrency_key))
         ), run AS (
             INSERT INTO scheduled_job_runs (job_id, attempt, status, started_at, heartbeat_at,
                 worker_id, lease_token, concurrency_key)
