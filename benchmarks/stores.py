@@ -251,8 +251,20 @@ class PostgresServer:
         return self.admin.execute("SHOW server_version").fetchone()[0]
 
     def create(self, purpose: str) -> PostgresBench:
+        import psycopg
+
         name = f"pipectl_bench_{purpose}_{secrets.token_hex(4)}"
-        self.admin.execute(f'CREATE DATABASE "{name}"')
+        # Connected again and retried when the server restarted since (other suites do that).
+        for attempt in range(30):
+            try:
+                if self.admin.closed or self.admin.broken:
+                    self.admin = psycopg.connect(self.admin_url, autocommit=True, connect_timeout=5)
+                self.admin.execute(f'CREATE DATABASE "{name}"')
+                break
+            except psycopg.OperationalError:
+                if attempt == 29:
+                    raise
+                time.sleep(1)
         self.created.append(name)
         return PostgresBench(_with_dbname(self.admin_url, name))
 
