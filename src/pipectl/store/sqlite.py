@@ -597,11 +597,12 @@ class SQLiteStore:
 def _pick_due(conn: sqlite3.Connection, at: str, limit: int) -> list[tuple[int, int, str | None]]:
     """Up to `limit` due jobs to claim, oldest due first, at most one per key: (id, retry_count,
     concurrency_key). A round reads the next `need` due jobs without a key and the heads of the
-    next `need` due keys without a running run, and takes them in due order (a key at its row's
-    time) up to the horizon, past which either list may hold more; rounds go on until `limit`
-    are taken or nothing due is left. A key costs one row however many jobs wait behind it.
-    A key whose row is due but whose head is not gets its row raised, or deleted when the key
-    has no active job left."""
+    next `need` due keys without a running run, and takes them in due order up to the horizon,
+    past which either list may hold more; rounds go on until `limit` are taken or nothing due
+    is left. A key costs one row however many jobs wait behind it. A key whose head is not due,
+    or lies past the horizon (its row's time is early), gets its row raised to its head, where
+    a later round or claim reads it again in its place, or deleted when the key has no active
+    job left."""
     picked: list[tuple[int, int, str | None]] = []
     unkeyed_after: tuple[str, int] = ("", 0)
     key_after: tuple[str, str] = ("", "")
@@ -621,8 +622,8 @@ def _pick_due(conn: sqlite3.Connection, at: str, limit: int) -> list[tuple[int, 
         for key, when, head_id, head_at, retry_count in keys:
             if when > horizon:
                 break
-            if head_at is not None and head_at <= at:
-                candidates.append((when, head_id, retry_count, key))
+            if head_at is not None and head_at <= at and head_at <= horizon:
+                candidates.append((head_at, head_id, retry_count, key))
             elif head_at is None:
                 conn.execute("DELETE FROM concurrency_key_heads WHERE concurrency_key = ?", (key,))
             else:

@@ -82,8 +82,8 @@ CREATE TRIGGER scheduled_jobs_updated_head
 --
 -- A round reads the next `need` due jobs without a key and the heads of the next `need` due keys
 -- that have no running run (one probe of the running-run index per key passed over), merges
--- them in due order (a key at its row's time) up to the horizon, past which either list may hold
--- more, and claims the first `need` of them, except
+-- them in due order up to the horizon, past which either list may hold more, and claims the
+-- first `need` of them, except
 --   * a key another claim is taking right now: a try-lock on the key, in a lock space of this
 --     schema's own (two installs in different schemas of one database share no key lock);
 --     waiting could deadlock two claims that took each other's keys;
@@ -131,9 +131,8 @@ BEGIN
             array_agg(page.next_run_at ORDER BY page.next_run_at, page.concurrency_key),
             array_agg(page.version ORDER BY page.next_run_at, page.concurrency_key),
             array_agg(head.id ORDER BY page.next_run_at, page.concurrency_key),
-            array_agg(head.next_run_at ORDER BY page.next_run_at, page.concurrency_key),
-            bool_or(head.next_run_at IS NULL OR head.next_run_at > p_now)
-        INTO key_names, key_ats, key_versions, head_ids, head_ats, any_stale
+            array_agg(head.next_run_at ORDER BY page.next_run_at, page.concurrency_key)
+        INTO key_names, key_ats, key_versions, head_ids, head_ats
         FROM (
             SELECT k.* FROM concurrency_key_heads AS k
             WHERE k.next_run_at <= p_now
@@ -157,11 +156,21 @@ BEGIN
             CASE WHEN cardinality(unkeyed_ids) = need THEN unkeyed_ats[need] END,
             CASE WHEN cardinality(key_names) = need THEN key_ats[need] END);
 
+        -- A key whose head is not due, or lies past the horizon (its row's time is early), is
+        -- not taken this round; its row is raised to its head, where a later round or claim
+        -- reads it again in its place.
+        any_stale := false;
+        FOR i IN 1 .. coalesce(cardinality(key_names), 0) LOOP
+            IF (horizon IS NULL OR key_ats[i] <= horizon)
+               AND (head_ats[i] IS NULL OR head_ats[i] > p_now OR head_ats[i] > horizon) THEN
+                any_stale := true;
+            END IF;
+        END LOOP;
         IF any_stale THEN
             WITH stale AS (
                 SELECT s.* FROM unnest(key_names, key_ats, key_versions, head_ats)
                     AS s (concurrency_key, next_run_at, version, head_at)
-                WHERE (s.head_at IS NULL OR s.head_at > p_now)
+                WHERE (s.head_at IS NULL OR s.head_at > p_now OR s.head_at > horizon)
                   AND (horizon IS NULL OR s.next_run_at <= horizon)
             ), unchanged AS (
                 SELECT k.concurrency_key, stale.head_at FROM concurrency_key_heads AS k
@@ -185,9 +194,8 @@ BEGIN
                 SELECT u.id, u.next_run_at
                 FROM unnest(unkeyed_ids, unkeyed_ats) AS u (id, next_run_at)
                 UNION ALL
-                SELECT h.id, h.next_run_at FROM unnest(head_ids, key_ats, head_ats)
-                    AS h (id, next_run_at, head_at)
-                WHERE h.head_at <= p_now
+                SELECT h.id, h.next_run_at FROM unnest(head_ids, head_ats) AS h (id, next_run_at)
+                WHERE h.next_run_at <= p_now
             ) AS c
             WHERE horizon IS NULL OR c.next_run_at <= horizon
             ORDER BY c.next_run_at, c.id
