@@ -57,7 +57,7 @@ class Sizes:
     memory_jobs: tuple[int, int]
     startup_rounds: int
     commit_seconds: float
-    key_queue_jobs: tuple[int, int] = (1_000, 4_000)  # issue 20's sizes, in --quick too
+    key_queue_jobs: tuple[int, int] = (1_000, 4_000)  # issue 20's sizes (--quick: half)
     twenty_key_jobs: int = 2_000
     behind_one_key: tuple[int, int] = (5_000, 2_000)  # distinct keys, then one key
 
@@ -85,6 +85,9 @@ QUICK = Sizes(
     memory_jobs=(500, 5_000),
     startup_rounds=4,
     commit_seconds=0.5,
+    key_queue_jobs=(500, 2_000),
+    twenty_key_jobs=1_000,
+    behind_one_key=(2_500, 1_000),
 )
 
 MINIMAL_TYPER_APP = """\
