@@ -20,9 +20,9 @@ CREATE INDEX scheduled_jobs_key_queue ON scheduled_jobs (concurrency_key, next_r
 
 -- A key's next_run_at is a lower bound, never later than that of the key's oldest active job:
 -- every write that makes a job active or moves it earlier lowers it (the triggers below), so
--- that concurrent writers need not agree on which job is the head. A claim raises it, to the
--- head it read or past a key without active jobs, only when nobody wrote the row since the
--- claim read it (`version`) and nobody is writing it now (SKIP LOCKED).
+-- that concurrent writers need not agree on which job is the head. A claim raises it to the
+-- head it read (or deletes the row of a key without active jobs) only when nobody wrote the row
+-- since the claim read it (`version`) and nobody is writing it now (SKIP LOCKED).
 CREATE TABLE concurrency_key_heads (
     concurrency_key text PRIMARY KEY,
     next_run_at     timestamptz NOT NULL,
