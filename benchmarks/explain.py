@@ -7,39 +7,56 @@ every statement, those inside the pipectl_* functions included, to the client as
 
 from __future__ import annotations
 
-from benchmarks.stores import PostgresBench, SQLiteBench
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from benchmarks.stores import PostgresBench, SQLiteBench, Store
 from pipectl import clock
 from pipectl.client import Client
 from pipectl.settings import load_settings
+
+if TYPE_CHECKING:
+    from pipectl.store.sqlite import SQLiteStore
 
 
 def explain_sqlite(store: SQLiteBench, brand: str) -> str:
     from pipectl.store.sqlite import SQLiteStore
 
     traced = SQLiteStore(store.url)
+    client = Client(traced, load_settings(database_url=store.url))
+    try:
+        return _sqlite_plans(
+            traced,
+            (
+                (
+                    "claim (nothing is due: the plan is the same)",
+                    lambda: traced.claim_due("x", clock.now(), 10),
+                ),
+                (f"status --brand {brand}", lambda: client.status(brand_id=brand)),
+                ("status (every brand)", lambda: client.status()),
+            ),
+        )
+    finally:
+        traced.close()
+
+
+def _sqlite_plans(traced: SQLiteStore, calls: Sequence[tuple[str, Callable[[], object]]]) -> str:
+    """The plan of each statement each call runs, captured with a trace callback."""
     statements: list[str] = []
     traced.conn.set_trace_callback(statements.append)
-    client = Client(traced, load_settings(database_url=store.url))
     sections = []
-    for title, call in (
-        (
-            "claim (nothing is due: the plan is the same)",
-            lambda: traced.claim_due("x", clock.now(), 10),
-        ),
-        (f"status --brand {brand}", lambda: client.status(brand_id=brand)),
-        ("status (every brand)", lambda: client.status()),
-    ):
+    for title, call in calls:
         statements.clear()
         call()
         lines = [f"-- {title}"]
-        for statement in statements:
+        for statement in list(statements):
             if not statement.lstrip().upper().startswith(("SELECT", "WITH", "UPDATE", "INSERT")):
                 continue
             plan = traced.conn.execute(f"EXPLAIN QUERY PLAN {statement}").fetchall()
             lines.append(_one_line(statement))
             lines += [f"    {'  ' * _depth(row, plan)}{row[3]}" for row in plan]
         sections.append("\n".join(lines))
-    traced.close()
+    traced.conn.set_trace_callback(None)
     return "\n\n".join(sections)
 
 
@@ -58,6 +75,52 @@ def _one_line(statement: str, width: int = 150) -> str:
 
 
 def explain_postgres(store: PostgresBench, brand: str) -> str:
+    return _postgres_plans(
+        store.url,
+        (
+            (
+                "claim (nothing is due: the plan is the same)",
+                lambda client: client.store.claim_due("x", clock.now(), 10),
+            ),
+            (f"status --brand {brand}", lambda client: client.status(brand_id=brand)),
+            ("status (every brand)", lambda client: client.status()),
+        ),
+    )
+
+
+def explain_taken_key(store: Store, waiting: int) -> str:
+    """The plans of a claim of 32 with a key taken (a running run) and `waiting` due jobs of
+    that key queued before one due job of a free key; leaves them claimed."""
+    from pipectl.store import open_store
+
+    setup = open_store(store.url)
+    try:
+        store.add_due_noop_jobs(1, 1)
+        assert len(setup.claim_due("x", clock.now(), 1)) == 1
+        store.add_due_noop_jobs(waiting + 1, 1)
+        store.sql(
+            "UPDATE scheduled_jobs SET concurrency_key = 'free' "
+            "WHERE id = (SELECT max(id) FROM scheduled_jobs)"
+        )
+    finally:
+        setup.close()
+    title = f"claim of 32: a key taken, {waiting:,} due jobs of it before one of a free key"
+    if store.dialect == "sqlite":
+        from pipectl.store.sqlite import SQLiteStore
+
+        traced = SQLiteStore(store.url)
+        try:
+            return _sqlite_plans(traced, ((title, lambda: traced.claim_due("x", clock.now(), 32)),))
+        finally:
+            traced.close()
+    return _postgres_plans(
+        store.url, ((title, lambda client: client.store.claim_due("x", clock.now(), 32)),)
+    )
+
+
+def _postgres_plans(url: str, calls: Sequence[tuple[str, Callable[[Client], object]]]) -> str:
+    """The plan of every statement each call runs through a client of the store at `url`,
+    those inside the pipectl_* functions included, with the rows each node really read."""
     import os
 
     import psycopg
@@ -79,24 +142,18 @@ def explain_postgres(store: PostgresBench, brand: str) -> str:
             "auto_explain.log_min_duration=0",
             "auto_explain.log_nested_statements=on",
             "auto_explain.log_analyze=on",
+            "auto_explain.log_buffers=on",
             "auto_explain.log_timing=off",
             "auto_explain.log_level=notice",
         )
     )
     psycopg.connect = connect_and_listen  # type: ignore[assignment]
     try:
-        client = Client.from_url(store.url, load_settings(database_url=store.url))
+        client = Client.from_url(url, load_settings(database_url=url))
         sections = []
-        for title, call in (
-            (
-                "claim (nothing is due: the plan is the same)",
-                lambda: client.store.claim_due("x", clock.now(), 10),
-            ),
-            (f"status --brand {brand}", lambda: client.status(brand_id=brand)),
-            ("status (every brand)", lambda: client.status()),
-        ):
+        for title, call in calls:
             notices.clear()
-            call()
+            call(client)
             sections.append(f"-- {title}\n" + "\n".join(notices))
         client.close()
     finally:

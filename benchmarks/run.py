@@ -1,10 +1,11 @@
-"""Issue 7's targets, each measured as a ratio within one run (or a latency over many samples).
+"""Issue 7's and issue 20's targets, each measured as a ratio within one run (or a latency over
+many samples).
 
     python -m benchmarks            # the full run (about 4 minutes on 2 cores)
     python -m benchmarks --quick    # a smaller history, same checks (about 2 minutes)
 
 Prints a table, then one JSON line; exits 1 when a target is missed, 2 when it cannot run.
-Options: --only SECTION[,SECTION] (startup, sqlite, postgres, memory), --explain (query plans of
+Options: --only SECTION[,SECTION] (startup, sqlite, postgres, keys, memory), --explain (query plans of
 the claim and of `status` on the big history), --postgres-url (an admin URL; a fresh database
 is created there and dropped afterwards).
 """
@@ -27,9 +28,15 @@ from typing import TypeVar
 
 from benchmarks.measure import Pipectl, Result, format_table, interleaved, median, percentile
 from benchmarks.stores import History, PostgresServer, SQLiteBench, Store, brand_name
-from benchmarks.workers import drain, peak_rss, pickup_latencies, warm_up
+from benchmarks.workers import (
+    drain,
+    drain_behind_one_key,
+    peak_rss,
+    pickup_latencies,
+    warm_up,
+)
 
-SECTIONS = ("startup", "sqlite", "postgres", "memory")
+SECTIONS = ("startup", "sqlite", "postgres", "keys", "memory")
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 MB = 1024 * 1024
 T = TypeVar("T")
@@ -50,6 +57,9 @@ class Sizes:
     memory_jobs: tuple[int, int]
     startup_rounds: int
     commit_seconds: float
+    key_queue_jobs: tuple[int, int] = (1_000, 4_000)  # issue 20's sizes (--quick: half)
+    twenty_key_jobs: int = 2_000
+    behind_one_key: tuple[int, int] = (5_000, 2_000)  # distinct keys, then one key
 
 
 FULL = Sizes(
@@ -75,6 +85,9 @@ QUICK = Sizes(
     memory_jobs=(500, 5_000),
     startup_rounds=4,
     commit_seconds=0.5,
+    key_queue_jobs=(500, 2_000),
+    twenty_key_jobs=1_000,
+    behind_one_key=(2_500, 1_000),
 )
 
 MINIMAL_TYPER_APP = """\
@@ -395,6 +408,96 @@ def backend(bench: Bench, name: str, create: Callable[[str], Store]) -> None:
     big.close()
 
 
+# -- issue 20: queues of jobs that share a concurrency key, on both stores ----------------------
+def key_queues(bench: Bench, name: str, create: Callable[[str], Store]) -> None:
+    sizes, pipectl = bench.sizes, bench.pipectl
+    small, large = sizes.key_queue_jobs
+    twenty = sizes.twenty_key_jobs
+    distinct, same = sizes.behind_one_key
+    store = create("keys")
+    warm_up(pipectl, store)
+
+    def repetition() -> tuple[float, ...]:
+        return (
+            drain(pipectl, store, small, keys=1),
+            drain(pipectl, store, large, keys=1),
+            drain(pipectl, store, large, keys=None, **ONE_AT_A_TIME),
+            drain(pipectl, store, twenty, keys=20),
+            drain(pipectl, store, twenty, keys=None),
+            drain_behind_one_key(pipectl, store, distinct, same),
+            drain_behind_one_key(pipectl, store, distinct, 0),
+        )
+
+    figures = []
+    for index in range(sizes.repetitions):
+        note(f"{name}: repetition {index + 1}: queues of one key, of 20 keys, behind one key")
+        figures.append(surviving_restarts(store, repetition))
+    one_small, one_large, unbatched, twenty_keys, twenty_distinct, behind, alone = (
+        list(column) for column in zip(*figures, strict=True)
+    )
+    store.close()
+
+    growth = median([(large / b) / (small / a) for a, b in zip(one_small, one_large, strict=True)])
+    bench.add(
+        Result(
+            f"key_queue_linear_{name}",
+            f"20. drain time of {large:,} jobs of one key / of {small:,}, {name}",
+            growth,
+            "×",
+            "≤ 4.5",
+            growth <= 4.5,
+            f"{median(one_large):.0f} vs {median(one_small):.0f} jobs/s",
+        )
+    )
+    single = median([k / u for k, u in zip(one_large, unbatched, strict=True)])
+    bench.add(
+        Result(
+            f"key_queue_single_{name}",
+            f"20. {large:,} jobs of one key / of a key each, one per claim, {name}",
+            single,
+            "×",
+            "≥ 0.8",
+            single >= 0.8,
+            f"{median(one_large):.0f} vs {median(unbatched):.0f} jobs/s "
+            "(PIPECTL_CLAIM_BATCH_SIZE=1 for the second)",
+        )
+    )
+    spread = median([k / d for k, d in zip(twenty_keys, twenty_distinct, strict=True)])
+    bench.add(
+        Result(
+            f"key_queue_twenty_{name}",
+            f"20. {twenty:,} jobs of 20 keys / of a key each, {name}",
+            spread,
+            "×",
+            "≥ 0.8",
+            spread >= 0.8,
+            f"{median(twenty_keys):.0f} vs {median(twenty_distinct):.0f} jobs/s",
+        )
+    )
+    mixed = median([b / a for b, a in zip(behind, alone, strict=True)])
+    bench.add(
+        Result(
+            f"key_queue_mixed_{name}",
+            f"20. {distinct:,} jobs of a key each queued behind {same:,} of one key / alone, {name}",
+            mixed,
+            "×",
+            "≥ 0.8",
+            mixed >= 0.8,
+            f"{median(behind):.0f} vs {median(alone):.0f} jobs/s, to the last of them",
+        )
+    )
+    if bench.explain:
+        from benchmarks import explain
+
+        try:
+            planned = create("plans")
+            plans = explain.explain_taken_key(planned, 2_000)
+            planned.close()
+        except Exception as exc:  # the plans are for the docs; a failure costs no figure
+            plans = f"(no plans: {type(exc).__name__}: {exc})"
+        bench.plans.append(f"== {name}, a key taken\n{plans}")
+
+
 # -- 7. memory ----------------------------------------------------------------------------------
 def memory(bench: Bench) -> None:
     small_n, large_n = bench.sizes.memory_jobs
@@ -475,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = QUICK if args.quick else FULL
 
     server = None
-    if "postgres" in sections:
+    if {"postgres", "keys"} & set(sections):
         try:
             server = PostgresServer(args.postgres_url)
         except Exception as exc:
@@ -493,8 +596,14 @@ def main(argv: list[str] | None = None) -> int:
                 startup(bench)
             if "sqlite" in sections:
                 backend(bench, "sqlite", lambda purpose: SQLiteBench(Path(tmp) / f"{purpose}.db"))
-            if server is not None:
+            if server is not None and "postgres" in sections:
                 backend(bench, "postgres", server.create)
+            if "keys" in sections:
+                key_queues(
+                    bench, "sqlite", lambda purpose: SQLiteBench(Path(tmp) / f"{purpose}.db")
+                )
+                if server is not None:
+                    key_queues(bench, "postgres", server.create)
             if "memory" in sections:
                 memory(bench)
         finally:

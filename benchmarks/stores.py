@@ -57,11 +57,15 @@ class Store:
         self.conn.close()
 
     # -- due jobs and their outcome ---------------------------------------------------------
-    def add_due_noop_jobs(self, count: int) -> tuple[int, int]:
-        """`count` one-time noop jobs due now, each with the default concurrency key of a
-        `pipectl enqueue noop --brand B` (keys spread over 1,000 brands); returns their id range."""
+    def add_due_noop_jobs(
+        self, count: int, keys: int | None = 1_000, first_brand: int = 0
+    ) -> tuple[int, int]:
+        """`count` one-time noop jobs due now, in id order, each with the default concurrency key
+        of a `pipectl enqueue noop --brand B`, the brands taken in turn from `keys` of them
+        numbered from `first_brand` (by default 1,000; None: a brand, so a key, of each job's
+        own); returns their id range."""
         (first,) = self.sql("SELECT coalesce(max(id), 0) + 1 FROM scheduled_jobs")[0]
-        self._insert_due(count)
+        self._insert_due(count, keys or count, first_brand)
         (last,) = self.sql("SELECT max(id) FROM scheduled_jobs")[0]
         assert last - first + 1 == count, (first, last, count)
         return first, last
@@ -113,7 +117,7 @@ class Store:
         self.check_drained(ids)
         return count / elapsed
 
-    def _insert_due(self, count: int) -> None:
+    def _insert_due(self, count: int, keys: int, first_brand: int) -> None:
         raise NotImplementedError
 
     def _commit_one(self) -> None:
@@ -144,17 +148,17 @@ class SQLiteBench(Store):
         self.conn.execute("INSERT INTO bench_commit (note) VALUES ('x')")
         self.conn.execute("COMMIT")
 
-    def _insert_due(self, count: int) -> None:
+    def _insert_due(self, count: int, keys: int, first_brand: int) -> None:
         self._bulk(
             f"""
             WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {int(count)})
             INSERT INTO scheduled_jobs (brand_id, job_type, name, schedule_type, timezone,
                 next_run_at, status, parameters, max_retries, retry_base_seconds,
                 retry_cap_seconds, concurrency_key, created_at, updated_at)
-            SELECT printf('brand-%04d', n % 1000), 'noop', 'noop', 'one_time', 'UTC',
+            SELECT printf('brand-%04d', b), 'noop', 'noop', 'one_time', 'UTC',
                 {_sqlite_ts("'-1 seconds'")}, 'active', '{{}}', 3, 300, 3600,
-                printf('noop:brand-%04d', n % 1000), {_sqlite_ts()}, {_sqlite_ts()}
-            FROM g
+                printf('noop:brand-%04d', b), {_sqlite_ts()}, {_sqlite_ts()}
+            FROM (SELECT n, {int(first_brand)} + n % {int(keys)} AS b FROM g)
             """
         )
 
@@ -247,8 +251,20 @@ class PostgresServer:
         return self.admin.execute("SHOW server_version").fetchone()[0]
 
     def create(self, purpose: str) -> PostgresBench:
+        import psycopg
+
         name = f"pipectl_bench_{purpose}_{secrets.token_hex(4)}"
-        self.admin.execute(f'CREATE DATABASE "{name}"')
+        # Connected again and retried when the server restarted since (other suites do that).
+        for attempt in range(30):
+            try:
+                if self.admin.closed or self.admin.broken:
+                    self.admin = psycopg.connect(self.admin_url, autocommit=True, connect_timeout=5)
+                self.admin.execute(f'CREATE DATABASE "{name}"')
+                break
+            except psycopg.OperationalError:
+                if attempt == 29:
+                    raise
+                time.sleep(1)
         self.created.append(name)
         return PostgresBench(_with_dbname(self.admin_url, name))
 
@@ -309,22 +325,23 @@ class PostgresBench(Store):
     def _commit_one(self) -> None:
         self.conn.execute("INSERT INTO bench_commit (note) VALUES ('x')")  # autocommit: COMMIT
 
-    def _insert_due(self, count: int) -> None:
+    def _insert_due(self, count: int, keys: int, first_brand: int) -> None:
         self.conn.execute(
             """
             INSERT INTO scheduled_jobs (brand_id, job_type, name, schedule_type, timezone,
                 next_run_at, status, parameters, max_retries, retry_base_seconds,
                 retry_cap_seconds, concurrency_key, created_at, updated_at)
-            SELECT format('brand-%%s', lpad((g %% 1000)::text, 4, '0')), 'noop', 'noop',
-                'one_time', 'UTC', now() - interval '1 second', 'active', '{}', 3, 300, 3600,
-                format('noop:brand-%%s', lpad((g %% 1000)::text, 4, '0')), now(), now()
-            FROM generate_series(1, %s::int) AS g
+            SELECT format('brand-%%s', b), 'noop', 'noop', 'one_time', 'UTC',
+                now() - interval '1 second', 'active', '{}', 3, 300, 3600,
+                format('noop:brand-%%s', b), now(), now()
+            FROM generate_series(1, %(count)s::int) AS g,
+                lpad((%(first)s + g %% %(keys)s)::text, 4, '0') AS b
             """,
-            (count,),
+            {"count": count, "keys": keys, "first": first_brand},
         )
-        # What autovacuum does soon after a burst of inserts. Without statistics the planner
-        # reads and sorts every due job on each claim instead of taking the first from
-        # scheduled_jobs_due (docs/benchmarks.md), which would make the empty store the slow one.
+        # What autovacuum does soon after a burst of inserts: without statistics the planner
+        # may read and sort every due job on each claim instead of taking the first from an
+        # index (docs/benchmarks.md), which would make the empty store the slow one.
         self.conn.execute("ANALYZE scheduled_jobs, scheduled_job_runs")
 
     def load_history(self, history: History) -> None:

@@ -6,18 +6,54 @@ import random
 import signal
 import subprocess
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 from benchmarks.measure import Pipectl, wait_for_peak_rss
 from benchmarks.stores import Store
 from pipectl.client import Client
 
 
-def drain(pipectl: Pipectl, store: Store, jobs: int, *, workers: int = 1, **settings: str) -> float:
-    """Queue `jobs` due noop jobs, then time `pipectl run-worker --once` processes (start to
-    exit; environment `settings` such as PIPECTL_CLAIM_BATCH_SIZE) until all have exited;
-    returns jobs per second. Fails unless every job ran exactly once and completed."""
-    ids = store.add_due_noop_jobs(jobs)
+def drain(
+    pipectl: Pipectl,
+    store: Store,
+    jobs: int,
+    *,
+    workers: int = 1,
+    keys: int | None = 1_000,
+    **settings: str,
+) -> float:
+    """Queue `jobs` due noop jobs (their concurrency keys spread over `keys` brands; None: one
+    each), then time `pipectl run-worker --once` processes (start to exit; environment
+    `settings` such as PIPECTL_CLAIM_BATCH_SIZE) until all have exited; returns jobs per second.
+    Fails unless every job ran exactly once and completed."""
+    ids = store.add_due_noop_jobs(jobs, keys)
+    elapsed = _run_workers(pipectl, store, workers, settings)
+    store.check_drained(ids)
+    return jobs / elapsed
+
+
+def drain_behind_one_key(pipectl: Pipectl, store: Store, distinct: int, same: int) -> float:
+    """Queue `same` due jobs of one key, then `distinct` due jobs of a key each, all due at the
+    same time (the one key's first, in id order), and drain them with one worker; returns the
+    distinct jobs per second, from the worker's start to the end of the last of them."""
+    same_ids = store.add_due_noop_jobs(same, 1, first_brand=distinct) if same else None
+    ids = store.add_due_noop_jobs(distinct, None)
+    started = datetime.now(UTC)
+    _run_workers(pipectl, store, 1, {})
+    store.check_drained(ids)
+    if same_ids:
+        store.check_drained(same_ids)
+    (((last,),)) = store.sql(
+        "SELECT max(finished_at) FROM scheduled_job_runs "
+        f"WHERE job_id BETWEEN {int(ids[0])} AND {int(ids[1])}"
+    )
+    if isinstance(last, str):  # SQLite keeps ISO 8601 text
+        last = datetime.fromisoformat(last)
+    return distinct / (last - started).total_seconds()
+
+
+def _run_workers(pipectl: Pipectl, store: Store, workers: int, settings: dict[str, str]) -> float:
+    """Seconds from the start of `workers` `run-worker --once` processes until all have exited."""
     log = pipectl.workdir / f"{store.dialect}-drain.log"
     started = time.perf_counter()
     procs = [
@@ -27,9 +63,7 @@ def drain(pipectl: Pipectl, store: Store, jobs: int, *, workers: int = 1, **sett
     for proc in procs:
         if proc.wait() != 0:
             raise RuntimeError(f"worker exited with {proc.returncode}; see {log}")
-    elapsed = time.perf_counter() - started
-    store.check_drained(ids)
-    return jobs / elapsed
+    return time.perf_counter() - started
 
 
 def warm_up(pipectl: Pipectl, store: Store) -> None:

@@ -99,3 +99,22 @@ def postgres_url() -> Iterator[str]:
     yield f"{POSTGRES_URL}{separator}schema={schema}"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def two_schemas(postgres_url: str) -> Iterator[tuple[str, str]]:
+    """Two installs side by side in one database: `?schema=` URLs of two fresh schemas, each
+    migrated."""
+    import psycopg
+    from psycopg import sql
+
+    from pipectl.store.postgres import split_schema
+
+    server, _ = split_schema(postgres_url)
+    other = f"pipectl_test_{uuid.uuid4().hex[:12]}"
+    second = f"{server}{'&' if '?' in server else '?'}schema={other}"
+    for url in (postgres_url, second):
+        Client.migrate_url(url)
+    yield postgres_url, second
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(other)))

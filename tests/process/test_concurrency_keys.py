@@ -99,3 +99,24 @@ def test_recovering_a_killed_run_frees_its_key(client: Client, workers: Workers,
     workers.start(url, PIPECTL_STALE_AFTER="1s")
     wait_for(lambda: client.get_job(follower.id).status == "archived")
     assert client.get_run(run.id).status == "failed"
+
+
+def test_two_installs_in_one_database_drain_the_same_key_side_by_side(
+    two_schemas: tuple[str, str], workers: Workers
+) -> None:
+    """Issue 19: each schema's key locks are its own, so a worker never passes over a key
+    because another install's worker holds the same key."""
+    queued: dict[str, list[int]] = {}
+    for url in two_schemas:
+        with Client.from_url(url) as client:
+            queued[url] = [
+                client.enqueue("noop", concurrency_key="shared", allow_duplicate=True).id
+                for _ in range(100)
+            ]
+    procs = {url: workers.start(url, "--once") for url in two_schemas}
+    for proc in procs.values():
+        assert proc.wait(timeout=120) == 0, workers.log(proc)
+    for url, ids in queued.items():
+        with Client.from_url(url) as client:
+            statuses = [client.get_job(job_id).status for job_id in ids]
+        assert statuses == ["archived"] * 100, (url, workers.log(procs[url])[-2000:])

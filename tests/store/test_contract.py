@@ -183,6 +183,18 @@ def test_claim_looks_past_many_jobs_waiting_on_busy_keys(store: Store) -> None:
     assert store.claim_due("w", T0, 10) == []
 
 
+def test_claim_takes_a_keys_next_job_in_its_own_due_place(store: Store) -> None:
+    a1 = store.insert_job(new_job(concurrency_key="a", next_run_at=T0 - timedelta(minutes=10)), T0)
+    a2 = store.insert_job(new_job(concurrency_key="a", next_run_at=T0 - timedelta(minutes=1)), T0)
+    c = store.insert_job(new_job(concurrency_key="c", next_run_at=T0 - timedelta(minutes=5)), T0)
+    (first,) = store.claim_due("w", T0, 1)
+    assert first.job.id == a1.id
+    assert store.finish_run(first.run.id, first.run.lease_token, result())
+    # Key a's next job is due after c's, however early a's first one was.
+    assert [claim.job.id for claim in store.claim_due("w", T0, 1)] == [c.id]
+    assert [claim.job.id for claim in store.claim_due("w", T0, 1)] == [a2.id]
+
+
 def test_parallel_claims_never_share_a_job(store_url: str) -> None:
     setup = open_store(store_url)
     for _ in range(60):

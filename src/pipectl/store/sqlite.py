@@ -334,19 +334,10 @@ class SQLiteStore:
     def claim_due(self, worker_id: str, now: datetime, limit: int) -> list[Claim]:
         at = ts(now)
         with self._write() as conn:
-            # Read a little more than needed: rows that share a concurrency key are skipped.
-            due = conn.execute(_DUE_SQL, (at, limit * 4)).fetchall()
-            picked: list[tuple[Any, ...]] = []
-            taken_keys: set[str] = set()
-            for job_id, retry_count, key in due:
-                if key is not None:
-                    if key in taken_keys:
-                        continue
-                    taken_keys.add(key)
-                token = secrets.token_hex(16)
-                picked.append((job_id, retry_count + 1, at, at, worker_id, token, key))
-                if len(picked) >= limit:
-                    break
+            picked = [
+                (job_id, retry_count + 1, at, at, worker_id, secrets.token_hex(16), key)
+                for job_id, retry_count, key in _pick_due(conn, at, limit)
+            ]
             if not picked:
                 return []
             # One statement for all the runs and one for all the jobs (placeholders only).
@@ -739,14 +730,87 @@ class SQLiteStore:
                 self._rollback()  # nothing was written: this only ends the read transaction
 
 
-_DUE_SQL = """
-    SELECT j.id, j.retry_count, j.concurrency_key FROM scheduled_jobs AS j
-    WHERE j.status = 'active' AND j.next_run_at <= ?
-      AND (j.concurrency_key IS NULL OR NOT EXISTS (
-            SELECT 1 FROM scheduled_job_runs AS r
-            WHERE r.status = 'running' AND r.concurrency_key = j.concurrency_key))
+def _pick_due(conn: sqlite3.Connection, at: str, limit: int) -> list[tuple[int, int, str | None]]:
+    """Up to `limit` due jobs to claim, oldest due first, at most one per key: (id, retry_count,
+    concurrency_key). A round reads the next `need` due jobs without a key and the heads of the
+    next `need` due keys without a running run, and takes them in due order up to the horizon,
+    past which either list may hold more; rounds go on until `limit` are taken or nothing due
+    is left. A key costs one row however many jobs wait behind it. A key whose head is not due,
+    or lies past the horizon (its row's time is early), gets its row raised to its head, where
+    a later round or claim reads it again in its place, or deleted when the key has no active
+    job left."""
+    picked: list[tuple[int, int, str | None]] = []
+    unkeyed_after: tuple[str, int] = ("", 0)
+    key_after: tuple[str, str] = ("", "")
+    while len(picked) < limit:
+        need = limit - len(picked)
+        unkeyed = conn.execute(_UNKEYED_DUE, (at, *unkeyed_after, need)).fetchall()
+        keys = conn.execute(_KEY_HEADS, (at, *key_after, need)).fetchall()
+        if not unkeyed and not keys:
+            break
+        ends = [rows[-1][1] for rows in (unkeyed, keys) if len(rows) == need]
+        horizon = min(ends) if ends else _END_OF_TIME
+        candidates: list[tuple[str, int, int, str | None]] = [
+            (when, job_id, retry_count, None)
+            for job_id, when, retry_count in unkeyed
+            if when <= horizon
+        ]
+        for key, when, head_id, head_at, retry_count in keys:
+            if when > horizon:
+                break
+            if head_at is not None and head_at <= at and head_at <= horizon:
+                candidates.append((head_at, head_id, retry_count, key))
+            elif head_at is None:
+                conn.execute("DELETE FROM concurrency_key_heads WHERE concurrency_key = ?", (key,))
+            else:
+                conn.execute(
+                    "UPDATE concurrency_key_heads SET next_run_at = ? WHERE concurrency_key = ?",
+                    (head_at, key),
+                )
+        candidates.sort()
+        picked += [(job_id, retry_count, key) for _, job_id, retry_count, key in candidates[:need]]
+        if len(candidates) >= need or not ends:
+            break
+        unkeyed_after = max(
+            ((when, job_id) for job_id, when, _ in unkeyed if when <= horizon),
+            default=unkeyed_after,
+        )
+        key_after = max(
+            ((when, key) for key, when, *_ in keys if when <= horizon), default=key_after
+        )
+    return picked
+
+
+_END_OF_TIME = "~"  # after every timestamp in text order
+
+_UNKEYED_DUE = """
+    SELECT j.id, j.next_run_at, j.retry_count FROM scheduled_jobs AS j
+    WHERE j.status = 'active' AND j.concurrency_key IS NULL AND j.next_run_at <= ?
+      AND (j.next_run_at, j.id) > (?, ?)
     ORDER BY j.next_run_at, j.id
     LIMIT ?
+"""
+
+# The next due keys without a running run, each with its head: (key, the row's next_run_at,
+# head id, head next_run_at, head retry_count), the head's columns NULL without an active job.
+_KEY_HEADS = """
+    SELECT k.concurrency_key, k.next_run_at, j.id, j.next_run_at, j.retry_count
+    FROM (
+        SELECT k.concurrency_key, k.next_run_at, (
+                SELECT h.id FROM scheduled_jobs AS h
+                WHERE h.concurrency_key = k.concurrency_key AND h.status = 'active'
+                ORDER BY h.next_run_at, h.id
+                LIMIT 1
+            ) AS head_id
+        FROM concurrency_key_heads AS k
+        WHERE k.next_run_at <= ? AND (k.next_run_at, k.concurrency_key) > (?, ?)
+          AND NOT EXISTS (
+                SELECT 1 FROM scheduled_job_runs AS r
+                WHERE r.status = 'running' AND r.concurrency_key = k.concurrency_key)
+        ORDER BY k.next_run_at, k.concurrency_key
+        LIMIT ?
+    ) AS k
+    LEFT JOIN scheduled_jobs AS j ON j.id = k.head_id
 """
 
 
