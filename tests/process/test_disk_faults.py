@@ -22,7 +22,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         pytest.skip("mounting a small tmpfs needs root")
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)])
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs", str(mount)])
     if done.returncode != 0:
         pytest.skip("this machine does not allow mounting a tmpfs")
     yield mount
@@ -49,7 +49,7 @@ def test_disk_full_is_a_clear_error_and_corrupts_nothing(small_disk: Path) -> No
             break
         accepted.append(json.loads(done.stdout)["id"])
     else:
-        pytest.fail("the 256 KiB disk never filled up")
+        pytest.fail("the 384 KiB disk never filled up")
     assert done.returncode == 3, done.stderr
     assert done.stderr.startswith("pipectl: error: ") and "full" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
