@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -31,13 +32,19 @@ def enqueue_noops(client: Client, count: int) -> list[int]:
 def test_four_workers_drain_2000_jobs_exactly_once(
     pg_client: Client, postgres_url: str, workers: Workers
 ) -> None:
-    jobs = enqueue_noops(pg_client, 2000)
+    # All four are polling before the first job is queued: a worker started a moment earlier
+    # than the others could otherwise drain 2,000 quick jobs on its own.
     procs = [
-        workers.start(postgres_url, "--once", "--worker-id", f"w{n}", PIPECTL_CLAIM_BATCH_SIZE="5")
+        workers.start(postgres_url, "--worker-id", f"w{n}", PIPECTL_CLAIM_BATCH_SIZE="5")
         for n in range(4)
     ]
+    wait_for(lambda: len(pg_client.store.workers()) == 4)
+    jobs = enqueue_noops(pg_client, 2000)
+    wait_for(lambda: len(pg_client.list_runs(status="completed", limit=5000)) >= 2000, timeout=300)
     for proc in procs:
-        assert proc.wait(timeout=300) == 0
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        assert proc.wait(timeout=60) == 0
     runs = pg_client.list_runs(limit=5000)
     per_job = Counter(run.job_id for run in runs)
     assert sorted(per_job) == sorted(jobs)
