@@ -145,8 +145,10 @@ def test_a_worker_whose_run_was_recovered_loses_its_lease(
     """Fencing: the run is recovered while its worker still works on it (a long network cut, a
     paused VM). The worker learns on its next heartbeat, stops the handler, and its late
     outcome does not overwrite the recovery."""
-    job = client.enqueue("sleep", "acme", {"seconds": 4, "datasets": ["orders"]})
-    worker = workers.start(sqlite_url, "--once", PIPECTL_HEARTBEAT_INTERVAL="2s")
+    # The first heartbeat comes 6 s into the run: `recover` (a process start, up to 2 s on a
+    # loaded machine) finds the run stuck well before it, 1 s after the run started.
+    job = client.enqueue("sleep", "acme", {"seconds": 30, "datasets": ["orders"]})
+    worker = workers.start(sqlite_url, "--once", PIPECTL_HEARTBEAT_INTERVAL="6s")
     run = wait_for(lambda: running_run(client, job.id))
     time.sleep(1.2)
     recovered = json.loads(pipectl(sqlite_url, "recover", "--stale-after", "1s", "--json").stdout)
