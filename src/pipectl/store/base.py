@@ -109,6 +109,17 @@ class Store(Protocol):
         the job after the update, or None when no row matched."""
         ...
 
+    def update_jobs(
+        self,
+        updates: list[tuple[int, dict[str, Any]]],
+        now: datetime,
+        *,
+        only_if_status: tuple[str, ...] | None = None,
+    ) -> list[Job]:
+        """Apply several (job_id, changes) as `update_job` does each, in one transaction; return
+        the jobs changed (a job whose status is not in `only_if_status` is left alone), by id."""
+        ...
+
     # -- the worker's transitions -------------------------------------------------------
     def register_worker(self, worker: WorkerInfo) -> None: ...
 

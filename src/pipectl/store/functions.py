@@ -120,6 +120,32 @@ class FunctionStore(ABC):
         )
         return job_from_json(doc) if doc is not None else None
 
+    def update_jobs(
+        self,
+        updates: list[tuple[int, dict[str, Any]]],
+        now: datetime,
+        *,
+        only_if_status: tuple[str, ...] | None = None,
+    ) -> list[Job]:
+        for _, changes in updates:
+            unknown = set(changes) - EDITABLE_JOB_FIELDS
+            if unknown:
+                raise ValueError(f"not editable: {sorted(unknown)}")
+        if not updates:
+            return []
+        docs = self._call(
+            "pipectl_update_jobs",
+            p_updates=Json(
+                [
+                    {"id": job_id, "changes": {k: _json_value(v) for k, v in changes.items()}}
+                    for job_id, changes in updates
+                ]
+            ),
+            p_now=now,
+            p_only_if_status=list(only_if_status) if only_if_status else None,
+        )
+        return [job_from_json(doc) for doc in docs]
+
     # -- the worker's transitions -------------------------------------------------------
     def register_worker(self, worker: WorkerInfo) -> None:
         self._call_one(

@@ -261,21 +261,22 @@ class SQLiteStore:
         *,
         only_if_status: tuple[str, ...] | None = None,
     ) -> Job | None:
-        unknown = set(changes) - EDITABLE_JOB_FIELDS
-        if unknown:
-            raise ValueError(f"not editable: {sorted(unknown)}")
-        values = {key: _to_sql(key, value) for key, value in changes.items()}
-        assignments = [f"{key} = :{key}" for key in values] + ["updated_at = :updated_at"]
-        sql = f"UPDATE scheduled_jobs SET {', '.join(assignments)} WHERE id = :job_id"
-        if only_if_status:
-            marks = ", ".join(f":status_{i}" for i in range(len(only_if_status)))
-            sql += f" AND status IN ({marks})"
-            values.update({f"status_{i}": status for i, status in enumerate(only_if_status)})
         with self._write() as conn:
-            row = conn.execute(
-                sql + " RETURNING *", {**values, "updated_at": ts(now), "job_id": job_id}
-            ).fetchone()
-        return _job(row) if row is not None else None
+            return _update_job(conn, job_id, changes, now, only_if_status)
+
+    def update_jobs(
+        self,
+        updates: list[tuple[int, dict[str, Any]]],
+        now: datetime,
+        *,
+        only_if_status: tuple[str, ...] | None = None,
+    ) -> list[Job]:
+        with self._write() as conn:
+            changed = [
+                _update_job(conn, job_id, changes, now, only_if_status)
+                for job_id, changes in sorted(updates, key=lambda update: update[0])
+            ]
+        return [job for job in changed if job is not None]
 
     # -- the worker's transitions -------------------------------------------------------
     def register_worker(self, worker: WorkerInfo) -> None:
@@ -709,6 +710,29 @@ _PRUNABLE = """
                   ORDER BY n.id DESC LIMIT 1 OFFSET ?)
     ORDER BY r.finished_at
 """
+
+
+def _update_job(
+    conn: sqlite3.Connection,
+    job_id: int,
+    changes: dict[str, Any],
+    now: datetime,
+    only_if_status: tuple[str, ...] | None,
+) -> Job | None:
+    unknown = set(changes) - EDITABLE_JOB_FIELDS
+    if unknown:
+        raise ValueError(f"not editable: {sorted(unknown)}")
+    values = {key: _to_sql(key, value) for key, value in changes.items()}
+    assignments = [f"{key} = :{key}" for key in values] + ["updated_at = :updated_at"]
+    sql = f"UPDATE scheduled_jobs SET {', '.join(assignments)} WHERE id = :job_id"
+    if only_if_status:
+        marks = ", ".join(f":status_{i}" for i in range(len(only_if_status)))
+        sql += f" AND status IN ({marks})"
+        values.update({f"status_{i}": status for i, status in enumerate(only_if_status)})
+    row = conn.execute(
+        sql + " RETURNING *", {**values, "updated_at": ts(now), "job_id": job_id}
+    ).fetchone()
+    return _job(row) if row is not None else None
 
 
 def _record_outcomes(
