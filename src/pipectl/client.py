@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pipectl import clock
+from pipectl import actions, clock
+from pipectl.actions import ALLOWED, BRAND_ACTIONS, DONE, applies
 from pipectl.concurrency import Waiting, waiting_on
 from pipectl.errors import InvalidInput, NotFound
 from pipectl.freshness import (
@@ -336,32 +337,55 @@ class Client:
         )
 
     def pause(self, job_id: int) -> Job:
-        return self._transition(job_id, {"status": "paused"}, ("active", "running"), "paused")
+        return self._act("pause", job_id)
 
     def resume(self, job_id: int) -> Job:
-        job = self.get_job(job_id)
-        changes: dict[str, Any] = {"status": "active"}
-        if job.is_recurring and job.cron_expression:
-            # No catch-up for a deliberate pause: the next run is the next regular occurrence.
-            changes["next_run_at"] = next_occurrence(job.cron_expression, job.timezone, clock.now())
-        return self._transition(job_id, changes, ("paused",), "resumed")
+        """Resume a paused job; a recurring one continues at its next regular time."""
+        return self._act("resume", job_id)
 
     def archive(self, job_id: int) -> Job:
-        return self._transition(
-            job_id,
-            {"status": "archived"},
-            ("active", "paused", "running", "completed", "failed"),
-            "archived",
-        )
+        return self._act("archive", job_id)
 
     def retry_now(self, job_id: int) -> Job:
         """Re-arm a job to run at the next poll. A failed one-time job gets a fresh retry
         budget; a job in backoff keeps its retry count."""
+        return self._act("re-arm", job_id)
+
+    def _act(self, action: str, job_id: int) -> Job:
         job = self.get_job(job_id)
-        changes: dict[str, Any] = {"next_run_at": clock.now()}
-        if job.status == "failed":
-            changes.update(status="active", retry_count=0)
-        return self._transition(job_id, changes, ("active", "failed"), "re-armed")
+        return self._transition(
+            job_id, actions.changes(action, job, clock.now()), ALLOWED[action], DONE[action]
+        )
+
+    def jobs_for_action(
+        self,
+        action: str,
+        *,
+        brand_id: str,
+        job_type: str | None = None,
+        name: str | None = None,
+    ) -> list[Job]:
+        """The brand's jobs `action` (pause, resume or archive) would change now, optionally
+        only those of one job type or with one name: what `act_on_jobs` is then given."""
+        if action not in BRAND_ACTIONS:
+            raise InvalidInput(f"unknown action {action!r}; use one of {', '.join(BRAND_ACTIONS)}")
+        self.require_known_brands([check_name(brand_id, "brand") or ""])
+        jobs = self.store.list_jobs(brand_id=brand_id, job_type=job_type, statuses=ALLOWED[action])
+        return [job for job in jobs if name is None or job.name == name]
+
+    def act_on_jobs(self, action: str, jobs: Sequence[Job]) -> list[Job]:
+        """Apply `action` to these jobs in one transaction; returns the jobs it changed (a job
+        whose status changed meanwhile so that the action no longer applies is left alone)."""
+        now = clock.now()
+        updates = [(job.id, actions.changes(action, job, now)) for job in jobs]
+        return self.store.update_jobs(updates, now, only_if_status=ALLOWED[action])
+
+    def retry_brand_now(self, brand_id: str) -> list[Job]:
+        """Re-arm every job of the brand that is in backoff to run at the next poll, in one
+        transaction; returns them."""
+        self.require_known_brands([check_name(brand_id, "brand") or ""])
+        jobs = [job for job in self.jobs_in_backoff(brand_id=brand_id) if applies("re-arm", job)]
+        return self.act_on_jobs("re-arm", jobs)
 
     def edit_job(
         self,

@@ -318,13 +318,19 @@ def retry(
             autocompletion=common.complete_job_id,
         ),
     ] = None,
-    now: Annotated[bool, typer.Option("--now", help="Run the job at the next poll.")] = False,
+    now: Annotated[
+        bool,
+        typer.Option(
+            "--now",
+            help="Run the job (with --brand: each of its jobs in backoff) at the next poll.",
+        ),
+    ] = False,
     brand: BrandFilter = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show every job in backoff, or re-arm one to run at the next poll.
+    """Show every job in backoff, or re-arm one (or all of a brand's) to run at the next poll.
 
-    Example: pipectl retry 42 --now
+    Example: pipectl retry 42 --now   or   pipectl retry --brand acme --now
     """
     from pipectl.cli.render import note, print_json
     from pipectl.cli.views import backoff_json, render_backoff
@@ -340,8 +346,16 @@ def retry(
             else:
                 note(f"job {job.id} will run at the next poll")
             return
+        if now and brand is None:
+            raise InvalidInput("--now needs a JOB_ID, or --brand to re-arm a brand's jobs")
         if now:
-            raise InvalidInput("--now needs a JOB_ID")
+            rearmed = client.retry_brand_now(common.known_brand(client, brand))
+            if as_json:
+                print_json([job.to_json() for job in rearmed])
+            else:
+                ids = ", ".join(str(job.id) for job in rearmed) or "none"
+                note(f"{len(rearmed)} job(s) of brand {brand} will run at the next poll: {ids}")
+            return
         jobs = client.jobs_in_backoff(brand_id=common.known_brand(client, brand))
     if as_json:
         print_json([backoff_json(job) for job in jobs])

@@ -179,7 +179,8 @@ def render_backoff(jobs: list[Job]) -> None:
     out.print(grid)
 
 
-def render_jobs(jobs: list[Job], waiting: dict[int, Waiting]) -> None:
+def render_jobs(jobs: list[Job], waiting: dict[int, Waiting], *, to_stderr: bool = False) -> None:
+    """The jobs table, on stdout (or stderr, when it only shows what a command is about to do)."""
     if not jobs:
         err.print("no jobs")
         return
@@ -198,7 +199,7 @@ def render_jobs(jobs: list[Job], waiting: dict[int, Waiting]) -> None:
             until(job.next_run_at, now) if job.next_run_at else "—",
             retry_text(job),
         )
-    out.print(grid)
+    (err if to_stderr else out).print(grid)
 
 
 def render_job(job: Job, runs: list[Run]) -> None:

@@ -1,0 +1,138 @@
+"""Operator control (issue 14), end to end: brand-wide pause, resume and archive, and
+re-arming a brand's jobs in backoff — on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from conftest import CliResult, invoke
+
+from pipectl.client import Client
+
+Cli = Callable[..., CliResult]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def cli(request: pytest.FixtureRequest) -> Cli:
+    if request.param == "sqlite":
+        url = request.getfixturevalue("sqlite_url")
+    else:
+        url = request.getfixturevalue("postgres_url")
+        Client.migrate_url(url)
+
+    def run(*args: str, input: str | None = None) -> CliResult:
+        return invoke("--database-url", url, *args, input=input)
+
+    return run
+
+
+def add(cli: Cli, job_type: str, brand: str, *args: str) -> dict[str, Any]:
+    return (
+        cli("jobs", "add", job_type, "--cron", "0 3 * * *", "--brand", brand, *args, "--json")
+        .assert_ok()
+        .json()
+    )
+
+
+def statuses(cli: Cli) -> dict[int, str]:
+    return {job["id"]: job["status"] for job in cli("jobs", "list", "--json").assert_ok().json()}
+
+
+def test_brand_wide_pause_resume_and_archive(cli: Cli) -> None:
+    meta = add(cli, "sleep", "acme", "--name", "meta")
+    reviews = add(cli, "noop", "acme", "--name", "reviews")
+    already = add(cli, "noop", "acme", "--paused")
+    other = add(cli, "sleep", "globex")
+
+    paused = cli("jobs", "pause", "--brand", "acme", "--yes", "--json").assert_ok().json()
+    assert [job["id"] for job in paused] == [meta["id"], reviews["id"]]
+    assert all(job["status"] == "paused" for job in paused)
+    assert statuses(cli)[other["id"]] == "active"
+    assert statuses(cli)[already["id"]] == "paused"
+
+    resumed = cli("jobs", "resume", "--brand", "acme", "--type", "sleep", "--yes", "--json")
+    (job,) = resumed.assert_ok().json()
+    assert (job["id"], job["status"]) == (meta["id"], "active")
+    assert datetime.fromisoformat(job["next_run_at"]) > datetime.now(UTC)  # no catch-up
+
+    named = cli("jobs", "resume", "--brand", "acme", "--name", "reviews", "--yes", "--json")
+    assert [job["id"] for job in named.assert_ok().json()] == [reviews["id"]]
+
+    archived = cli("jobs", "archive", "--brand", "acme", "--yes").assert_ok()
+    assert "3 job(s) archived" in archived.stderr_text
+    assert {i: s for i, s in statuses(cli).items() if i != other["id"]} == {
+        meta["id"]: "archived",
+        reviews["id"]: "archived",
+        already["id"]: "archived",
+    }
+    nothing = cli("jobs", "pause", "--brand", "acme", "--yes", "--json").assert_ok()
+    assert nothing.json() == []
+    assert "nothing changed" in nothing.stderr_text
+
+
+def test_brand_wide_action_lists_the_jobs_and_asks_first(cli: Cli) -> None:
+    meta = add(cli, "sleep", "acme", "--name", "meta sync")
+    declined = cli("jobs", "pause", "--brand", "acme", input="n\n")
+    # Click's test runner echoes what was typed on stdout, as a terminal would show it.
+    assert declined.exit_code == 1 and declined.stdout.strip() == "n"
+    assert "pause 1 job(s) of brand acme" in declined.stderr_text
+    assert "meta sync" in declined.stderr_text
+    assert "nothing changed" in declined.stderr_text
+    assert statuses(cli)[meta["id"]] == "active"
+
+    accepted = cli("jobs", "pause", "--brand", "acme", input="y\n").assert_ok()
+    assert accepted.stdout.strip() == "y"
+    assert "1 job(s) paused" in accepted.stderr_text
+    assert statuses(cli)[meta["id"]] == "paused"
+
+
+def test_brand_wide_action_bad_input_changes_nothing(cli: Cli) -> None:
+    meta = add(cli, "sleep", "acme")
+    cli("jobs", "pause", "--brand", "acmee", "--yes").assert_pipectl_error(2)  # unknown brand
+    cli("jobs", "pause").assert_pipectl_error(2)  # neither an id nor --brand
+    cli("jobs", "pause", str(meta["id"]), "--brand", "acme").assert_pipectl_error(2)
+    cli("jobs", "pause", "--type", "sleep", "--yes").assert_pipectl_error(2)  # no --brand
+    assert statuses(cli)[meta["id"]] == "active"
+
+
+def test_single_job_actions_keep_their_messages(cli: Cli) -> None:
+    meta = add(cli, "sleep", "acme")
+    assert f"job {meta['id']} paused" in cli("jobs", "pause", str(meta["id"])).stderr_text
+    result = cli("jobs", "pause", str(meta["id"]))
+    result.assert_pipectl_error(2)
+    assert "is paused and cannot be paused" in result.stderr
+    resumed = cli("jobs", "resume", str(meta["id"]), "--json").assert_ok().json()
+    assert resumed["status"] == "active"
+
+
+def failing_command(cli: Cli, brand: str, status: int = 1) -> dict[str, Any]:
+    params = json.dumps({"command": f"exit {status}"})
+    return (
+        cli("enqueue", "command", "--params", params, "--brand", brand, "--json").assert_ok().json()
+    )
+
+
+def test_retry_brand_now_rearms_every_job_of_the_brand_in_backoff(cli: Cli) -> None:
+    first = failing_command(cli, "acme")
+    second = failing_command(cli, "acme", 2)
+    other = failing_command(cli, "globex")
+    cli("run-worker", "--once").assert_ok()
+    in_backoff = {job["id"] for job in cli("retry", "--json").assert_ok().json()}
+    assert in_backoff == {first["id"], second["id"], other["id"]}
+
+    before = datetime.now(UTC)
+    rearmed = cli("retry", "--brand", "acme", "--now", "--json").assert_ok().json()
+    assert [job["id"] for job in rearmed] == [first["id"], second["id"]]
+    for job in rearmed:
+        assert datetime.fromisoformat(job["next_run_at"]) <= datetime.now(UTC)
+        assert job["retry_count"] == 1  # the retry budget is kept
+    (still,) = cli("retry", "--brand", "globex", "--json").assert_ok().json()
+    assert datetime.fromisoformat(still["next_run_at"]) > before
+
+    note = cli("retry", "--brand", "acme", "--now").assert_ok()
+    assert "2 job(s) of brand acme will run at the next poll" in note.stderr_text
+    cli("retry", "--brand", "acmee", "--now").assert_pipectl_error(2)

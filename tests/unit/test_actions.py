@@ -1,0 +1,79 @@
+"""The operator's job transitions as pure rules (pipectl.actions)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from pipectl import actions
+from pipectl.models import Job
+
+NOW = datetime(2026, 11, 29, 12, 7, tzinfo=UTC)
+
+
+def job(**overrides: object) -> Job:
+    values: dict[str, object] = {name: None for name in Job.__dataclass_fields__}
+    values.update(
+        id=1,
+        brand_id="acme",
+        job_type="noop",
+        name="noop acme",
+        schedule_type="recurring",
+        cron_expression="0 3 * * *",
+        timezone="UTC",
+        status="active",
+        parameters={},
+        retry_count=2,
+        max_retries=3,
+        next_run_at=datetime(2026, 11, 29, 12, 0, tzinfo=UTC),
+    )
+    values.update(overrides)
+    return Job(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "applies"),
+    [
+        ("pause", "active", True),
+        ("pause", "running", True),
+        ("pause", "paused", False),
+        ("pause", "archived", False),
+        ("resume", "paused", True),
+        ("resume", "active", False),
+        ("archive", "failed", True),
+        ("archive", "archived", False),
+        ("re-arm", "failed", True),
+        ("re-arm", "running", False),
+        ("re-arm", "paused", False),
+    ],
+)
+def test_which_statuses_each_action_applies_to(action: str, status: str, applies: bool) -> None:
+    assert actions.applies(action, job(status=status)) is applies
+
+
+def test_resume_moves_a_recurring_job_to_its_next_regular_time_without_catch_up() -> None:
+    assert actions.changes("resume", job(status="paused"), NOW) == {
+        "status": "active",
+        "next_run_at": datetime(2026, 11, 30, 3, 0, tzinfo=UTC),
+    }
+    one_time = job(status="paused", schedule_type="one_time", cron_expression=None)
+    assert actions.changes("resume", one_time, NOW) == {"status": "active"}
+
+
+def test_rearm_keeps_the_retry_count_unless_the_job_failed() -> None:
+    assert actions.changes("re-arm", job(), NOW) == {"next_run_at": NOW}
+    failed = replace(job(), status="failed")
+    assert actions.changes("re-arm", failed, NOW) == {
+        "next_run_at": NOW,
+        "status": "active",
+        "retry_count": 0,
+    }
+
+
+def test_pause_and_archive_only_set_the_status() -> None:
+    assert actions.changes("pause", job(), NOW) == {"status": "paused"}
+    assert actions.changes("archive", job(), NOW) == {"status": "archived"}
+    with pytest.raises(ValueError):
+        actions.changes("explode", job(), NOW)
