@@ -16,6 +16,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "resume": ("paused",),
     "archive": ("active", "paused", "running", "completed", "failed"),
     "re-arm": ("active", "failed"),
+    "run": ("active", "failed", "completed"),
 }
 # How a message says the action was done: "job 12 is paused and cannot be resumed".
 DONE: dict[str, str] = {
@@ -23,6 +24,7 @@ DONE: dict[str, str] = {
     "resume": "resumed",
     "archive": "archived",
     "re-arm": "re-armed",
+    "run": "run now",
 }
 BRAND_ACTIONS = ("pause", "resume", "archive")
 
@@ -49,4 +51,20 @@ def changes(action: str, job: Job, now: datetime) -> dict[str, Any]:
         if job.status == "failed":
             rearmed.update(status="active", retry_count=0)
         return rearmed
+    if action == "run":
+        # Whatever its schedule or backoff; a recurring job returns to its cron after the run.
+        run: dict[str, Any] = {"next_run_at": now}
+        if job.status != "active":
+            run.update(status="active", retry_count=0)
+        return run
     raise ValueError(f"unknown action {action!r}")
+
+
+def brings_forward(pending: Job, run_at: datetime) -> bool:
+    """Whether enqueueing a job identical to `pending` (still waiting to run) moves it to
+    `run_at`: a manual sync must mean then, not at the pending job's later retry."""
+    return (
+        pending.status == "active"
+        and pending.next_run_at is not None
+        and (pending.next_run_at > run_at)
+    )

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pipectl import actions, clock
-from pipectl.actions import ALLOWED, BRAND_ACTIONS, DONE, applies
+from pipectl.actions import ALLOWED, BRAND_ACTIONS, DONE, applies, brings_forward
 from pipectl.concurrency import Waiting, waiting_on
 from pipectl.errors import InvalidInput, NotFound
 from pipectl.freshness import (
@@ -58,6 +58,7 @@ DELETE_BATCH = 5_000  # rows per transaction when pruning: short locks, steady p
 class Enqueued:
     job: Job
     created: bool  # False: an identical pending job already existed and is returned instead
+    rearmed: bool = False  # that pending job was due later, and is now due at the asked time
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +257,8 @@ class Client:
     ) -> Enqueued:
         """Queue a one-time job to run at `run_at` (default: the next poll). While an identical
         job (same type, brand and parameters) is still pending, that job is returned instead,
-        unless `allow_duplicate`."""
+        unless `allow_duplicate`; if it was due later (in backoff, say), it is brought forward
+        to `run_at` (`rearmed`)."""
         if run_at is not None and run_at.tzinfo is None:
             raise InvalidInput("run_at must be timezone-aware")
         new = self._new_job(
@@ -274,7 +276,14 @@ class Client:
             status="active",
             dedupe=not allow_duplicate,
         )
-        job, created = self.store.enqueue(new, clock.now())
+        now = clock.now()
+        job, created = self.store.enqueue(new, now)
+        if not created and brings_forward(job, new.next_run_at):
+            moved = self.store.update_job(
+                job.id, {"next_run_at": new.next_run_at}, now, only_if_status=("active",)
+            )
+            if moved is not None:  # else a worker claimed it meanwhile: it is running now
+                return Enqueued(moved, created, rearmed=True)
         return Enqueued(job, created)
 
     def _new_job(
@@ -350,6 +359,12 @@ class Client:
         """Re-arm a job to run at the next poll. A failed one-time job gets a fresh retry
         budget; a job in backoff keeps its retry count."""
         return self._act("re-arm", job_id)
+
+    def run_now(self, job_id: int) -> Job:
+        """Run a job at the next poll, whatever its schedule or backoff (a recurring job then
+        returns to its cron). A failed or completed job becomes active with a fresh retry
+        budget; a paused or running one is refused."""
+        return self._act("run", job_id)
 
     def _act(self, action: str, job_id: int) -> Job:
         job = self.get_job(job_id)

@@ -136,3 +136,58 @@ def test_retry_brand_now_rearms_every_job_of_the_brand_in_backoff(cli: Cli) -> N
     note = cli("retry", "--brand", "acme", "--now").assert_ok()
     assert "2 job(s) of brand acme will run at the next poll" in note.stderr_text
     cli("retry", "--brand", "acmee", "--now").assert_pipectl_error(2)
+
+
+# -- run now ----------------------------------------------------------------------------------
+
+
+def test_jobs_run_runs_a_recurring_job_now_and_it_returns_to_its_cron(cli: Cli) -> None:
+    job = add(cli, "noop", "acme")
+    assert datetime.fromisoformat(job["next_run_at"]) > datetime.now(UTC)
+    note = cli("jobs", "run", str(job["id"])).assert_ok()
+    assert f"job {job['id']} will run at the next poll" in note.stderr_text
+    cli("run-worker", "--once").assert_ok()
+    after = cli("jobs", "show", str(job["id"]), "--json").assert_ok().json()
+    assert [run["status"] for run in after["runs"]] == ["completed"]
+    assert after["status"] == "active"
+    assert datetime.fromisoformat(after["next_run_at"]) == datetime.fromisoformat(
+        job["next_run_at"]
+    )
+
+
+def test_jobs_run_reactivates_a_failed_job_and_refuses_a_paused_one(cli: Cli) -> None:
+    failed = failing_command(cli, "acme")
+    cli("jobs", "edit", str(failed["id"]), "--max-retries", "0").assert_ok()
+    cli("run-worker", "--once").assert_ok()
+    again = cli("jobs", "run", str(failed["id"]), "--json").assert_ok().json()
+    assert (again["status"], again["retry_count"]) == ("active", 0)
+    assert datetime.fromisoformat(again["next_run_at"]) <= datetime.now(UTC)
+
+    paused = add(cli, "noop", "acme", "--paused")
+    refused = cli("jobs", "run", str(paused["id"]))
+    refused.assert_pipectl_error(2)
+    assert "is paused and cannot be run now" in refused.stderr
+    cli("jobs", "run", "999").assert_pipectl_error(2)
+
+
+def test_enqueue_of_a_pending_job_due_later_brings_it_forward(cli: Cli) -> None:
+    later = cli("enqueue", "noop", "--brand", "acme", "--in", "2h", "--json").assert_ok().json()
+    assert later["created"] is True and later["rearmed"] is False
+    now = cli("enqueue", "noop", "--brand", "acme", "--json").assert_ok()
+    moved = now.json()
+    assert (moved["id"], moved["created"], moved["rearmed"]) == (later["id"], False, True)
+    assert datetime.fromisoformat(moved["next_run_at"]) <= datetime.now(UTC)
+    assert "brought forward" in now.stderr_text
+    same = cli("enqueue", "noop", "--brand", "acme", "--json").assert_ok()
+    assert (same.json()["created"], same.json()["rearmed"]) == (False, False)
+    assert "not queued again" in same.stderr_text
+
+
+def test_enqueue_of_a_job_in_backoff_brings_it_forward(cli: Cli) -> None:
+    job = failing_command(cli, "acme")
+    cli("run-worker", "--once").assert_ok()
+    (backoff,) = cli("retry", "--json").assert_ok().json()
+    assert datetime.fromisoformat(backoff["next_run_at"]) > datetime.now(UTC)
+    again = failing_command(cli, "acme")
+    assert (again["id"], again["rearmed"], again["retry_count"]) == (job["id"], True, 1)
+    assert datetime.fromisoformat(again["next_run_at"]) <= datetime.now(UTC)

@@ -77,3 +77,22 @@ def test_pause_and_archive_only_set_the_status() -> None:
     assert actions.changes("archive", job(), NOW) == {"status": "archived"}
     with pytest.raises(ValueError):
         actions.changes("explode", job(), NOW)
+
+
+def test_run_now_reactivates_a_finished_job_with_a_fresh_budget() -> None:
+    assert actions.changes("run", job(), NOW) == {"next_run_at": NOW}
+    assert actions.changes("run", job(status="completed"), NOW) == {
+        "next_run_at": NOW,
+        "status": "active",
+        "retry_count": 0,
+    }
+    assert not actions.applies("run", job(status="paused"))
+    assert not actions.applies("run", job(status="running"))
+
+
+def test_an_identical_enqueue_brings_forward_only_a_pending_job_due_later() -> None:
+    due_at = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    assert actions.brings_forward(job(next_run_at=NOW), due_at)
+    assert not actions.brings_forward(job(next_run_at=due_at), due_at)
+    assert not actions.brings_forward(job(next_run_at=due_at), NOW)
+    assert not actions.brings_forward(job(status="running", next_run_at=NOW), due_at)

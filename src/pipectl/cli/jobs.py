@@ -17,7 +17,7 @@ from pipectl.cli.common import (
 )
 
 app = typer.Typer(
-    help="Scheduled jobs: add, list, show, pause, resume, archive, edit.", no_args_is_help=True
+    help="Scheduled jobs: add, list, show, run, pause, resume, archive, edit.", no_args_is_help=True
 )
 
 JobId = Annotated[
@@ -262,6 +262,18 @@ _action_command(
     Example: pipectl jobs archive 12
     """,
 )
+
+
+@app.command("run")
+def run(job_id: JobId, as_json: JsonOption = False) -> None:
+    """Run a job at the next poll, whatever its schedule or backoff ("sync now"); a recurring
+    job returns to its cron afterwards.
+
+    Example: pipectl jobs run 12
+    """
+    with common.client() as client:
+        job = client.run_now(job_id)
+    _emit(job, as_json, f"job {job.id} will run at the next poll")
 
 
 @app.command()

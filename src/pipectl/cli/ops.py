@@ -238,13 +238,18 @@ def enqueue(
             concurrency_key=_concurrency_key(concurrency_key, no_concurrency_key, DEFAULT_KEY),
         )
     job = result.job
-    if not result.created:
+    if result.rearmed:
+        note(
+            f"job {job.id} was already pending with the same type, brand and parameters; "
+            f"brought forward to {job.next_run_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
+    elif not result.created:
         note(
             f"job {job.id} is already pending with the same type, brand and parameters; "
             "not queued again (--allow-duplicate overrides)"
         )
     if as_json:
-        print_json({**job.to_json(), "created": result.created})
+        print_json({**job.to_json(), "created": result.created, "rearmed": result.rearmed})
     else:
         typer.echo(job.id)
 
