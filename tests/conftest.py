@@ -99,3 +99,13 @@ def postgres_url() -> Iterator[str]:
     yield f"{POSTGRES_URL}{separator}schema={schema}"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def both_url(request: pytest.FixtureRequest) -> str:
+    """A migrated store on SQLite, then on PostgreSQL: for tests that run on both."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    url = request.getfixturevalue("postgres_url")
+    Client.migrate_url(url)
+    return url

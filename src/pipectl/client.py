@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import getpass
 import hashlib
 import json
+import socket
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,7 +16,7 @@ from typing import Any
 from pipectl import actions, clock
 from pipectl.actions import ALLOWED, BRAND_ACTIONS, DONE, applies, brings_forward
 from pipectl.concurrency import Waiting, waiting_on
-from pipectl.errors import InvalidInput, NotFound
+from pipectl.errors import InvalidInput, NotFound, StoreUnavailable
 from pipectl.freshness import (
     LIVE_JOB_STATUSES,
     Thresholds,
@@ -43,6 +46,7 @@ from pipectl.models import (
     Threshold,
     WorkerInfo,
 )
+from pipectl.outcome import cancel_reason
 from pipectl.parsing import check_name, check_parameters
 from pipectl.recovery import find_stuck, recover_stale, stale_cutoffs
 from pipectl.schedule import check_cron, next_occurrence, zone
@@ -50,6 +54,8 @@ from pipectl.settings import Settings, load_settings
 from pipectl.store import ANY, Store, open_store
 
 DEFAULT_KEY: Any = object()
+WAIT_POLL_S = 0.5  # how often a wait looks again where the store has no notifications
+WAIT_RECHECK_S = 5.0  # on PostgreSQL, a look even without a notification, in case one was lost
 MAX_RUNNING_SHOWN = 10_000
 DELETE_BATCH = 5_000  # rows per transaction when pruning: short locks, steady progress  # "derive the concurrency key from job type and brand"
 
@@ -59,6 +65,25 @@ class Enqueued:
     job: Job
     created: bool  # False: an identical pending job already existed and is returned instead
     rearmed: bool = False  # that pending job was due later, and is now due at the asked time
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """What `cancel_job` did: asked the worker holding the job's running run to stop it
+    (`run`), or took the job's pending one-time run out of the queue (`run` is None)."""
+
+    job: Job
+    run: Run | None
+
+
+@dataclass(frozen=True, slots=True)
+class Waited:
+    """How a wait ended: the run that ended, or none (`timed_out`, or the job left the queue
+    without running: `reason`)."""
+
+    run: Run | None
+    timed_out: bool = False
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +161,15 @@ def _in_batches(delete_batch: Callable[[], int]) -> int:
         if deleted < DELETE_BATCH:
             break
     return total
+
+
+def operator_name() -> str:
+    """Who is asking, for the record (`runs cancel`): user@host."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name in a bare container
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
 
 
 def dedupe_key(job_type: str, brand_id: str | None, parameters: dict[str, Any]) -> str:
@@ -478,6 +512,89 @@ class Client:
         if run is None:
             raise NotFound(f"no run with id {run_id}")
         return run
+
+    def cancel_run(self, run_id: int, by: str | None = None) -> Run:
+        """Ask the worker holding a running run to stop it (through the store, so from any
+        machine): at its next heartbeat it cancels the handler, and the run ends `cancelled`
+        with who asked and when. Not a failure for retries; freshness is left as it was."""
+        run = self.get_run(run_id)
+        requested = None
+        if run.status == "running":
+            requested = self.store.request_cancel(run_id, by or operator_name(), clock.now())
+        if requested is None:
+            run = self.get_run(run_id)
+            raise InvalidInput(f"run {run_id} is {run.status}; only a running run can be cancelled")
+        return requested
+
+    def cancel_job(self, job_id: int, by: str | None = None) -> Cancelled:
+        """Cancel a job's running run (as `cancel_run`), or take its pending one-time run out
+        of the queue: the job is archived, its last error saying who cancelled it."""
+        job = self.get_job(job_id)
+        who = by or operator_name()
+        if job.status == "running" and job.last_run_id is not None:
+            return Cancelled(job, self.cancel_run(job.last_run_id, who))
+        if job.is_recurring or job.status != "active":
+            raise InvalidInput(
+                f"job {job_id} is {job.status} and has no running or pending one-time run to "
+                "cancel (pipectl jobs pause or archive stop a recurring job)"
+            )
+        changes = {"status": "archived", "last_error": cancel_reason(who)}
+        archived = self.store.update_job(job_id, changes, clock.now(), only_if_status=("active",))
+        if archived is None:  # a worker claimed it meanwhile
+            return self.cancel_job(job_id, who)
+        return Cancelled(archived, None)
+
+    def wait_for_run(self, run_id: int, timeout: timedelta | None = None) -> Waited:
+        """Block until the run ends (or `timeout` passes). On PostgreSQL a notification wakes
+        the wait; elsewhere it looks again every WAIT_POLL_S."""
+        self.get_run(run_id)
+
+        def ended() -> Waited | None:
+            run = self.get_run(run_id)
+            return Waited(run) if run.status != "running" else None
+
+        return self._wait(ended, timeout)
+
+    def wait_for_job(self, job_id: int, timeout: timedelta | None = None) -> Waited:
+        """Block until the job's current run (or, if none is running, its next run; for a
+        finished one-time job, its last run) ends, or `timeout` passes, or the job leaves the
+        queue without running."""
+        job = self.get_job(job_id)
+        before = job.last_run_id
+        if before is not None and job.status not in ("active", "paused"):
+            # Running, or a one-time job that ran already: that run is the one.
+            return self.wait_for_run(before, timeout)
+
+        def ended() -> Waited | None:
+            current = self.get_job(job_id)
+            if current.last_run_id is not None and current.last_run_id != before:
+                run = self.get_run(current.last_run_id)
+                return Waited(run) if run.status != "running" else None
+            if current.status in ("paused", "archived", "completed", "failed"):
+                reason = f"job {job_id} is {current.status}"
+                if current.last_error:
+                    reason += f": {current.last_error}"
+                return Waited(None, reason=reason)
+            return None
+
+        return self._wait(ended, timeout)
+
+    def _wait(self, ended: Callable[[], Waited | None], timeout: timedelta | None) -> Waited:
+        notified = getattr(self.store, "wait_for_run_end", None)
+        if notified is not None:
+            notified(0)  # listen before the first look, so no ending slips between the two
+        deadline = None if timeout is None else time.monotonic() + timeout.total_seconds()
+        while (done := ended()) is None:
+            remaining = WAIT_RECHECK_S if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                return Waited(None, timed_out=True)
+            try:
+                if notified is None:
+                    raise StoreUnavailable("no notifications")
+                notified(min(remaining, WAIT_RECHECK_S))
+            except StoreUnavailable:  # the listener is reopened by the next call
+                time.sleep(min(remaining, WAIT_POLL_S))
+        return done
 
     def stuck_runs(self) -> list[Claim]:
         """Running runs the next sweep would recover."""

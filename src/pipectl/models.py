@@ -8,11 +8,11 @@ from typing import Any, Literal
 
 ScheduleType = Literal["recurring", "one_time"]
 JobStatus = Literal["active", "paused", "running", "completed", "failed", "archived"]
-RunStatus = Literal["running", "completed", "failed"]
+RunStatus = Literal["running", "completed", "failed", "cancelled"]
 FreshnessState = Literal["never", "fresh", "warn", "stale"]
 
 JOB_STATUSES: tuple[str, ...] = ("active", "paused", "running", "completed", "failed", "archived")
-RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed")
+RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed", "cancelled")
 
 
 def iso(value: datetime | None) -> str | None:
@@ -76,13 +76,15 @@ class Run:
     logs: str
     steps: list[dict[str, Any]]
     concurrency_key: str | None
+    cancel_requested_at: datetime | None = None  # an operator asked for it to stop (`runs cancel`)
+    cancel_requested_by: str | None = None
 
     def to_json(self, *, with_logs: bool = False) -> dict[str, Any]:
         doc = fields_of(self)
         del doc["lease_token"]  # the worker's proof of ownership; nobody else needs it
         if not with_logs:
             del doc["logs"]
-        for key in ("started_at", "finished_at", "heartbeat_at"):
+        for key in ("started_at", "finished_at", "heartbeat_at", "cancel_requested_at"):
             doc[key] = iso(doc[key])
         return doc
 
@@ -239,7 +241,7 @@ class DatasetOutcome:
 class RunResult:
     """Everything a finished run writes, in one transaction."""
 
-    status: Literal["completed", "failed"]
+    status: Literal["completed", "failed", "cancelled"]
     finished_at: datetime
     error_message: str | None
     logs: str

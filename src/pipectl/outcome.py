@@ -7,7 +7,7 @@ from typing import Any
 
 from pipectl.freshness import declared_with_brands
 from pipectl.models import DatasetOutcome, Job, RunResult
-from pipectl.retry import after_failure, after_success
+from pipectl.retry import after_cancel, after_failure, after_success
 
 
 def run_result(
@@ -56,4 +56,30 @@ def run_result(
         steps=steps,
         job_update=after_success(job, now) if succeeded else after_failure(job, now, error or ""),
         datasets=list(outcomes.values()),
+    )
+
+
+def cancel_reason(by: str) -> str:
+    return f"cancelled by {by}"
+
+
+def cancelled_result(
+    job: Job,
+    now: datetime,
+    by: str,
+    *,
+    steps: list[dict[str, Any]] | None = None,
+    logs: str = "",
+) -> RunResult:
+    """A run an operator cancelled: it ends `cancelled`, saying who asked, and records no
+    dataset outcome (freshness stays as it was)."""
+    reason = cancel_reason(by)
+    return RunResult(
+        status="cancelled",
+        finished_at=now,
+        error_message=reason,
+        logs=logs,
+        steps=steps or [],
+        job_update=after_cancel(job, now, reason),
+        datasets=[],
     )

@@ -55,3 +55,18 @@ def after_failure(job: Job, now: datetime, error: str) -> JobUpdate:
 def after_last_retry(job: Job) -> str:
     """What happens when the job's last retry fails, in an operator's words."""
     return "back to its cron schedule" if job.is_recurring else "the job ends failed"
+
+
+def after_cancel(job: Job, now: datetime, reason: str) -> JobUpdate:
+    """An operator's cancellation is neither a success nor a failure: the retry count stands, a
+    recurring job goes back to its cron schedule and a one-time job leaves the queue."""
+    if job.is_recurring:
+        return JobUpdate(
+            status="active",
+            next_run_at=next_occurrence(job.cron_expression or "", job.timezone, now),
+            retry_count=job.retry_count,
+            last_error=job.last_error,
+        )
+    return JobUpdate(
+        status="archived", next_run_at=None, retry_count=job.retry_count, last_error=reason
+    )

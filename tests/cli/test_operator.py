@@ -11,21 +11,13 @@ from typing import Any
 import pytest
 from conftest import CliResult, invoke
 
-from pipectl.client import Client
-
 Cli = Callable[..., CliResult]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def cli(request: pytest.FixtureRequest) -> Cli:
-    if request.param == "sqlite":
-        url = request.getfixturevalue("sqlite_url")
-    else:
-        url = request.getfixturevalue("postgres_url")
-        Client.migrate_url(url)
-
+@pytest.fixture
+def cli(both_url: str) -> Cli:
     def run(*args: str, input: str | None = None) -> CliResult:
-        return invoke("--database-url", url, *args, input=input)
+        return invoke("--database-url", both_url, *args, input=input)
 
     return run
 
@@ -191,3 +183,58 @@ def test_enqueue_of_a_job_in_backoff_brings_it_forward(cli: Cli) -> None:
     again = failing_command(cli, "acme")
     assert (again["id"], again["rearmed"], again["retry_count"]) == (job["id"], True, 1)
     assert datetime.fromisoformat(again["next_run_at"]) <= datetime.now(UTC)
+
+
+# -- cancel and wait --------------------------------------------------------------------------
+
+
+def test_cancelling_a_pending_one_time_job_archives_it_as_cancelled(cli: Cli) -> None:
+    job = cli("enqueue", "noop", "--brand", "acme", "--in", "1h", "--json").assert_ok().json()
+    done = cli("runs", "cancel", "--job", str(job["id"]), "--json").assert_ok().json()
+    assert done["run"] is None
+    assert done["job"]["status"] == "archived"
+    assert done["job"]["last_error"].startswith("cancelled by ")
+    cli("run-worker", "--once").assert_ok()
+    assert cli("runs", "--json").assert_ok().json() == []  # it never ran
+    waited = cli("runs", "wait", "--job", str(job["id"]))
+    assert waited.exit_code == 1
+    assert f"job {job['id']} is archived: cancelled by" in waited.stderr_text
+
+
+def test_cancel_refuses_what_is_not_running_or_pending(cli: Cli) -> None:
+    job = cli("enqueue", "noop", "--brand", "acme", "--json").assert_ok().json()
+    cli("run-worker", "--once").assert_ok()
+    (run,) = cli("runs", "--json").assert_ok().json()
+    refused = cli("runs", "cancel", str(run["id"]))
+    refused.assert_pipectl_error(2)
+    assert "is completed; only a running run can be cancelled" in refused.stderr
+    cli("runs", "cancel", "--job", str(job["id"])).assert_pipectl_error(2)
+    recurring = add(cli, "noop", "acme")
+    cli("runs", "cancel", "--job", str(recurring["id"])).assert_pipectl_error(2)
+    cli("runs", "cancel").assert_pipectl_error(2)
+    cli("runs", "cancel", str(run["id"]), "--job", str(job["id"])).assert_pipectl_error(2)
+    cli("runs", "cancel", "999").assert_pipectl_error(2)
+
+
+def test_runs_wait_on_an_ended_run_exits_with_its_outcome_at_once(cli: Cli) -> None:
+    ok = cli("enqueue", "noop", "--brand", "acme", "--json").assert_ok().json()
+    failing = failing_command(cli, "acme")
+    cli("jobs", "edit", str(failing["id"]), "--max-retries", "0").assert_ok()
+    cli("run-worker", "--once").assert_ok()
+    runs = {run["job_id"]: run for run in cli("runs", "--json").assert_ok().json()}
+    done = cli("runs", "wait", str(runs[ok["id"]]["id"]), "--json").assert_ok()
+    assert done.json()["status"] == "completed"
+    assert cli("runs", "wait", "--job", str(ok["id"])).exit_code == 0
+    failed = cli("runs", "wait", "--job", str(failing["id"]))
+    assert failed.exit_code == 1 and "command exited with status 1" in failed.stderr
+    cli("runs", "wait").assert_pipectl_error(2)
+    cli("runs", "wait", "999").assert_pipectl_error(2)
+    cli("runs", "wait", "--job", str(ok["id"]), "--timeout", "soon").assert_pipectl_error(2)
+    cli("enqueue", "noop", "--wait-timeout", "1s").assert_pipectl_error(2)  # needs --wait
+
+
+def test_runs_wait_times_out_with_124(cli: Cli) -> None:
+    job = cli("enqueue", "noop", "--brand", "acme", "--in", "1h", "--json").assert_ok().json()
+    result = cli("runs", "wait", "--job", str(job["id"]), "--timeout", "0.3s")
+    assert result.exit_code == 124 and result.stdout == ""
+    assert "timed out after 0.3s" in result.stderr

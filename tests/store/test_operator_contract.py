@@ -9,6 +9,7 @@ import pytest
 from test_contract import T0, new_job
 
 from pipectl.errors import InvalidInput
+from pipectl.outcome import cancelled_result
 from pipectl.store import Store
 
 
@@ -47,3 +48,33 @@ def test_update_jobs_refuses_fields_that_are_not_editable(store: Store) -> None:
     job = store.insert_job(new_job(), T0)
     with pytest.raises(ValueError):
         store.update_jobs([(job.id, {"brand_id": "other"})], T0)
+
+
+def test_a_cancel_request_is_read_back_and_the_run_ends_cancelled(store: Store) -> None:
+    job = store.insert_job(new_job(), T0)
+    other = store.insert_job(new_job(), T0)
+    claims = store.claim_due("w", T0, 2)
+    run, untouched = (c.run for c in sorted(claims, key=lambda c: c.job.id))
+    assert store.cancel_requests([run.id, untouched.id]) == {}
+
+    later = T0 + timedelta(seconds=7)
+    asked = store.request_cancel(run.id, "ops@host", later)
+    assert asked is not None
+    assert (asked.cancel_requested_at, asked.cancel_requested_by) == (later, "ops@host")
+    again = store.request_cancel(run.id, "someone-else", later + timedelta(seconds=1))
+    assert again is not None and again.cancel_requested_by == "ops@host"  # the first stands
+    assert store.cancel_requests([run.id, untouched.id]) == {run.id: "ops@host"}
+    assert store.cancel_requests([]) == {}
+
+    cancelled = cancelled_result(claims[0].job, later, "ops@host")
+    assert store.finish_run(run.id, run.lease_token, cancelled)
+    ended = store.get_run(run.id)
+    assert ended is not None and ended.status == "cancelled"
+    assert ended.error_message == "cancelled by ops@host"
+    assert ended.cancel_requested_by == "ops@host"
+    assert store.get_job(job.id).status == "archived"  # type: ignore[union-attr]
+    assert store.get_job(other.id).status == "running"  # type: ignore[union-attr]
+    assert [r.id for r in store.list_runs(status="cancelled")] == [run.id]
+    assert store.cancel_requests([run.id]) == {}  # no longer running
+    assert store.request_cancel(run.id, "late", later) is None
+    assert store.dataset_statuses() == []  # a cancelled run records no dataset outcome

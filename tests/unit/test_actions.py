@@ -1,4 +1,5 @@
-"""The operator's job transitions as pure rules (pipectl.actions)."""
+"""The operator's job transitions as pure rules (pipectl.actions), and what a cancelled run
+writes (pipectl.outcome, pipectl.retry)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 
 from pipectl import actions
 from pipectl.models import Job
+from pipectl.outcome import cancelled_result
+from pipectl.retry import after_cancel
 
 NOW = datetime(2026, 11, 29, 12, 7, tzinfo=UTC)
 
@@ -96,3 +99,19 @@ def test_an_identical_enqueue_brings_forward_only_a_pending_job_due_later() -> N
     assert not actions.brings_forward(job(next_run_at=due_at), due_at)
     assert not actions.brings_forward(job(next_run_at=due_at), NOW)
     assert not actions.brings_forward(job(status="running", next_run_at=NOW), due_at)
+
+
+def test_a_cancelled_run_is_neither_a_success_nor_a_failure() -> None:
+    recurring = job(retry_count=2, last_error="boom")
+    result = cancelled_result(recurring, NOW, "ops@host", logs="partial")
+    assert (result.status, result.error_message) == ("cancelled", "cancelled by ops@host")
+    assert result.datasets == []  # freshness stays as it was
+    assert result.logs == "partial"
+    update = result.job_update
+    assert (update.status, update.retry_count, update.last_error) == ("active", 2, "boom")
+    assert update.next_run_at == datetime(2026, 11, 30, 3, 0, tzinfo=UTC)  # back on its cron
+
+    one_time = job(schedule_type="one_time", cron_expression=None, retry_count=1)
+    update = after_cancel(one_time, NOW, "cancelled by ops@host")
+    assert (update.status, update.next_run_at, update.retry_count) == ("archived", None, 1)
+    assert update.last_error == "cancelled by ops@host"

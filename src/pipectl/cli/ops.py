@@ -206,6 +206,17 @@ def enqueue(
     no_concurrency_key: Annotated[
         bool, typer.Option("--no-concurrency-key", help="May overlap with anything.")
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Block until its run ends; exit 0 completed, 1 failed or cancelled, 124 timeout.",
+        ),
+    ] = False,
+    wait_timeout: Annotated[
+        str | None,
+        typer.Option("--wait-timeout", help="With --wait: give up after this long, e.g. 10m."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Queue a one-time job (a manual sync) for the next poll; prints the job id.
@@ -225,6 +236,9 @@ def enqueue(
         from pipectl import clock
 
         run_at = clock.now() + common.duration(in_)
+    if wait_timeout is not None and not wait:
+        raise InvalidInput("--wait-timeout needs --wait")
+    limit = common.duration(wait_timeout)
     with common.client() as client:
         result = client.enqueue_job(
             job_type,
@@ -237,6 +251,7 @@ def enqueue(
             timeout=common.duration(timeout),
             concurrency_key=_concurrency_key(concurrency_key, no_concurrency_key, DEFAULT_KEY),
         )
+        waited = client.wait_for_job(result.job.id, limit) if wait else None
     job = result.job
     if result.rearmed:
         note(
@@ -248,8 +263,18 @@ def enqueue(
             f"job {job.id} is already pending with the same type, brand and parameters; "
             "not queued again (--allow-duplicate overrides)"
         )
-    if as_json:
-        print_json({**job.to_json(), "created": result.created, "rearmed": result.rearmed})
+    document = {**job.to_json(), "created": result.created, "rearmed": result.rearmed}
+    if waited is not None:
+        from pipectl.cli.runs import exit_with
+
+        if as_json:
+            document["run"] = waited.run.to_json() if waited.run else None
+            print_json(document)
+        else:
+            typer.echo(job.id)
+        exit_with(waited, wait_timeout)
+    elif as_json:
+        print_json(document)
     else:
         typer.echo(job.id)
 

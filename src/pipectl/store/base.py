@@ -139,6 +139,16 @@ class Store(Protocol):
         worker no longer owns (recovered elsewhere or finished)."""
         ...
 
+    def request_cancel(self, run_id: int, by: str, now: datetime) -> Run | None:
+        """Ask for a running run to be cancelled (`by`: who asked); the first request stands.
+        Returns the run, or None when it is not running."""
+        ...
+
+    def cancel_requests(self, run_ids: list[int]) -> dict[int, str]:
+        """Of these runs, the running ones whose cancellation was asked for, with who asked
+        (what the worker holding them reads at each heartbeat)."""
+        ...
+
     def finish_run(self, run_id: int, lease_token: str, result: RunResult) -> bool:
         """Record the outcome of a run, its job's next state and its datasets in one transaction,
         only while the run is still `running` under this lease. False when the lease was lost."""

@@ -37,7 +37,7 @@ _JOB_TIMESTAMPS = ("next_run_at", "created_at", "updated_at")
 # heartbeat (heartbeat_at still equals started_at, as the claim set it) when it started before
 # the start-grace cutoff. Parameters: started_before, heartbeat_before.
 _STALE = "heartbeat_at < CASE WHEN heartbeat_at = started_at THEN ? ELSE ? END"
-_RUN_TIMESTAMPS = ("started_at", "finished_at", "heartbeat_at")
+_RUN_TIMESTAMPS = ("started_at", "finished_at", "heartbeat_at", "cancel_requested_at")
 
 
 def ts(value: datetime | None) -> str | None:
@@ -360,6 +360,28 @@ class SQLiteStore:
                 if not renewed:
                     lost.append(run_id)
         return lost
+
+    def request_cancel(self, run_id: int, by: str, now: datetime) -> Run | None:
+        with self._write() as conn:
+            row = conn.execute(
+                "UPDATE scheduled_job_runs SET "
+                "cancel_requested_at = coalesce(cancel_requested_at, ?), "
+                "cancel_requested_by = coalesce(cancel_requested_by, ?) "
+                "WHERE id = ? AND status = 'running' RETURNING *",
+                (ts(now), by, run_id),
+            ).fetchone()
+        return _run(row) if row is not None else None
+
+    def cancel_requests(self, run_ids: list[int]) -> dict[int, str]:
+        if not run_ids:
+            return {}
+        marks = ", ".join("?" * len(run_ids))
+        rows = self._read(
+            "SELECT id, cancel_requested_by FROM scheduled_job_runs "
+            f"WHERE id IN ({marks}) AND status = 'running' AND cancel_requested_at IS NOT NULL",
+            run_ids,
+        )
+        return {row["id"]: row["cancel_requested_by"] for row in rows}
 
     def finish_run(self, run_id: int, lease_token: str, result: RunResult) -> bool:
         (recorded,) = self.finish_runs([(run_id, lease_token, result)])
