@@ -19,6 +19,7 @@ STATE_STYLES = {
     "never": "red",
     "completed": "green",
     "failed": "red",
+    "cancelled": "yellow",
     "running": "cyan",
     "active": "",
     "paused": "yellow",
