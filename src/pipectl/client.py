@@ -507,6 +507,11 @@ class Client:
     ) -> list[Run]:
         return self.store.list_runs(job_id=job_id, brand_id=brand_id, status=status, limit=limit)
 
+    def jobs_of(self, runs: Sequence[Run]) -> dict[int, Job]:
+        """The jobs of these runs, by id (for a run list that names them)."""
+        found = {job_id: self.store.get_job(job_id) for job_id in {run.job_id for run in runs}}
+        return {job_id: job for job_id, job in found.items() if job is not None}
+
     def get_run(self, run_id: int) -> Run:
         run = self.store.get_run(run_id)
         if run is None:
@@ -660,9 +665,10 @@ class Client:
     def freshness(self, dataset: str, brand_id: str | None = None) -> Freshness:
         """Is `dataset` for `brand_id` (None: global) fresh, and since when?"""
         status = self.store.dataset_status(dataset, brand_id)
-        return freshness(
+        found = freshness(
             dataset, brand_id, status, self._thresholds(self.store.thresholds()), clock.now()
         )
+        return self._with_jobs([found], [])[0]
 
     def datasets(self, *, brand_id: str | None = ANY) -> list[Freshness]:
         jobs = self.store.list_jobs(brand_id=brand_id, statuses=LIVE_JOB_STATUSES)
@@ -674,9 +680,24 @@ class Client:
             self._thresholds(self.store.thresholds()),
             clock.now(),
         )
-        if brand_id is ANY:
-            return report
-        return [item for item in report if item.brand_id == brand_id]
+        if brand_id is not ANY:
+            report = [item for item in report if item.brand_id == brand_id]
+        return self._with_jobs(report, jobs)
+
+    def _with_jobs(self, datasets: list[Freshness], jobs: list[Job]) -> list[Freshness]:
+        """Each dataset with the job of the run that last attempted it: most are their job's
+        last run (known from `jobs`); the runs of the others are read, in one call."""
+        job_of = {job.last_run_id: job.id for job in jobs if job.last_run_id is not None}
+        missing = {d.last_run_id for d in datasets if d.last_run_id is not None} - job_of.keys()
+        if missing:
+            runs = self.store.runs_by_id(sorted(missing))  # type: ignore[arg-type]
+            job_of.update({run_id: run.job_id for run_id, run in runs.items()})
+        return [
+            dataclasses.replace(d, last_job_id=job_of.get(d.last_run_id))
+            if d.last_run_id is not None
+            else d
+            for d in datasets
+        ]
 
     def retired_datasets(self, *, brand_id: str | None = ANY) -> list[DatasetStatus]:
         """The retired (brand, dataset) rows, history kept, out of the gate and `status`."""
@@ -708,7 +729,7 @@ class Client:
             report = [item for item in report if item.brand_id == brand_id]
         return StatusReport(
             now=now,
-            datasets=report,
+            datasets=self._with_jobs(report, seen.jobs),
             jobs=seen.jobs,
             last_runs=seen.last_runs,
             stuck_runs=[

@@ -65,6 +65,7 @@ def freshness(
         age=now - success if success else None,
         warn_after=warn_after,
         error_after=error_after,
+        last_run_id=status.last_run_id if status else None,
     )
 
 

@@ -79,8 +79,14 @@ class Run:
     cancel_requested_at: datetime | None = None  # an operator asked for it to stop (`runs cancel`)
     cancel_requested_by: str | None = None
 
+    @property
+    def failed_steps(self) -> int:
+        """Steps that failed: a completed run may have some (non-fatal ones)."""
+        return sum(1 for step in self.steps if step.get("status") == "failed")
+
     def to_json(self, *, with_logs: bool = False) -> dict[str, Any]:
         doc = fields_of(self)
+        doc["failed_steps"] = self.failed_steps
         del doc["lease_token"]  # the worker's proof of ownership; nobody else needs it
         if not with_logs:
             del doc["logs"]
@@ -132,6 +138,8 @@ class Freshness:
     age: timedelta | None
     warn_after: timedelta
     error_after: timedelta
+    last_run_id: int | None = None  # the run that last attempted it …
+    last_job_id: int | None = None  # … and its job
 
     @property
     def is_fresh(self) -> bool:
@@ -149,6 +157,8 @@ class Freshness:
             "age_seconds": None if self.age is None else round(self.age.total_seconds(), 3),
             "warn_after_seconds": self.warn_after.total_seconds(),
             "error_after_seconds": self.error_after.total_seconds(),
+            "last_run_id": self.last_run_id,
+            "last_job_id": self.last_job_id,
         }
 
 

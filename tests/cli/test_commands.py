@@ -505,10 +505,10 @@ def test_run_worker_once_records_a_failure_and_exits_0(cli: Cli) -> None:
     doc = jobs_by_id(cli)[job["id"]]
     assert doc["status"] == "active"
     assert doc["retry_count"] == 1
-    assert doc["last_error"] == "command exited with status 3"
+    assert doc["last_error"] == "command exited with status 3: boom"
     (run,) = cli("runs", "--json").assert_ok().json()
     assert run["status"] == "failed"
-    assert run["error_message"] == "command exited with status 3"
+    assert run["error_message"] == "command exited with status 3: boom"
 
 
 def test_run_worker_max_jobs_and_poll_interval(cli: Cli) -> None:

@@ -238,3 +238,78 @@ def test_runs_wait_times_out_with_124(cli: Cli) -> None:
     result = cli("runs", "wait", "--job", str(job["id"]), "--timeout", "0.3s")
     assert result.exit_code == 124 and result.stdout == ""
     assert "timed out after 0.3s" in result.stderr
+
+
+# -- partial failures in plain sight ----------------------------------------------------------
+
+PARTIAL = (
+    'echo \'{"step": "load", "status": "completed", "datasets": ["orders"]}\' '
+    '>> "$PIPECTL_STEPS_FILE"; '
+    'echo \'{"step": "thumbs", "status": "failed", "fatal": false, "datasets": ["thumbs"], '
+    '"error": "cdn down"}\' >> "$PIPECTL_STEPS_FILE"'
+)
+
+
+@pytest.fixture
+def wide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables 160 columns wide, so that a cell reads on one line."""
+    from pipectl.cli import render
+
+    monkeypatch.setattr(render.out, "_width", 160)
+
+
+def test_a_completed_run_with_failed_steps_says_so_in_every_list(cli: Cli, wide: None) -> None:
+    params = json.dumps({"command": PARTIAL})
+    added = cli(
+        "jobs",
+        "add",
+        "command",
+        "--cron",
+        "0 3 * * *",
+        "--brand",
+        "acme",
+        "--name",
+        "sync",
+        "--params",
+        params,
+    )
+    job = added.assert_ok().stdout.strip()
+    cli("jobs", "run", job).assert_ok()
+    cli("run-worker", "--once").assert_ok()
+
+    (run,) = cli("runs", "--json").assert_ok().json()
+    assert (run["status"], run["failed_steps"]) == ("completed", 1)
+    assert (run["job_name"], run["brand_id"]) == ("sync", "acme")
+    label = "completed (1 of 2 steps failed)"
+    listed = cli("runs").assert_ok().stdout
+    assert label in listed and f"{job} sync (acme)" in listed
+    assert label in cli("jobs", "show", job).assert_ok().stdout
+    assert label in cli("runs", "show", str(run["id"])).assert_ok().stdout
+    assert label in cli("status").assert_ok().stdout
+
+    datasets = {d["dataset"]: d for d in cli("datasets", "list", "--json").assert_ok().json()}
+    for name in ("orders", "thumbs"):
+        assert (datasets[name]["last_run_id"], datasets[name]["last_job_id"]) == (
+            run["id"],
+            int(job),
+        )
+    status = {d["dataset"]: d for d in cli("status", "--json").assert_ok().json()["datasets"]}
+    assert status["thumbs"]["last_run_id"] == run["id"]
+    assert status["thumbs"]["last_job_id"] == int(job)
+    assert f"run {run['id']} failed: step thumbs: cdn down" in cli("status").assert_ok().stdout
+
+
+def test_a_failed_commands_error_ends_with_its_last_output(cli: Cli) -> None:
+    command = "echo first; for i in 1 2 3 4 5 6; do echo line $i >&2; done; exit 4"
+    job = (
+        cli("enqueue", "command", "--params", json.dumps({"command": command}), "--json")
+        .assert_ok()
+        .json()
+    )
+    cli("run-worker", "--once").assert_ok()
+    (run,) = cli("runs", "--json").assert_ok().json()
+    expected = "command exited with status 4: line 2 | line 3 | line 4 | line 5 | line 6"
+    assert run["error_message"] == expected
+    assert cli("jobs", "show", str(job["id"]), "--json").assert_ok().json()["last_error"] == (
+        expected
+    )

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipectl.cli.documents import print_json as print_json  # commands import it from here too
+from pipectl.models import Run
 from pipectl.parsing import format_duration
 
 STATE_STYLES = {
@@ -39,6 +40,14 @@ def note(message: str) -> None:
 def styled(value: str) -> str:
     style = STATE_STYLES.get(value, "")
     return f"[{style}]{value}[/]" if style else value
+
+
+def run_status(run: Run) -> str:
+    """A run's status as every list shows it: a completed run with failed (non-fatal) steps
+    reads `completed (1 of 4 steps failed)`, in the warning colour."""
+    if run.status == "completed" and run.failed_steps:
+        return f"[yellow]completed ({run.failed_steps} of {len(run.steps)} steps failed)[/]"
+    return styled(run.status)
 
 
 def ago(when: datetime | None, now: datetime) -> str:

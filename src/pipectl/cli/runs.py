@@ -45,7 +45,7 @@ def runs(
     if ctx.invoked_subcommand is not None:
         return
     from pipectl.cli.render import print_json
-    from pipectl.cli.views import render_runs
+    from pipectl.cli.views import render_runs, runs_json
     from pipectl.errors import InvalidInput
     from pipectl.models import RUN_STATUSES
 
@@ -57,10 +57,11 @@ def runs(
         found = client.list_runs(
             job_id=job, brand_id=common.known_brand(client, brand), status=status, limit=limit
         )
+        jobs = client.jobs_of(found)
     if as_json:
-        print_json([run.to_json() for run in found])
+        print_json([runs_json(run, jobs.get(run.job_id)) for run in found])
     else:
-        render_runs(found)
+        render_runs(found, jobs)
 
 
 @app.command()

@@ -15,6 +15,7 @@ from pipectl.cli.render import (
     err,
     esc,
     out,
+    run_status,
     stamp,
     styled,
     table,
@@ -77,7 +78,7 @@ def status_view(report: StatusReport) -> list[RenderableType]:
         if datasets:
             grid = table(None, "dataset", "state", "age", "last success", "last attempt", "error")
             for d in datasets:
-                failed = "[red]last attempt failed:[/] " if d.last_attempt_failed else ""
+                failed = f"[red]run {d.last_run_id} failed:[/] " if d.last_attempt_failed else ""
                 grid.add_row(
                     esc(d.dataset),
                     styled(d.state),
@@ -99,7 +100,7 @@ def status_view(report: StatusReport) -> list[RenderableType]:
                     job_state(j, report.waiting.get(j.id)),
                     until(j.next_run_at, now) if j.status in ("active", "paused") else "—",
                     retry_text(j),
-                    f"{styled(last.status)} {ago(last.finished_at or last.started_at, now)}"
+                    f"{run_status(last)} {ago(last.finished_at or last.started_at, now)}"
                     if last
                     else "never ran",
                 )
@@ -236,7 +237,17 @@ def format_duration_or_none(seconds: float | None) -> str:
     return format_duration(timedelta(seconds=seconds)) if seconds else "none"
 
 
-def render_runs(runs: list[Run]) -> None:
+def runs_json(run: Run, job: Job | None) -> dict[str, Any]:
+    """A run in a run list: named by its job's name and brand, not only the job's id."""
+    return {
+        **run.to_json(),
+        "job_name": job.name if job else None,
+        "brand_id": job.brand_id if job else None,
+    }
+
+
+def render_runs(runs: list[Run], jobs: dict[int, Job] | None = None) -> None:
+    """The runs table; given their jobs, each run is named by its job's name and brand."""
     if not runs:
         err.print("no runs")
         return
@@ -246,11 +257,14 @@ def render_runs(runs: list[Run]) -> None:
     grid = table(None, "run", "job", "attempt", "status", "started", "took", "worker", "error")
     for run in runs:
         took = format_duration(run.finished_at - run.started_at) if run.finished_at else "—"
+        job = (jobs or {}).get(run.job_id)
         grid.add_row(
             str(run.id),
-            str(run.job_id),
+            f"{run.job_id} {esc(job.name)} ({brand_label(job.brand_id)})"
+            if job
+            else str(run.job_id),
             str(run.attempt),
-            styled(run.status),
+            run_status(run),
             ago(run.started_at, now),
             took,
             esc(run.worker_id),
@@ -266,7 +280,7 @@ def render_run(run: Run) -> None:
         ("run", str(run.id)),
         ("job", str(run.job_id)),
         ("attempt", str(run.attempt)),
-        ("status", styled(run.status)),
+        ("status", run_status(run)),
         ("worker", esc(run.worker_id)),
         ("started", stamp(run.started_at)),
         ("finished", stamp(run.finished_at)),
