@@ -10,6 +10,7 @@ from test_contract import T0, new_job
 
 from pipectl.errors import InvalidInput
 from pipectl.outcome import cancelled_result
+from pipectl.recovery import recover_stale
 from pipectl.store import Store
 
 
@@ -78,3 +79,18 @@ def test_a_cancel_request_is_read_back_and_the_run_ends_cancelled(store: Store) 
     assert store.cancel_requests([run.id]) == {}  # no longer running
     assert store.request_cancel(run.id, "late", later) is None
     assert store.dataset_statuses() == []  # a cancelled run records no dataset outcome
+
+
+def test_a_stuck_run_whose_cancel_was_asked_for_is_recovered_as_cancelled(store: Store) -> None:
+    job = store.insert_job(new_job(), T0)
+    (claim,) = store.claim_due("w", T0, 1)
+    assert store.request_cancel(claim.run.id, "ops@host", T0) is not None
+    later = T0 + timedelta(hours=1)
+    (recovered,) = recover_stale(store, later, timedelta(minutes=5), timedelta(minutes=1))
+    assert recovered.run.id == claim.run.id
+    ended = store.get_run(claim.run.id)
+    assert ended is not None and ended.status == "cancelled"
+    assert ended.error_message == "cancelled by ops@host"
+    after = store.get_job(job.id)
+    assert after is not None and (after.status, after.retry_count) == ("archived", 0)
+    assert store.dataset_statuses() == []
