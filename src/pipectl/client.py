@@ -371,12 +371,14 @@ class Client:
         job_type: str | None = None,
         status: str | None = None,
         limit: int | None = None,
+        archived: bool = True,
     ) -> list[Job]:
+        """Jobs by id; without `status`, archived ones only when `archived`."""
+        statuses = (status,) if status else None
+        if statuses is None and not archived:
+            statuses = tuple(s for s in JOB_STATUSES if s != "archived")
         return self.store.list_jobs(
-            brand_id=brand_id,
-            job_type=job_type,
-            statuses=(status,) if status else None,
-            limit=limit,
+            brand_id=brand_id, job_type=job_type, statuses=statuses, limit=limit
         )
 
     def pause(self, job_id: int) -> Job:

@@ -31,7 +31,8 @@ def add(cli: Cli, job_type: str, brand: str, *args: str) -> dict[str, Any]:
 
 
 def statuses(cli: Cli) -> dict[int, str]:
-    return {job["id"]: job["status"] for job in cli("jobs", "list", "--json").assert_ok().json()}
+    listed = cli("jobs", "list", "--all", "--json").assert_ok().json()
+    return {job["id"]: job["status"] for job in listed}
 
 
 def test_brand_wide_pause_resume_and_archive(cli: Cli) -> None:
@@ -313,3 +314,35 @@ def test_a_failed_commands_error_ends_with_its_last_output(cli: Cli) -> None:
     assert cli("jobs", "show", str(job["id"]), "--json").assert_ok().json()["last_error"] == (
         expected
     )
+
+
+# -- consistent words -------------------------------------------------------------------------
+
+
+def test_lists_say_paused_running_and_the_attempt_in_one_wording(
+    cli: Cli, both_url: str, wide: None
+) -> None:
+    from pipectl.store import open_store
+
+    paused = add(cli, "noop", "acme", "--paused", "--name", "paused one")
+    running = add(cli, "noop", "acme", "--name", "running one")
+    failing = failing_command(cli, "acme")
+    cli("run-worker", "--once").assert_ok()  # the failing one goes into backoff
+    cli("jobs", "run", str(running["id"])).assert_ok()
+    store = open_store(both_url)
+    try:
+        (claim,) = store.claim_due("held-by-test", datetime.now(UTC), 1)
+    finally:
+        store.close()
+    assert claim.job.id == running["id"]
+
+    listed = cli("jobs", "list").assert_ok().stdout
+    status = cli("status").assert_ok().stdout
+    for text in (listed, status):
+        lines = {line.split()[0]: line for line in text.splitlines() if line[:1].isdigit()}
+        assert "paused" in lines[str(paused["id"])] and "in " not in lines[str(paused["id"])]
+        assert "running" in lines[str(running["id"])]
+        assert "due now" not in lines[str(running["id"])]
+        assert "attempt 2 of 4" in lines[str(failing["id"])]
+    (backoff,) = cli("retry", "--json").assert_ok().json()
+    assert (backoff["attempt"], backoff["attempts_allowed"]) == (2, 4)

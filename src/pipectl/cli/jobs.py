@@ -109,9 +109,12 @@ def list_(
         ),
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Archived jobs too (hidden unless --status archived).")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """List jobs.
+    """List jobs (not archived ones, unless --all).
 
     Example: pipectl jobs list --brand acme --status active
     """
@@ -128,6 +131,7 @@ def list_(
             job_type=job_type,
             status=status,
             limit=limit,
+            archived=all_,
         )
         waiting = client.waiting(jobs)
     if as_json:

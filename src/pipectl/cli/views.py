@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from rich.console import RenderableType
@@ -36,11 +37,21 @@ def schedule_text(job: Job) -> str:
 
 
 def retry_text(job: Job) -> str:
+    """The retry state in the words of `pipectl retry`: the attempt coming next, of all."""
     if job.retry_count == 0:
         return ""
     if job.status == "failed":
-        return f"failed after {job.retry_count} retries"
-    return f"retry {job.retry_count} of {job.max_retries}"
+        return f"failed after {job.retry_count + 1} attempts"
+    return f"attempt {job.retry_count + 1} of {job.max_retries + 1}"
+
+
+def next_run_text(job: Job, now: datetime) -> str:
+    """When the job runs next: `paused` and `running` say so rather than a time."""
+    if job.status in ("paused", "running"):
+        return styled(job.status)
+    if job.status != "active" or job.next_run_at is None:
+        return "—"
+    return until(job.next_run_at, now)
 
 
 def backoff_json(job: Job) -> dict[str, Any]:
@@ -98,7 +109,7 @@ def status_view(report: StatusReport) -> list[RenderableType]:
                     j.job_type,
                     schedule_text(j),
                     job_state(j, report.waiting.get(j.id)),
-                    until(j.next_run_at, now) if j.status in ("active", "paused") else "—",
+                    next_run_text(j, now),
                     retry_text(j),
                     f"{run_status(last)} {ago(last.finished_at or last.started_at, now)}"
                     if last
@@ -172,7 +183,7 @@ def render_backoff(jobs: list[Job]) -> None:
             f"{job.id} {esc(job.name)}",
             brand_label(job.brand_id),
             job.job_type,
-            f"{job.retry_count + 1} of {job.max_retries + 1}",
+            f"{job.retry_count + 1} of {job.max_retries + 1}",  # under the header attempt
             f"{stamp(job.next_run_at)} ({until(job.next_run_at, now)})",
             truncate(job.last_error, 50),
             after_last_retry(job),
@@ -197,7 +208,7 @@ def render_jobs(jobs: list[Job], waiting: dict[int, Waiting], *, to_stderr: bool
             esc(job.name),
             schedule_text(job),
             job_state(job, waiting.get(job.id)),
-            until(job.next_run_at, now) if job.next_run_at else "—",
+            next_run_text(job, now),
             retry_text(job),
         )
     (err if to_stderr else out).print(grid)
@@ -214,7 +225,7 @@ def render_job(job: Job, runs: list[Run]) -> None:
         ("type", job.job_type),
         ("schedule", schedule_text(job)),
         ("status", styled(job.status)),
-        ("next run", f"{stamp(job.next_run_at)} ({until(job.next_run_at, now)})"),
+        ("next run", f"{stamp(job.next_run_at)} ({next_run_text(job, now)})"),
         ("retries", f"{job.retry_count} of {job.max_retries} used"),
         ("timeout", format_duration_or_none(job.timeout_seconds)),
         ("concurrency key", esc(job.concurrency_key) or "none"),
