@@ -70,3 +70,8 @@ def after_cancel(job: Job, now: datetime, reason: str) -> JobUpdate:
     return JobUpdate(
         status="archived", next_run_at=None, retry_count=job.retry_count, last_error=reason
     )
+
+
+def in_backoff(job: Job) -> bool:
+    """A failed run left the job waiting to try again (the store's in_backoff filter)."""
+    return job.retry_count > 0 and job.status in ("active", "running", "paused")

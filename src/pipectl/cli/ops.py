@@ -128,6 +128,10 @@ def status(
             "run is stuck.",
         ),
     ] = False,
+    brief: Annotated[
+        bool,
+        typer.Option("--brief", help="Only the summary and the failing rows (stale, never)."),
+    ] = False,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Redraw live until Ctrl-C.")] = False,
     interval: Annotated[
         str, typer.Option("--interval", help="Redraw interval for --watch.")
@@ -153,7 +157,11 @@ def status(
 
         every = common.duration(interval)
         with common.client() as client:
-            watch_status(lambda: client.gate_status(brands, datasets), every.total_seconds())  # type: ignore[union-attr]
+            watch_status(
+                lambda: client.gate_status(brands, datasets),
+                every.total_seconds(),  # type: ignore[union-attr]
+                brief=brief,
+            )
         return
     with common.gc_paused():
         with common.client() as client:
@@ -166,7 +174,7 @@ def status(
         else:
             from pipectl.cli.views import render_status
 
-            render_status(report)
+            render_status(report, brief=brief)
     if check:
         # Plain lines, not rich: a CI log or a cron mail gets them unwrapped and uncoloured.
         for failure in gate.failures:

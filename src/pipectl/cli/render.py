@@ -42,6 +42,12 @@ def styled(value: str) -> str:
     return f"[{style}]{value}[/]" if style else value
 
 
+def styled_as(state: str | None, text: str) -> str:
+    """`text` in the colour of `state` (text is plain: no markup of its own)."""
+    style = STATE_STYLES.get(state or "", "")
+    return f"[{style}]{escape(text)}[/]" if style else escape(text)
+
+
 def run_status(run: Run) -> str:
     """A run's status as every list shows it: a completed run with failed (non-fatal) steps
     reads `completed (1 of 4 steps failed)`, in the warning colour."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,7 @@ from rich.rule import Rule
 
 from pipectl.cli.documents import waiting_json, worker_alert
 from pipectl.cli.render import (
+    STATE_STYLES,
     ago,
     brand_label,
     err,
@@ -19,20 +21,23 @@ from pipectl.cli.render import (
     run_status,
     stamp,
     styled,
+    styled_as,
     table,
     truncate,
     until,
 )
 from pipectl.client import StatusReport
 from pipectl.concurrency import Waiting
+from pipectl.freshness import STATES_WORST_FIRST, worst_first, worst_state
 from pipectl.models import Job, Run
 from pipectl.parsing import format_duration
-from pipectl.retry import after_last_retry
+from pipectl.retry import after_last_retry, in_backoff
 
 
-def schedule_text(job: Job) -> str:
+def schedule_text(job: Job, *, stacked: bool = False) -> str:
+    """`0 3 * * * Europe/Berlin`; `stacked`: the timezone on a line of its own."""
     if job.is_recurring:
-        return f"{job.cron_expression} {job.timezone}"
+        return f"{job.cron_expression}{chr(10) if stacked else ' '}{job.timezone}"
     return "one-time"
 
 
@@ -71,21 +76,83 @@ def jobs_json(jobs: list[Job], waiting: dict[int, Waiting]) -> list[dict[str, An
     return [{**job.to_json(), "waiting_on": waiting_json(waiting.get(job.id))} for job in jobs]
 
 
-def status_view(report: StatusReport) -> list[RenderableType]:
-    """The status screen as renderables, so `status` prints it and `status --watch` redraws it."""
+def summary_view(report: StatusReport) -> list[str]:
+    """The block `status` leads with, a line each: datasets by state, runs and jobs that need a
+    look, workers, and the brands, worst first."""
     now = report.now
-    parts: list[RenderableType] = []
-    brands = sorted(
-        {d.brand_id for d in report.datasets} | {j.brand_id for j in report.jobs},
-        key=lambda b: (b is not None, b or ""),
+    counts = Counter(d.state for d in report.datasets)
+    states = "  ".join(
+        styled_as(state, f"{counts[state]} {state}") if counts[state] else f"0 {state}"
+        for state in STATES_WORST_FIRST
     )
+    stuck = len(report.stuck_runs)
+    backoff = sum(1 for job in report.jobs if in_backoff(job))
+    runs = f"{styled_as('stale', f'{stuck} stuck') if stuck else '0 stuck'}  {backoff} in backoff"
+    live = report.live_workers
+    if live:
+        workers = f"{len(live)} live, last seen {ago(max(w.last_seen_at for w in live), now)}"
+    elif report.workers:
+        last = max(report.workers, key=lambda w: w.last_seen_at)
+        workers = f"[bold red]none live[/] (last: {esc(last.id)}, {ago(last.last_seen_at, now)})"
+    else:
+        workers = "[bold red]none ever registered[/]"
+    lines = [
+        f"[bold]datasets[/]  {states}",
+        f"[bold]runs[/]      {runs}",
+        f"[bold]workers[/]   {workers}",
+    ]
+    brands = _brand_states(report)
+    if brands:
+        lines.append(f"[bold]brands[/]    {_brand_list(brands, BRAND_LINE_CHARS)}")
+    return lines
+
+
+BRAND_LINE_CHARS = 66  # what fits after "brands    " at 80 columns
+
+
+def _brand_states(report: StatusReport) -> list[tuple[str | None, str | None]]:
+    """(brand, worst state) for every brand with datasets or jobs, worst first."""
+    brands = {d.brand_id for d in report.datasets} | {j.brand_id for j in report.jobs}
+    order = worst_first(brands, report.datasets)
+    return [
+        (brand, worst_state(d.state for d in report.datasets if d.brand_id == brand))
+        for brand in order
+    ]
+
+
+def _brand_list(brands: list[tuple[str | None, str | None]], width: int) -> str:
+    """`globex stale, acme never, initech fresh`, as many as fit in `width`, then `+N more`."""
+    shown: list[str] = []
+    used = 0
+    for index, (brand, state) in enumerate(brands):
+        plain = f"{brand or 'global'} {state or 'no data'}"
+        rest = len(brands) - index - 1
+        reserve = len(f", +{rest} more") if rest else 0
+        if shown and used + len(plain) + 2 + reserve > width:
+            return ", ".join(shown) + f", +{len(brands) - index} more"
+        shown.append(styled_as(state, plain))
+        used += len(plain) + (2 if len(shown) > 1 else 0)
+    return ", ".join(shown)
+
+
+def status_view(report: StatusReport, *, brief: bool = False) -> list[RenderableType]:
+    """The status screen as renderables, so `status` prints it and `status --watch` redraws
+    it: the summary, then each brand worst first (with `brief`, only the failing rows)."""
+    now = report.now
+    parts: list[RenderableType] = [*summary_view(report), ""]
+    brands = [brand for brand, _ in _brand_states(report)]
     if not brands:
         parts.append(
             "No jobs and no datasets yet. Add one: pipectl jobs add TYPE --cron '0 3 * * *'"
         )
+    if brief:
+        parts += _failing_rows(report)
+        brands = []
     for brand in brands:
-        parts.append(Rule(f"[bold]{brand_label(brand)}[/]", align="left"))
         datasets = [d for d in report.datasets if d.brand_id == brand]
+        worst = worst_state(d.state for d in datasets)
+        style = STATE_STYLES.get(worst or "", "") or "bold"
+        parts.append(Rule(f"[{style}]{brand_label(brand)}[/]", align="left", style=style))
         if datasets:
             grid = table(None, "dataset", "state", "age", "last success", "last attempt", "error")
             for d in datasets:
@@ -101,13 +168,18 @@ def status_view(report: StatusReport) -> list[RenderableType]:
             parts.append(grid)
         jobs = [j for j in report.jobs if j.brand_id == brand]
         if jobs:
-            grid = table(None, "job", "type", "schedule", "status", "next run", "retry", "last run")
+            # Fits 80 columns without breaking a cron expression, a timezone or a time: the
+            # job type is in `jobs show`, the timezone goes under the cron expression, and
+            # only the job's name may wrap.
+            grid = table(None, "job", "schedule", "status", "next run", "retry", "last run")
+            grid.columns[0].no_wrap = False
+            for column in (1, 3, 4):  # schedule, next run, retry
+                grid.columns[column].no_wrap = True
             for j in jobs:
                 last = report.last_runs.get(j.last_run_id or -1)
                 grid.add_row(
                     f"{j.id} {esc(j.name)}",
-                    j.job_type,
-                    schedule_text(j),
+                    schedule_text(j, stacked=True),
                     job_state(j, report.waiting.get(j.id)),
                     next_run_text(j, now),
                     retry_text(j),
@@ -136,15 +208,37 @@ def status_view(report: StatusReport) -> list[RenderableType]:
     return parts
 
 
-def render_status(report: StatusReport) -> None:
-    for part in status_view(report):
+def _failing_rows(report: StatusReport) -> list[RenderableType]:
+    """`status --brief`'s rows: the stale and never-refreshed datasets, worst first."""
+    failing = [d for d in report.datasets if d.state in ("stale", "never")]
+    if not failing:
+        return ["[green]every dataset is fresh or in warn[/]"]
+    rank = {state: index for index, state in enumerate(STATES_WORST_FIRST)}
+    failing.sort(key=lambda d: (rank[d.state], d.brand_id is not None, d.brand_id or "", d.dataset))
+    grid = table(None, "brand", "dataset", "state", "age", "error")
+    for d in failing:
+        grid.add_row(
+            brand_label(d.brand_id),
+            esc(d.dataset),
+            styled(d.state),
+            format_duration(d.age) if d.age is not None else "—",
+            (f"run {d.last_run_id}: " if d.last_attempt_failed else "")
+            + truncate(d.last_error, 40),
+        )
+    return [grid]
+
+
+def render_status(report: StatusReport, *, brief: bool = False) -> None:
+    for part in status_view(report, brief=brief):
         out.print(part)
     alert = worker_alert(report)
     if alert:
         err.print(f"[bold red]WARNING: {esc(alert)}[/]")
 
 
-def watch_status(load: Callable[[], StatusReport], interval_s: float) -> None:
+def watch_status(
+    load: Callable[[], StatusReport], interval_s: float, *, brief: bool = False
+) -> None:
     """Redraw the status screen in place every `interval_s` until Ctrl-C (alternate screen: no
     flicker, nothing left in the scrollback)."""
     import time
@@ -157,7 +251,7 @@ def watch_status(load: Callable[[], StatusReport], interval_s: float) -> None:
         alert = worker_alert(report)
         footer = f"[dim]refreshed {stamp(report.now)} · every {interval_s:g}s · Ctrl-C to quit[/]"
         warning = [f"[bold red]WARNING: {esc(alert)}[/]"] if alert else []
-        return Group(*status_view(report), *warning, footer)
+        return Group(*status_view(report, brief=brief), *warning, footer)
 
     with Live(frame(), console=out, screen=True, auto_refresh=False) as live:
         try:
