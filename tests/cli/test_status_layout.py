@@ -5,16 +5,17 @@ expression, timezone or time at 80 and at 120 columns."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from rich.console import Console
 
-from pipectl.cli.views import status_view
+from pipectl.cli.views import fitted_view, status_view
 from pipectl.client import StatusReport
 from pipectl.freshness import worst_first, worst_state
-from pipectl.models import Freshness, Job, WorkerInfo
+from pipectl.models import Claim, Freshness, Job, Run, WorkerInfo
 from pipectl.retry import in_backoff
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -158,3 +159,43 @@ def test_the_backoff_rule_matches_the_stores() -> None:
     assert in_backoff(job(1, "a", "n", "0 3 * * *", "UTC", retry_count=1, status="paused"))
     assert not in_backoff(job(1, "a", "n", "0 3 * * *", "UTC", retry_count=1, status="failed"))
     assert not in_backoff(job(1, "a", "n", "0 3 * * *", "UTC"))
+
+
+def test_watch_fits_the_screen_and_keeps_the_warnings() -> None:
+    stuck = Run(
+        id=99,
+        job_id=2,
+        attempt=1,
+        status="running",
+        started_at=NOW - 2 * HOUR,
+        finished_at=None,
+        heartbeat_at=NOW - HOUR,
+        worker_id="gone-worker",
+        lease_token="t",
+        error_message=None,
+        logs="",
+        steps=[],
+        concurrency_key=None,
+    )
+    dead = replace(
+        report(),
+        stuck_runs=[Claim(run=stuck, job=report().jobs[1])],
+        workers=[WorkerInfo("gone-worker", "h", 1, NOW - 3 * HOUR, NOW - HOUR, "1")],
+    )
+    for width, height in ((80, 24), (120, 40)):
+        console = Console(width=width, height=height, record=True)
+        for part in fitted_view(dead, console, footer="footer line"):
+            console.print(part)
+        lines = console.export_text().splitlines()
+        assert len(lines) <= height, (width, height, len(lines))
+        text = "\n".join(lines)
+        assert text.startswith("datasets")
+        assert "stuck runs" in text and "gone-worker" in text
+        assert "WARNING: no worker seen for 1h" in text
+        assert lines[-1] == "footer line"
+        assert re.search(r"… \d more brand\(s\), \d+ row\(s\) hidden", text), text
+        assert "globex" in text  # the worst brand is the one shown
+    roomy = Console(width=120, height=200, record=True)
+    for part in fitted_view(report(), roomy):
+        roomy.print(part)
+    assert "hidden" not in roomy.export_text()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from rich.console import RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.rule import Rule
 
 from pipectl.cli.documents import waiting_json, worker_alert
@@ -136,19 +137,38 @@ def _brand_list(brands: list[tuple[str | None, str | None]], width: int) -> str:
 
 
 def status_view(report: StatusReport, *, brief: bool = False) -> list[RenderableType]:
-    """The status screen as renderables, so `status` prints it and `status --watch` redraws
-    it: the summary, then each brand worst first (with `brief`, only the failing rows)."""
+    """The status screen as renderables: the summary, then each brand worst first (with
+    `brief`, only the failing rows), then stuck runs and workers."""
+    head, blocks, tail = status_sections(report, brief=brief)
+    return [*head, *(part for block in blocks for part in block.parts), *tail]
+
+
+@dataclass(frozen=True, slots=True)
+class BrandBlock:
+    """One brand's part of the status screen, and how many dataset and job rows it shows."""
+
+    parts: list[RenderableType]
+    rows: int
+
+
+def status_sections(
+    report: StatusReport, *, brief: bool = False
+) -> tuple[list[RenderableType], list[BrandBlock], list[RenderableType]]:
+    """(head, brand blocks worst first, tail): `status --watch` keeps the head and the tail
+    (stuck runs, workers) whole and shows as many brand blocks as fit."""
     now = report.now
-    parts: list[RenderableType] = [*summary_view(report), ""]
+    head: list[RenderableType] = [*summary_view(report), ""]
     brands = [brand for brand, _ in _brand_states(report)]
     if not brands:
-        parts.append(
+        head.append(
             "No jobs and no datasets yet. Add one: pipectl jobs add TYPE --cron '0 3 * * *'"
         )
     if brief:
-        parts += _failing_rows(report)
+        head += _failing_rows(report)
         brands = []
+    blocks = []
     for brand in brands:
+        parts: list[RenderableType] = []
         datasets = [d for d in report.datasets if d.brand_id == brand]
         worst = worst_state(d.state for d in datasets)
         style = STATE_STYLES.get(worst or "", "") or "bold"
@@ -189,6 +209,8 @@ def status_view(report: StatusReport, *, brief: bool = False) -> list[Renderable
                 )
             parts.append(grid)
         parts.append("")
+        blocks.append(BrandBlock(parts, len(datasets) + len(jobs)))
+    tail: list[RenderableType] = []
     if report.stuck_runs:
         grid = table("[red]stuck runs[/]", "run", "job", "brand", "worker", "last heartbeat")
         for claim in report.stuck_runs:
@@ -199,13 +221,13 @@ def status_view(report: StatusReport, *, brief: bool = False) -> list[Renderable
                 esc(claim.run.worker_id),
                 ago(claim.run.heartbeat_at, now),
             )
-        parts += [grid, "Recover them: pipectl recover\n"]
+        tail += [grid, "Recover them: pipectl recover\n"]
     live = report.live_workers
     if live:
-        parts.append(
+        tail.append(
             "workers: " + ", ".join(f"{esc(w.id)} (seen {ago(w.last_seen_at, now)})" for w in live)
         )
-    return parts
+    return head, blocks, tail
 
 
 def _failing_rows(report: StatusReport) -> list[RenderableType]:
@@ -236,22 +258,50 @@ def render_status(report: StatusReport, *, brief: bool = False) -> None:
         err.print(f"[bold red]WARNING: {esc(alert)}[/]")
 
 
+def fitted_view(
+    report: StatusReport, console: Console, *, brief: bool = False, footer: str = ""
+) -> list[RenderableType]:
+    """The status screen cut to the console's height for `status --watch`: the summary, the
+    stuck runs, the worker warning and the footer always; brand blocks, worst first, while
+    they fit; then how many brands and rows are hidden."""
+    head, blocks, tail = status_sections(report, brief=brief)
+    alert = worker_alert(report)
+    warning: list[RenderableType] = [f"[bold red]WARNING: {esc(alert)}[/]"] if alert else []
+    end = [*tail, *warning, footer]
+
+    def height(parts: list[RenderableType]) -> int:
+        return len(console.render_lines(Group(*parts), console.options, pad=False))
+
+    room = console.height - height([*head, *end]) - 1  # one line for the hidden note
+    shown: list[RenderableType] = []
+    for index, block in enumerate(blocks):
+        needed = height(block.parts)
+        if needed > room:
+            hidden = blocks[index:]
+            rows = sum(b.rows for b in hidden)
+            note = (
+                f"[dim]… {len(hidden)} more brand(s), {rows} row(s) hidden: "
+                "a taller window, or pipectl status[/]"
+            )
+            return [*head, *shown, note, *end]
+        shown += block.parts
+        room -= needed
+    return [*head, *shown, *end]
+
+
 def watch_status(
     load: Callable[[], StatusReport], interval_s: float, *, brief: bool = False
 ) -> None:
     """Redraw the status screen in place every `interval_s` until Ctrl-C (alternate screen: no
-    flicker, nothing left in the scrollback)."""
+    flicker, nothing left in the scrollback), cut to the screen's height."""
     import time
 
-    from rich.console import Group
     from rich.live import Live
 
     def frame() -> Group:
         report = load()
-        alert = worker_alert(report)
         footer = f"[dim]refreshed {stamp(report.now)} · every {interval_s:g}s · Ctrl-C to quit[/]"
-        warning = [f"[bold red]WARNING: {esc(alert)}[/]"] if alert else []
-        return Group(*status_view(report, brief=brief), *warning, footer)
+        return Group(*fitted_view(report, out, brief=brief, footer=footer))
 
     with Live(frame(), console=out, screen=True, auto_refresh=False) as live:
         try:
