@@ -118,3 +118,13 @@ def two_schemas(postgres_url: str) -> Iterator[tuple[str, str]]:
     yield postgres_url, second
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(other)))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def both_url(request: pytest.FixtureRequest) -> str:
+    """A migrated store on SQLite, then on PostgreSQL: for tests that run on both."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    url = request.getfixturevalue("postgres_url")
+    Client.migrate_url(url)
+    return url

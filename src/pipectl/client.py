@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import getpass
 import hashlib
 import json
+import socket
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pipectl import clock
+from pipectl import actions, clock
+from pipectl.actions import ALLOWED, BRAND_ACTIONS, DONE, applies, brings_forward
 from pipectl.concurrency import Waiting, waiting_on
-from pipectl.errors import InvalidInput, NotFound
+from pipectl.errors import InvalidInput, NotFound, StoreUnavailable
 from pipectl.freshness import (
     LIVE_JOB_STATUSES,
     Thresholds,
@@ -43,6 +47,7 @@ from pipectl.models import (
     Threshold,
     WorkerInfo,
 )
+from pipectl.outcome import cancel_reason
 from pipectl.parsing import MAX_NAME_LENGTH, check_name, check_parameters
 from pipectl.recovery import find_stuck, recover_stale, stale_cutoffs
 from pipectl.schedule import check_cron, next_occurrence, zone
@@ -50,6 +55,8 @@ from pipectl.settings import Settings, load_settings
 from pipectl.store import ANY, Store, open_store
 
 DEFAULT_KEY: Any = object()  # "derive the concurrency key from job type and brand"
+WAIT_POLL_S = 0.5  # how often a wait looks again where the store has no notifications
+WAIT_RECHECK_S = 5.0  # on PostgreSQL, a look even without a notification, in case one was lost
 MAX_RUNNING_SHOWN = 10_000
 DELETE_BATCH = 5_000  # rows per transaction when pruning: short locks, steady progress
 KEY_DIGEST_LENGTH = 16  # hex digits of sha256 that end a shortened concurrency key
@@ -59,6 +66,26 @@ KEY_DIGEST_LENGTH = 16  # hex digits of sha256 that end a shortened concurrency 
 class Enqueued:
     job: Job
     created: bool  # False: an identical pending job already existed and is returned instead
+    rearmed: bool = False  # that pending job was due later, and is now due at the asked time
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """What `cancel_job` did: asked the worker holding the job's running run to stop it
+    (`run`), or took the job's pending one-time run out of the queue (`run` is None)."""
+
+    job: Job
+    run: Run | None
+
+
+@dataclass(frozen=True, slots=True)
+class Waited:
+    """How a wait ended: the run that ended, or none (`timed_out`, or the job left the queue
+    without running: `reason`)."""
+
+    run: Run | None
+    timed_out: bool = False
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +165,15 @@ def _in_batches(delete_batch: Callable[[], int]) -> int:
         if deleted < DELETE_BATCH:
             break
     return total
+
+
+def operator_name() -> str:
+    """Who is asking, for the record (`runs cancel`): user@host."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name in a bare container
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
 
 
 def dedupe_key(job_type: str, brand_id: str | None, parameters: dict[str, Any]) -> str:
@@ -276,7 +312,8 @@ class Client:
     ) -> Enqueued:
         """Queue a one-time job to run at `run_at` (default: the next poll). While an identical
         job (same type, brand and parameters) is still pending, that job is returned instead,
-        unless `allow_duplicate`."""
+        unless `allow_duplicate`; if it was due later (in backoff, say), it is brought forward
+        to `run_at` (`rearmed`)."""
         if run_at is not None and run_at.tzinfo is None:
             raise InvalidInput("run_at must be timezone-aware")
         new = self._new_job(
@@ -294,7 +331,14 @@ class Client:
             status="active",
             dedupe=not allow_duplicate,
         )
-        job, created = self.store.enqueue(new, clock.now())
+        now = clock.now()
+        job, created = self.store.enqueue(new, now)
+        if not created and brings_forward(job, new.next_run_at):
+            moved = self.store.update_job(
+                job.id, {"next_run_at": new.next_run_at}, now, only_if_status=("active",)
+            )
+            if moved is not None:  # else a worker claimed it meanwhile: it is running now
+                return Enqueued(moved, created, rearmed=True)
         return Enqueued(job, created)
 
     def _new_job(
@@ -348,50 +392,73 @@ class Client:
         job_type: str | None = None,
         status: str | None = None,
         limit: int | None = None,
+        archived: bool = True,
     ) -> list[Job]:
+        """Jobs by id; without `status`, archived ones only when `archived`."""
+        statuses = (status,) if status else None
+        if statuses is None and not archived:
+            statuses = tuple(s for s in JOB_STATUSES if s != "archived")
         return self.store.list_jobs(
-            brand_id=brand_id,
-            job_type=job_type,
-            statuses=(status,) if status else None,
-            limit=limit,
+            brand_id=brand_id, job_type=job_type, statuses=statuses, limit=limit
         )
 
     def pause(self, job_id: int) -> Job:
-        return self._transition(job_id, {"status": "paused"}, ("active", "running"), "paused")
+        return self._act("pause", job_id)
 
     def resume(self, job_id: int) -> Job:
-        job = self.get_job(job_id)
-        changes: dict[str, Any] = {"status": "active"}
-        if job.is_recurring and job.cron_expression:
-            # No catch-up for a deliberate pause: the next run is the next regular occurrence.
-            changes["next_run_at"] = next_occurrence(job.cron_expression, job.timezone, clock.now())
-        return self._transition(job_id, changes, ("paused",), "resumed")
+        """Resume a paused job; a recurring one continues at its next regular time."""
+        return self._act("resume", job_id)
 
     def archive(self, job_id: int) -> Job:
-        return self._transition(
-            job_id,
-            {"status": "archived"},
-            ("active", "paused", "running", "completed", "failed"),
-            "archived",
-        )
+        return self._act("archive", job_id)
 
     def retry_now(self, job_id: int) -> Job:
         """Re-arm a job to run at the next poll. A failed one-time job gets a fresh retry
         budget; a job in backoff keeps its retry count."""
-        return self._rearm(job_id, "re-armed")
+        return self._act("re-arm", job_id)
 
     def run_now(self, job_id: int) -> Job:
-        """Run a job at the next poll (`serve`'s "run now"). A recurring job keeps its cron: after
-        this run its next run is its next regular occurrence. A paused, running or archived job
-        is refused; a failed one-time job runs again with a fresh retry budget."""
-        return self._rearm(job_id, "run now")
+        """Run a job at the next poll, whatever its schedule or backoff (`jobs run`, `serve`'s
+        "run now"). A recurring job keeps its cron: after this run its next run is its next
+        regular occurrence. A failed or completed job becomes active with a fresh retry budget;
+        a paused, running or archived one is refused."""
+        return self._act("run", job_id)
 
-    def _rearm(self, job_id: int, verb: str) -> Job:
+    def _act(self, action: str, job_id: int) -> Job:
         job = self.get_job(job_id)
-        changes: dict[str, Any] = {"next_run_at": clock.now()}
-        if job.status == "failed":
-            changes.update(status="active", retry_count=0)
-        return self._transition(job_id, changes, ("active", "failed"), verb)
+        return self._transition(
+            job_id, actions.changes(action, job, clock.now()), ALLOWED[action], DONE[action]
+        )
+
+    def jobs_for_action(
+        self,
+        action: str,
+        *,
+        brand_id: str,
+        job_type: str | None = None,
+        name: str | None = None,
+    ) -> list[Job]:
+        """The brand's jobs `action` (pause, resume or archive) would change now, optionally
+        only those of one job type or with one name: what `act_on_jobs` is then given."""
+        if action not in BRAND_ACTIONS:
+            raise InvalidInput(f"unknown action {action!r}; use one of {', '.join(BRAND_ACTIONS)}")
+        self.require_known_brands([check_name(brand_id, "brand") or ""])
+        jobs = self.store.list_jobs(brand_id=brand_id, job_type=job_type, statuses=ALLOWED[action])
+        return [job for job in jobs if name is None or job.name == name]
+
+    def act_on_jobs(self, action: str, jobs: Sequence[Job]) -> list[Job]:
+        """Apply `action` to these jobs in one transaction; returns the jobs it changed (a job
+        whose status changed meanwhile so that the action no longer applies is left alone)."""
+        now = clock.now()
+        updates = [(job.id, actions.changes(action, job, now)) for job in jobs]
+        return self.store.update_jobs(updates, now, only_if_status=ALLOWED[action])
+
+    def retry_brand_now(self, brand_id: str) -> list[Job]:
+        """Re-arm every job of the brand that is in backoff to run at the next poll, in one
+        transaction; returns them."""
+        self.require_known_brands([check_name(brand_id, "brand") or ""])
+        jobs = [job for job in self.jobs_in_backoff(brand_id=brand_id) if applies("re-arm", job)]
+        return self.act_on_jobs("re-arm", jobs)
 
     def edit_job(
         self,
@@ -464,11 +531,99 @@ class Client:
     ) -> list[Run]:
         return self.store.list_runs(job_id=job_id, brand_id=brand_id, status=status, limit=limit)
 
+    def jobs_of(self, runs: Sequence[Run]) -> dict[int, Job]:
+        """The jobs of these runs, by id (for a run list that names them)."""
+        found = {job_id: self.store.get_job(job_id) for job_id in {run.job_id for run in runs}}
+        return {job_id: job for job_id, job in found.items() if job is not None}
+
     def get_run(self, run_id: int) -> Run:
         run = self.store.get_run(run_id)
         if run is None:
             raise NotFound(f"no run with id {run_id}")
         return run
+
+    def cancel_run(self, run_id: int, by: str | None = None) -> Run:
+        """Ask the worker holding a running run to stop it (through the store, so from any
+        machine): at its next heartbeat it cancels the handler, and the run ends `cancelled`
+        with who asked and when. Not a failure for retries; freshness is left as it was."""
+        run = self.get_run(run_id)
+        requested = None
+        if run.status == "running":
+            requested = self.store.request_cancel(run_id, by or operator_name(), clock.now())
+        if requested is None:
+            run = self.get_run(run_id)
+            raise InvalidInput(f"run {run_id} is {run.status}; only a running run can be cancelled")
+        return requested
+
+    def cancel_job(self, job_id: int, by: str | None = None) -> Cancelled:
+        """Cancel a job's running run (as `cancel_run`), or take its pending one-time run out
+        of the queue: the job is archived, its last error saying who cancelled it."""
+        job = self.get_job(job_id)
+        who = by or operator_name()
+        if job.status == "running" and job.last_run_id is not None:
+            return Cancelled(job, self.cancel_run(job.last_run_id, who))
+        if job.is_recurring or job.status != "active":
+            raise InvalidInput(
+                f"job {job_id} is {job.status} and has no running or pending one-time run to "
+                "cancel (pipectl jobs pause or archive stop a recurring job)"
+            )
+        changes = {"status": "archived", "last_error": cancel_reason(who)}
+        archived = self.store.update_job(job_id, changes, clock.now(), only_if_status=("active",))
+        if archived is None:  # a worker claimed it meanwhile
+            return self.cancel_job(job_id, who)
+        return Cancelled(archived, None)
+
+    def wait_for_run(self, run_id: int, timeout: timedelta | None = None) -> Waited:
+        """Block until the run ends (or `timeout` passes). On PostgreSQL a notification wakes
+        the wait; elsewhere it looks again every WAIT_POLL_S."""
+        self.get_run(run_id)
+
+        def ended() -> Waited | None:
+            run = self.get_run(run_id)
+            return Waited(run) if run.status != "running" else None
+
+        return self._wait(ended, timeout)
+
+    def wait_for_job(self, job_id: int, timeout: timedelta | None = None) -> Waited:
+        """Block until the job's current run (or, if none is running, its next run; for a
+        finished one-time job, its last run) ends, or `timeout` passes, or the job leaves the
+        queue without running."""
+        job = self.get_job(job_id)
+        before = job.last_run_id
+        if before is not None and job.status not in ("active", "paused"):
+            # Running, or a one-time job that ran already: that run is the one.
+            return self.wait_for_run(before, timeout)
+
+        def ended() -> Waited | None:
+            current = self.get_job(job_id)
+            if current.last_run_id is not None and current.last_run_id != before:
+                run = self.get_run(current.last_run_id)
+                return Waited(run) if run.status != "running" else None
+            if current.status in ("paused", "archived", "completed", "failed"):
+                reason = f"job {job_id} is {current.status}"
+                if current.last_error:
+                    reason += f": {current.last_error}"
+                return Waited(None, reason=reason)
+            return None
+
+        return self._wait(ended, timeout)
+
+    def _wait(self, ended: Callable[[], Waited | None], timeout: timedelta | None) -> Waited:
+        notified = getattr(self.store, "wait_for_run_end", None)
+        if notified is not None:
+            notified(0)  # listen before the first look, so no ending slips between the two
+        deadline = None if timeout is None else time.monotonic() + timeout.total_seconds()
+        while (done := ended()) is None:
+            remaining = WAIT_RECHECK_S if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                return Waited(None, timed_out=True)
+            try:
+                if notified is None:
+                    raise StoreUnavailable("no notifications")
+                notified(min(remaining, WAIT_RECHECK_S))
+            except StoreUnavailable:  # the listener is reopened by the next call
+                time.sleep(min(remaining, WAIT_POLL_S))
+        return done
 
     def stuck_runs(self) -> list[Claim]:
         """Running runs the next sweep would recover."""
@@ -534,9 +689,10 @@ class Client:
     def freshness(self, dataset: str, brand_id: str | None = None) -> Freshness:
         """Is `dataset` for `brand_id` (None: global) fresh, and since when?"""
         status = self.store.dataset_status(dataset, brand_id)
-        return freshness(
+        found = freshness(
             dataset, brand_id, status, self._thresholds(self.store.thresholds()), clock.now()
         )
+        return self._with_jobs([found], [])[0]
 
     def datasets(self, *, brand_id: str | None = ANY) -> list[Freshness]:
         jobs = self.store.list_jobs(brand_id=brand_id, statuses=LIVE_JOB_STATUSES)
@@ -548,9 +704,24 @@ class Client:
             self._thresholds(self.store.thresholds()),
             clock.now(),
         )
-        if brand_id is ANY:
-            return report
-        return [item for item in report if item.brand_id == brand_id]
+        if brand_id is not ANY:
+            report = [item for item in report if item.brand_id == brand_id]
+        return self._with_jobs(report, jobs)
+
+    def _with_jobs(self, datasets: list[Freshness], jobs: list[Job]) -> list[Freshness]:
+        """Each dataset with the job of the run that last attempted it: most are their job's
+        last run (known from `jobs`); the runs of the others are read, in one call."""
+        job_of = {job.last_run_id: job.id for job in jobs if job.last_run_id is not None}
+        missing = {d.last_run_id for d in datasets if d.last_run_id is not None} - job_of.keys()
+        if missing:
+            runs = self.store.runs_by_id(sorted(missing))  # type: ignore[arg-type]
+            job_of.update({run_id: run.job_id for run_id, run in runs.items()})
+        return [
+            dataclasses.replace(d, last_job_id=job_of.get(d.last_run_id))
+            if d.last_run_id is not None
+            else d
+            for d in datasets
+        ]
 
     def retired_datasets(self, *, brand_id: str | None = ANY) -> list[DatasetStatus]:
         """The retired (brand, dataset) rows, history kept, out of the gate and `status`."""
@@ -582,7 +753,7 @@ class Client:
             report = [item for item in report if item.brand_id == brand_id]
         return StatusReport(
             now=now,
-            datasets=report,
+            datasets=self._with_jobs(report, seen.jobs),
             jobs=seen.jobs,
             last_runs=seen.last_runs,
             stuck_runs=[

@@ -65,6 +65,7 @@ def freshness(
         age=now - success if success else None,
         warn_after=warn_after,
         error_after=error_after,
+        last_run_id=status.last_run_id if status else None,
     )
 
 
@@ -199,3 +200,28 @@ def freshness_report(
     by_key, _ = counted_keys(statuses, jobs, thresholds)
     ordered = sorted(by_key.items(), key=lambda item: (item[0][0] or "", item[0][1]))
     return [freshness(ds, brand, status, thresholds, now) for (brand, ds), status in ordered]
+
+
+# Freshness states, worst first: what `status` leads with.
+STATES_WORST_FIRST: tuple[FreshnessState, ...] = ("stale", "never", "warn", "fresh")
+
+
+def worst_state(states: Iterable[str]) -> str | None:
+    """The worst of these freshness states (None: there are none)."""
+    found = set(states)
+    return next((state for state in STATES_WORST_FIRST if state in found), None)
+
+
+def worst_first(brands: Iterable[str | None], datasets: Iterable[Freshness]) -> list[str | None]:
+    """The brands (None: global), the one with the worst dataset first, then global, then by
+    name; brands without datasets last."""
+    states: dict[str | None, list[str]] = {brand: [] for brand in brands}
+    for d in datasets:
+        states.setdefault(d.brand_id, []).append(d.state)
+    rank = {state: index for index, state in enumerate(STATES_WORST_FIRST)}
+
+    def key(brand: str | None) -> tuple[int, bool, str]:
+        worst = worst_state(states[brand])
+        return (rank[worst] if worst else len(rank), brand is not None, brand or "")
+
+    return sorted(states, key=key)

@@ -9,11 +9,11 @@ from typing import Any, Literal
 
 ScheduleType = Literal["recurring", "one_time"]
 JobStatus = Literal["active", "paused", "running", "completed", "failed", "archived"]
-RunStatus = Literal["running", "completed", "failed"]
+RunStatus = Literal["running", "completed", "failed", "cancelled"]
 FreshnessState = Literal["never", "fresh", "warn", "stale"]
 
 JOB_STATUSES: tuple[str, ...] = ("active", "paused", "running", "completed", "failed", "archived")
-RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed")
+RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed", "cancelled")
 
 
 def iso(value: datetime | None) -> str | None:
@@ -79,13 +79,21 @@ class Run:
     logs: str
     steps: list[dict[str, Any]]
     concurrency_key: str | None
+    cancel_requested_at: datetime | None = None  # an operator asked for it to stop (`runs cancel`)
+    cancel_requested_by: str | None = None
+
+    @property
+    def failed_steps(self) -> int:
+        """Steps that failed: a completed run may have some (non-fatal ones)."""
+        return sum(1 for step in self.steps if step.get("status") == "failed")
 
     def to_json(self, *, with_logs: bool = False) -> dict[str, Any]:
         doc = fields_of(self)
+        doc["failed_steps"] = self.failed_steps
         del doc["lease_token"]  # the worker's proof of ownership; nobody else needs it
         if not with_logs:
             del doc["logs"]
-        for key in ("started_at", "finished_at", "heartbeat_at"):
+        for key in ("started_at", "finished_at", "heartbeat_at", "cancel_requested_at"):
             doc[key] = iso(doc[key])
         return doc
 
@@ -133,6 +141,8 @@ class Freshness:
     age: timedelta | None
     warn_after: timedelta
     error_after: timedelta
+    last_run_id: int | None = None  # the run that last attempted it …
+    last_job_id: int | None = None  # … and its job
 
     @property
     def is_fresh(self) -> bool:
@@ -150,6 +160,8 @@ class Freshness:
             "age_seconds": None if self.age is None else round(self.age.total_seconds(), 3),
             "warn_after_seconds": self.warn_after.total_seconds(),
             "error_after_seconds": self.error_after.total_seconds(),
+            "last_run_id": self.last_run_id,
+            "last_job_id": self.last_job_id,
         }
 
 
@@ -258,7 +270,7 @@ class DatasetOutcome:
 class RunResult:
     """Everything a finished run writes, in one transaction."""
 
-    status: Literal["completed", "failed"]
+    status: Literal["completed", "failed", "cancelled"]
     finished_at: datetime
     error_message: str | None
     logs: str

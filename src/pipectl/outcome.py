@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipectl.freshness import declared_with_brands
 from pipectl.models import DatasetOutcome, Job, JobUpdate, RunResult
-from pipectl.retry import after_failure, after_success
+from pipectl.retry import after_cancel, after_failure, after_success
 
 if TYPE_CHECKING:
     from pipectl.store.base import Store
@@ -76,3 +76,29 @@ def settle_edited_job(store: Store, job_id: int, run_id: int, result: RunResult)
         update = job_update_after(job, result.finished_at, result.error_message)
         if store.reapply_job_update(job_id, run_id, result.job_update, update, result.finished_at):
             return
+
+
+def cancel_reason(by: str) -> str:
+    return f"cancelled by {by}"
+
+
+def cancelled_result(
+    job: Job,
+    now: datetime,
+    by: str,
+    *,
+    steps: list[dict[str, Any]] | None = None,
+    logs: str = "",
+) -> RunResult:
+    """A run an operator cancelled: it ends `cancelled`, saying who asked, and records no
+    dataset outcome (freshness stays as it was)."""
+    reason = cancel_reason(by)
+    return RunResult(
+        status="cancelled",
+        finished_at=now,
+        error_message=reason,
+        logs=logs,
+        steps=steps or [],
+        job_update=after_cancel(job, now, reason),
+        datasets=[],
+    )

@@ -1,5 +1,6 @@
 """The stuck-run sweep: runs whose heartbeat is older than `stale_after` (or that never sent
-one within the start grace) are failed and retried."""
+one within the start grace) are failed and retried — or, when an operator had asked to cancel
+them, end cancelled."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 from datetime import datetime, timedelta
 
 from pipectl.models import Claim, Recorded
-from pipectl.outcome import run_result, settle_edited_job
+from pipectl.outcome import cancelled_result, run_result, settle_edited_job
 from pipectl.parsing import format_duration
 from pipectl.store.base import Store
 
@@ -58,7 +59,11 @@ def recover_stale(
         if dry_run:
             recovered.append(claim)
             continue
-        result = run_result(claim.job, now, error=stuck_error(claim, now))
+        by = claim.run.cancel_requested_by
+        if by is not None:  # its worker died before it could stop it: it ends as asked
+            result = cancelled_result(claim.job, now, by, logs=claim.run.logs)
+        else:
+            result = run_result(claim.job, now, error=stuck_error(claim, now))
         recorded = store.fail_stale_run(claim.run.id, heartbeat_before, started_before, result)
         if recorded is Recorded.EDITED:
             settle_edited_job(store, claim.job.id, claim.run.id, result)

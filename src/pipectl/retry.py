@@ -25,9 +25,8 @@ def after_success(job: Job, now: datetime) -> JobUpdate:
             next_run_at=next_occurrence(job.cron_expression or "", job.timezone, now),
             retry_count=0,
             last_error=None,
-            revision=job.revision,
         )
-    return JobUpdate("archived", None, 0, None, job.revision)
+    return JobUpdate(status="archived", next_run_at=None, retry_count=0, last_error=None)
 
 
 def after_failure(job: Job, now: datetime, error: str) -> JobUpdate:
@@ -47,12 +46,32 @@ def after_failure(job: Job, now: datetime, error: str) -> JobUpdate:
         next_run_at = now + delay
         if regular is not None and regular < next_run_at:
             next_run_at = regular
-        return JobUpdate("active", next_run_at, retry_count, error, job.revision)
+        return JobUpdate("active", next_run_at, retry_count, error)
     if regular is not None:
-        return JobUpdate("active", regular, 0, error, job.revision)
-    return JobUpdate("failed", None, retry_count, error, job.revision)
+        return JobUpdate("active", regular, 0, error)
+    return JobUpdate("failed", None, retry_count, error)
 
 
 def after_last_retry(job: Job) -> str:
     """What happens when the job's last retry fails, in an operator's words."""
     return "back to its cron schedule" if job.is_recurring else "the job ends failed"
+
+
+def after_cancel(job: Job, now: datetime, reason: str) -> JobUpdate:
+    """An operator's cancellation is neither a success nor a failure: the retry count stands, a
+    recurring job goes back to its cron schedule and a one-time job leaves the queue."""
+    if job.is_recurring:
+        return JobUpdate(
+            status="active",
+            next_run_at=next_occurrence(job.cron_expression or "", job.timezone, now),
+            retry_count=job.retry_count,
+            last_error=job.last_error,
+        )
+    return JobUpdate(
+        status="archived", next_run_at=None, retry_count=job.retry_count, last_error=reason
+    )
+
+
+def in_backoff(job: Job) -> bool:
+    """A failed run left the job waiting to try again (the store's in_backoff filter)."""
+    return job.retry_count > 0 and job.status in ("active", "running", "paused")

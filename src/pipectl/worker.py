@@ -21,7 +21,7 @@ from pipectl import __version__, clock
 from pipectl.errors import InvalidInput, SchemaMissing, StoreUnavailable
 from pipectl.handlers import Cancelled, JobFailed, RunContext, get_job_type
 from pipectl.models import Claim, Recorded, RunResult
-from pipectl.outcome import run_result, settle_edited_job
+from pipectl.outcome import cancel_reason, cancelled_result, run_result, settle_edited_job
 from pipectl.parsing import format_duration
 from pipectl.recovery import recover_stale
 from pipectl.settings import Settings
@@ -51,6 +51,7 @@ class _Held:
 
     claim: Claim
     ctx: RunContext | None = None
+    cancelled_by: str | None = None  # an operator's `runs cancel`, read back at heartbeat
 
 
 def next_claim_size(size: int, *, full: bool, all_quick: bool, most: int) -> int:
@@ -367,7 +368,12 @@ class Worker:
         error = self._supervise(store, ctx)
         ended = time.monotonic()
         duration_s = ended - started
-        result = run_result(job, clock.now(), error=error, steps=ctx.steps, logs=ctx.log.text())
+        with self._held_lock:
+            by = self._held[run.id].cancelled_by
+        if by is not None and ctx.cancel_reason == cancel_reason(by):
+            result = cancelled_result(job, clock.now(), by, steps=ctx.steps, logs=ctx.log.text())
+        else:
+            result = run_result(job, clock.now(), error=error, steps=ctx.steps, logs=ctx.log.text())
         if ctx.cancel_reason and ctx.cancel_reason.startswith("lease lost"):
             self.stats.lost += 1
             log.warning("run outcome discarded: lease lost", extra=self._run_ids(claim))
@@ -538,6 +544,8 @@ class Worker:
                     held = list(self._held.values())
                 leases = [(h.claim.run.id, h.claim.run.lease_token) for h in held]
                 lost = set(store.heartbeat(self.id, leases, clock.now()))
+                started = [h.claim.run.id for h in held if h.ctx is not None and not h.cancelled_by]
+                cancels = store.cancel_requests(started)
             except StoreUnavailable as exc:
                 log.warning(f"heartbeat failed: {exc}", extra=self._ids("heartbeat"))
                 if store is not None:
@@ -551,6 +559,14 @@ class Worker:
                         extra=self._ids("lease_lost", run_id=holding.claim.run.id),
                     )
                     holding.ctx.cancel("lease lost: the run was recovered as stuck")
+                by = cancels.get(holding.claim.run.id)
+                if by is not None and holding.ctx is not None:
+                    log.info(
+                        f"cancelled by {by}: stopping the run",
+                        extra=self._ids("cancel", run_id=holding.claim.run.id),
+                    )
+                    holding.cancelled_by = by
+                    holding.ctx.cancel(cancel_reason(by))
         if store is not None:
             store.close()
 

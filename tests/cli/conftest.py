@@ -81,15 +81,18 @@ class CliResult:
         assert "Traceback" not in self.stderr, self
 
 
-def invoke(*args: str, env: Mapping[str, str | None] | None = None) -> CliResult:
-    """Run `pipectl ARGS…` through `pipectl.cli.main()` and capture exit code, stdout, stderr."""
+def invoke(
+    *args: str, env: Mapping[str, str | None] | None = None, input: str | None = None
+) -> CliResult:
+    """Run `pipectl ARGS…` through `pipectl.cli.main()` and capture exit code, stdout, stderr;
+    `input` is what the user types on stdin."""
     runner = CliRunner()
     logger = logging.getLogger("pipectl")
     saved_logger = (list(logger.handlers), logger.level, logger.propagate)
     saved_argv = sys.argv
     exit_code: int | None = None
     try:
-        with runner.isolation(env=env) as (stdout, stderr, _mixed):
+        with runner.isolation(input=input, env=env) as (stdout, stderr, _mixed):
             sys.argv = ["pipectl", *args]
             try:
                 main()

@@ -304,7 +304,7 @@ def test_rejected_and_nothing_written(
 
 
 def test_the_seed_is_what_the_cases_assume(cli: Cli) -> None:
-    jobs = {job["id"]: job for job in cli("jobs", "list", "--json").assert_ok().json()}
+    jobs = {job["id"]: job for job in cli("jobs", "list", "--all", "--json").assert_ok().json()}
     assert {i: (j["schedule_type"], j["status"]) for i, j in jobs.items()} == {
         1: ("recurring", "active"),
         2: ("one_time", "archived"),

@@ -93,7 +93,9 @@ def run_worker(cli: Cli, *args: str) -> None:
 
 
 def jobs_by_id(cli: Cli, *args: str) -> dict[int, dict[str, Any]]:
-    return {job["id"]: job for job in cli("jobs", "list", "--json", *args).assert_ok().json()}
+    return {
+        job["id"]: job for job in cli("jobs", "list", "--all", "--json", *args).assert_ok().json()
+    }
 
 
 # -- db ---------------------------------------------------------------------------------------
@@ -275,8 +277,10 @@ def test_jobs_list_filters(cli: Cli) -> None:
     archived = add_job(cli, "noop", "--cron", "0 3 * * *", "--brand", "acme")
     cli("jobs", "archive", str(archived["id"])).assert_ok()
 
-    everything = cli("jobs", "list", "--json").assert_ok().json()
+    everything = cli("jobs", "list", "--all", "--json").assert_ok().json()
     assert [job["id"] for job in everything] == [1, 2, 3, 4]
+    live = cli("jobs", "list", "--json").assert_ok().json()  # archived jobs hidden
+    assert [job["id"] for job in live] == [1, 2, 3]
     assert all(job.keys() >= JOB_FIELDS for job in everything)
     assert jobs_by_id(cli, "--brand", "acme").keys() == {acme["id"], archived["id"]}
     assert jobs_by_id(cli, "--type", "sleep").keys() == {globex["id"]}
@@ -516,10 +520,10 @@ def test_run_worker_once_records_a_failure_and_exits_0(cli: Cli) -> None:
     doc = jobs_by_id(cli)[job["id"]]
     assert doc["status"] == "active"
     assert doc["retry_count"] == 1
-    assert doc["last_error"] == "command exited with status 3"
+    assert doc["last_error"] == "command exited with status 3: boom"
     (run,) = cli("runs", "--json").assert_ok().json()
     assert run["status"] == "failed"
-    assert run["error_message"] == "command exited with status 3"
+    assert run["error_message"] == "command exited with status 3: boom"
 
 
 def test_run_worker_max_jobs_and_poll_interval(cli: Cli) -> None:

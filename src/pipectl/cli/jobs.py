@@ -17,7 +17,7 @@ from pipectl.cli.common import (
 )
 
 app = typer.Typer(
-    help="Scheduled jobs: add, list, show, pause, resume, archive, edit.", no_args_is_help=True
+    help="Scheduled jobs: add, list, show, run, pause, resume, archive, edit.", no_args_is_help=True
 )
 
 JobId = Annotated[
@@ -109,9 +109,12 @@ def list_(
         ),
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Archived jobs too (hidden unless --status archived).")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """List jobs.
+    """List jobs (not archived ones, unless --all).
 
     Example: pipectl jobs list --brand acme --status active
     """
@@ -128,6 +131,7 @@ def list_(
             job_type=job_type,
             status=status,
             limit=limit,
+            archived=all_,
         )
         waiting = client.waiting(jobs)
     if as_json:
@@ -154,37 +158,126 @@ def show(job_id: JobId, as_json: JsonOption = False) -> None:
         render_job(job, runs)
 
 
-@app.command()
-def pause(job_id: JobId, as_json: JsonOption = False) -> None:
-    """Pause a job: it stays scheduled but no worker claims it.
+OptionalJobId = Annotated[
+    int | None,
+    typer.Argument(
+        help="The job's id (or select a brand's jobs with --brand).",
+        min=1,
+        max=MAX_ID,
+        autocompletion=common.complete_job_id,
+    ),
+]
+SelectBrand = Annotated[
+    str | None, typer.Option("--brand", "-b", help="Every matching job of this brand.")
+]
+SelectType = Annotated[
+    str | None, typer.Option("--type", help="With --brand: only jobs of this job type.")
+]
+SelectName = Annotated[str | None, typer.Option("--name", help="With --brand: only jobs so named.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="With --brand: do not ask (for scripts).")]
 
-    Example: pipectl jobs pause 12
-    """
+
+def _act(
+    action: str,
+    job_id: int | None,
+    brand: str | None,
+    job_type: str | None,
+    name: str | None,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """One job by id, or every matching job of a brand: listed, confirmed, changed at once."""
+    from pipectl.actions import DONE
+    from pipectl.cli.render import note, print_json
+    from pipectl.cli.views import render_jobs
+    from pipectl.errors import InvalidInput
+
+    if job_id is not None:
+        if brand is not None or job_type is not None or name is not None:
+            raise InvalidInput("give a JOB_ID or --brand (with --type/--name), not both")
+        with common.client() as client:
+            job = getattr(client, action)(job_id)
+        message = f"job {job.id} {DONE[action]}"
+        if action == "resume":
+            message += f"; next run {job.next_run_at:%Y-%m-%d %H:%M} UTC"
+        _emit(job, as_json, message)
+        return
+    if brand is None:
+        raise InvalidInput(f"give a JOB_ID, or --brand to {action} a brand's jobs")
     with common.client() as client:
-        job = client.pause(job_id)
-    _emit(job, as_json, f"job {job.id} paused")
+        jobs = client.jobs_for_action(action, brand_id=brand, job_type=job_type, name=name)
+        if not jobs:
+            note(f"no job of brand {brand} to {action}; nothing changed")
+            if as_json:
+                print_json([])
+            return
+        note(f"{action} {len(jobs)} job(s) of brand {brand}:")
+        render_jobs(jobs, {}, to_stderr=True)
+        if not yes and not typer.confirm(
+            f"{action.capitalize()} {len(jobs)} job(s)?", default=False, err=True
+        ):
+            note("nothing changed")
+            raise typer.Exit(1)
+        changed = client.act_on_jobs(action, jobs)
+    if as_json:
+        print_json([job.to_json() for job in changed])
+    else:
+        note(f"{len(changed)} job(s) {DONE[action]}")
 
 
-@app.command()
-def resume(job_id: JobId, as_json: JsonOption = False) -> None:
-    """Resume a paused job (a recurring one at its next regular time, without catch-up).
+def _action_command(action: str, help_text: str) -> None:
+    """Register `jobs ACTION [JOB_ID] [--brand B [--type T] [--name N]]`."""
 
-    Example: pipectl jobs resume 12
-    """
-    with common.client() as client:
-        job = client.resume(job_id)
-    _emit(job, as_json, f"job {job.id} resumed; next run {job.next_run_at:%Y-%m-%d %H:%M} UTC")
+    def command(
+        job_id: OptionalJobId = None,
+        brand: SelectBrand = None,
+        job_type: SelectType = None,
+        name: SelectName = None,
+        yes: Yes = False,
+        as_json: JsonOption = False,
+    ) -> None:
+        _act(action, job_id, brand, job_type, name, yes, as_json)
+
+    command.__doc__ = help_text
+    app.command(action)(command)
 
 
-@app.command()
-def archive(job_id: JobId, as_json: JsonOption = False) -> None:
-    """Archive a job: it never runs again and stays on record.
+_action_command(
+    "pause",
+    """Pause a job, or every active job of a brand (in one transaction, after asking): it stays
+    scheduled but no worker claims it.
+
+    Example: pipectl jobs pause --brand acme --type meta_sync --yes
+    """,
+)
+_action_command(
+    "resume",
+    """Resume a paused job, or every paused job of a brand (a recurring one at its next regular
+    time, without catch-up).
+
+    Example: pipectl jobs resume --brand acme --yes
+    """,
+)
+_action_command(
+    "archive",
+    """Archive a job, or every matching job of a brand: it never runs again and stays on
+    record.
 
     Example: pipectl jobs archive 12
+    """,
+)
+
+
+@app.command("run")
+def run(job_id: JobId, as_json: JsonOption = False) -> None:
+    """Run a job at the next poll, whatever its schedule or backoff ("sync now"); a recurring
+    job returns to its cron afterwards.
+
+    Example: pipectl jobs run 12
     """
     with common.client() as client:
-        job = client.archive(job_id)
-    _emit(job, as_json, f"job {job.id} archived")
+        job = client.run_now(job_id)
+    _emit(job, as_json, f"job {job.id} will run at the next poll")
 
 
 @app.command()

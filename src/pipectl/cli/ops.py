@@ -128,6 +128,10 @@ def status(
             "run is stuck.",
         ),
     ] = False,
+    brief: Annotated[
+        bool,
+        typer.Option("--brief", help="Only the summary and the failing rows (stale, never)."),
+    ] = False,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Redraw live until Ctrl-C.")] = False,
     interval: Annotated[
         str, typer.Option("--interval", help="Redraw interval for --watch.")
@@ -153,7 +157,11 @@ def status(
 
         every = common.duration(interval)
         with common.client() as client:
-            watch_status(lambda: client.gate_status(brands, datasets), every.total_seconds())  # type: ignore[union-attr]
+            watch_status(
+                lambda: client.gate_status(brands, datasets),
+                every.total_seconds(),  # type: ignore[union-attr]
+                brief=brief,
+            )
         return
     with common.gc_paused():
         with common.client() as client:
@@ -166,7 +174,7 @@ def status(
         else:
             from pipectl.cli.views import render_status
 
-            render_status(report)
+            render_status(report, brief=brief)
     if check:
         # Plain lines, not rich: a CI log or a cron mail gets them unwrapped and uncoloured.
         for failure in gate.failures:
@@ -206,6 +214,17 @@ def enqueue(
     no_concurrency_key: Annotated[
         bool, typer.Option("--no-concurrency-key", help="May overlap with anything.")
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Block until its run ends; exit 0 completed, 1 failed or cancelled, 124 timeout.",
+        ),
+    ] = False,
+    wait_timeout: Annotated[
+        str | None,
+        typer.Option("--wait-timeout", help="With --wait: give up after this long, e.g. 10m."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Queue a one-time job (a manual sync) for the next poll; prints the job id.
@@ -225,6 +244,9 @@ def enqueue(
         from pipectl import clock
 
         run_at = clock.now() + common.duration(in_)
+    if wait_timeout is not None and not wait:
+        raise InvalidInput("--wait-timeout needs --wait")
+    limit = common.duration(wait_timeout)
     with common.client() as client:
         result = client.enqueue_job(
             job_type,
@@ -237,14 +259,30 @@ def enqueue(
             timeout=common.duration(timeout),
             concurrency_key=_concurrency_key(concurrency_key, no_concurrency_key, DEFAULT_KEY),
         )
+        waited = client.wait_for_job(result.job.id, limit) if wait else None
     job = result.job
-    if not result.created:
+    if result.rearmed:
+        note(
+            f"job {job.id} was already pending with the same type, brand and parameters; "
+            f"brought forward to {job.next_run_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
+    elif not result.created:
         note(
             f"job {job.id} is already pending with the same type, brand and parameters; "
             "not queued again (--allow-duplicate overrides)"
         )
-    if as_json:
-        print_json({**job.to_json(), "created": result.created})
+    document = {**job.to_json(), "created": result.created, "rearmed": result.rearmed}
+    if waited is not None:
+        from pipectl.cli.runs import exit_with
+
+        if as_json:
+            document["run"] = waited.run.to_json() if waited.run else None
+            print_json(document)
+        else:
+            typer.echo(job.id)
+        exit_with(waited, wait_timeout)
+    elif as_json:
+        print_json(document)
     else:
         typer.echo(job.id)
 
@@ -318,13 +356,19 @@ def retry(
             autocompletion=common.complete_job_id,
         ),
     ] = None,
-    now: Annotated[bool, typer.Option("--now", help="Run the job at the next poll.")] = False,
+    now: Annotated[
+        bool,
+        typer.Option(
+            "--now",
+            help="Run the job (with --brand: each of its jobs in backoff) at the next poll.",
+        ),
+    ] = False,
     brand: BrandFilter = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show every job in backoff, or re-arm one to run at the next poll.
+    """Show every job in backoff, or re-arm one (or all of a brand's) to run at the next poll.
 
-    Example: pipectl retry 42 --now
+    Example: pipectl retry 42 --now   or   pipectl retry --brand acme --now
     """
     from pipectl.cli.render import note, print_json
     from pipectl.cli.views import backoff_json, render_backoff
@@ -340,8 +384,16 @@ def retry(
             else:
                 note(f"job {job.id} will run at the next poll")
             return
+        if now and brand is None:
+            raise InvalidInput("--now needs a JOB_ID, or --brand to re-arm a brand's jobs")
         if now:
-            raise InvalidInput("--now needs a JOB_ID")
+            rearmed = client.retry_brand_now(common.known_brand(client, brand))
+            if as_json:
+                print_json([job.to_json() for job in rearmed])
+            else:
+                ids = ", ".join(str(job.id) for job in rearmed) or "none"
+                note(f"{len(rearmed)} job(s) of brand {brand} will run at the next poll: {ids}")
+            return
         jobs = client.jobs_in_backoff(brand_id=common.known_brand(client, brand))
     if as_json:
         print_json([backoff_json(job) for job in jobs])

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipectl.cli.documents import print_json as print_json  # commands import it from here too
+from pipectl.models import Run
 from pipectl.parsing import format_duration
 
 STATE_STYLES = {
@@ -19,6 +20,7 @@ STATE_STYLES = {
     "never": "red",
     "completed": "green",
     "failed": "red",
+    "cancelled": "yellow",
     "running": "cyan",
     "active": "",
     "paused": "yellow",
@@ -38,6 +40,20 @@ def note(message: str) -> None:
 def styled(value: str) -> str:
     style = STATE_STYLES.get(value, "")
     return f"[{style}]{value}[/]" if style else value
+
+
+def styled_as(state: str | None, text: str) -> str:
+    """`text` in the colour of `state` (text is plain: no markup of its own)."""
+    style = STATE_STYLES.get(state or "", "")
+    return f"[{style}]{escape(text)}[/]" if style else escape(text)
+
+
+def run_status(run: Run) -> str:
+    """A run's status as every list shows it: a completed run with failed (non-fatal) steps
+    reads `completed (1 of 4 steps failed)`, in the warning colour."""
+    if run.status == "completed" and run.failed_steps:
+        return f"[yellow]completed ({run.failed_steps} of {len(run.steps)} steps failed)[/]"
+    return styled(run.status)
 
 
 def ago(when: datetime | None, now: datetime) -> str:

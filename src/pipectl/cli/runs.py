@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pipectl.cli import common
 from pipectl.cli.common import MAX_ID, BrandFilter, JsonOption
 
-app = typer.Typer(help="Run history: pipectl runs [--job ID] [--status S]; runs show RUN_ID.")
+if TYPE_CHECKING:
+    from pipectl.client import Waited
+
+app = typer.Typer(
+    help="Run history: pipectl runs [--job ID] [--status S]; runs show RUN_ID; cancel; wait."
+)
+
+OptionalRunId = Annotated[int | None, typer.Argument(min=1, max=MAX_ID, help="The run's id.")]
+JobOption = Annotated[
+    int | None, typer.Option("--job", min=1, max=MAX_ID, help="The job's (current or next) run.")
+]
 
 
 @app.callback(invoke_without_command=True)
@@ -21,7 +31,9 @@ def runs(
     brand: BrandFilter = None,
     status: Annotated[
         str | None,
-        typer.Option("--status", help="Only runs with this status: running, completed, failed."),
+        typer.Option(
+            "--status", help="Only runs with this status: running, completed, failed, cancelled."
+        ),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10000)] = 50,
     as_json: JsonOption = False,
@@ -33,7 +45,7 @@ def runs(
     if ctx.invoked_subcommand is not None:
         return
     from pipectl.cli.render import print_json
-    from pipectl.cli.views import render_runs
+    from pipectl.cli.views import render_runs, runs_json
     from pipectl.errors import InvalidInput
     from pipectl.models import RUN_STATUSES
 
@@ -45,10 +57,11 @@ def runs(
         found = client.list_runs(
             job_id=job, brand_id=common.known_brand(client, brand), status=status, limit=limit
         )
+        jobs = client.jobs_of(found)
     if as_json:
-        print_json([run.to_json() for run in found])
+        print_json([runs_json(run, jobs.get(run.job_id)) for run in found])
     else:
-        render_runs(found)
+        render_runs(found, jobs)
 
 
 @app.command()
@@ -95,3 +108,91 @@ def prune(
         print_json({"dry_run": dry_run, "runs": count})
     else:
         note(f"{'would delete' if dry_run else 'deleted'} {count} runs")
+
+
+def _one_of(run_id: int | None, job: int | None) -> None:
+    from pipectl.errors import InvalidInput
+
+    if (run_id is None) == (job is None):
+        raise InvalidInput("give a RUN_ID or --job ID (one of them)")
+
+
+@app.command()
+def cancel(
+    run_id: OptionalRunId = None,
+    job: JobOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Cancel a running run (the worker holding it stops it at its next heartbeat, from any
+    machine; the run ends `cancelled`), or with --job a job's running or pending one-time run.
+
+    Example: pipectl runs cancel 311
+    """
+    from pipectl.cli.render import note, print_json
+
+    _one_of(run_id, job)
+    with common.client() as client:
+        if run_id is not None:
+            run = client.cancel_run(run_id)
+            document = run.to_json()
+            message = f"run {run.id}: cancellation asked; its worker stops it at its next heartbeat"
+        else:
+            done = client.cancel_job(job)  # type: ignore[arg-type]
+            document = {"job": done.job.to_json(), "run": done.run and done.run.to_json()}
+            if done.run is not None:
+                message = (
+                    f"run {done.run.id} of job {job}: cancellation asked; its worker stops it at "
+                    "its next heartbeat"
+                )
+            else:
+                message = f"job {job} cancelled before it ran (archived)"
+    if as_json:
+        print_json(document)
+    else:
+        note(message)
+
+
+@app.command()
+def wait(
+    run_id: OptionalRunId = None,
+    job: JobOption = None,
+    timeout: Annotated[
+        str | None, typer.Option("--timeout", help="Give up after this long, e.g. 10m (exit 124).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Block until a run ends (or, with --job, the job's current or next run) and exit with its
+    outcome: 0 completed, 1 failed or cancelled (its error on stderr), 124 on timeout.
+
+    Example: pipectl runs wait --job 12 --timeout 30m
+    """
+    _one_of(run_id, job)
+    limit = common.duration(timeout)
+    with common.client() as client:
+        if run_id is not None:
+            waited = client.wait_for_run(run_id, limit)
+        else:
+            waited = client.wait_for_job(job, limit)  # type: ignore[arg-type]
+    if as_json:
+        from pipectl.cli.render import print_json
+
+        print_json(waited.run.to_json() if waited.run else None)
+    exit_with(waited, timeout)
+
+
+def exit_with(waited: Waited, timeout: str | None) -> None:
+    """Say on stderr how a wait ended and exit 0 (completed), 1 (failed, cancelled, or the job
+    left the queue) or 124 (timed out, as `timeout(1)` does)."""
+    from pipectl.cli.render import err
+
+    if waited.timed_out:
+        err.print(f"pipectl: timed out after {timeout}", markup=False)
+        raise typer.Exit(124)
+    run = waited.run
+    if run is None:
+        err.print(f"pipectl: {waited.reason}", markup=False)
+        raise typer.Exit(1)
+    if run.status != "completed":
+        err.print(f"pipectl: run {run.id} {run.status}: {run.error_message or ''}", markup=False)
+        raise typer.Exit(1)
+    err.print(f"run {run.id} completed", markup=False)

@@ -2,44 +2,62 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from rich.console import RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.rule import Rule
 
 from pipectl.cli.documents import waiting_json, worker_alert
 from pipectl.cli.render import (
+    STATE_STYLES,
     ago,
     brand_label,
     err,
     esc,
     out,
+    run_status,
     stamp,
     styled,
+    styled_as,
     table,
     truncate,
     until,
 )
 from pipectl.client import StatusReport
 from pipectl.concurrency import Waiting
+from pipectl.freshness import STATES_WORST_FIRST, worst_first, worst_state
 from pipectl.models import Job, Run
 from pipectl.parsing import format_duration
-from pipectl.retry import after_last_retry
+from pipectl.retry import after_last_retry, in_backoff
 
 
-def schedule_text(job: Job) -> str:
+def schedule_text(job: Job, *, stacked: bool = False) -> str:
+    """`0 3 * * * Europe/Berlin`; `stacked`: the timezone on a line of its own."""
     if job.is_recurring:
-        return f"{job.cron_expression} {job.timezone}"
+        return f"{job.cron_expression}{chr(10) if stacked else ' '}{job.timezone}"
     return "one-time"
 
 
 def retry_text(job: Job) -> str:
+    """The retry state in the words of `pipectl retry`: the attempt coming next, of all."""
     if job.retry_count == 0:
         return ""
     if job.status == "failed":
-        return f"failed after {job.retry_count} retries"
-    return f"retry {job.retry_count} of {job.max_retries}"
+        return f"failed after {job.retry_count + 1} attempts"
+    return f"attempt {job.retry_count + 1} of {job.max_retries + 1}"
+
+
+def next_run_text(job: Job, now: datetime) -> str:
+    """When the job runs next: `paused` and `running` say so rather than a time."""
+    if job.status in ("paused", "running"):
+        return styled(job.status)
+    if job.status != "active" or job.next_run_at is None:
+        return "—"
+    return until(job.next_run_at, now)
 
 
 def backoff_json(job: Job) -> dict[str, Any]:
@@ -59,25 +77,106 @@ def jobs_json(jobs: list[Job], waiting: dict[int, Waiting]) -> list[dict[str, An
     return [{**job.to_json(), "waiting_on": waiting_json(waiting.get(job.id))} for job in jobs]
 
 
-def status_view(report: StatusReport) -> list[RenderableType]:
-    """The status screen as renderables, so `status` prints it and `status --watch` redraws it."""
+def summary_view(report: StatusReport) -> list[str]:
+    """The block `status` leads with, a line each: datasets by state, runs and jobs that need a
+    look, workers, and the brands, worst first."""
     now = report.now
-    parts: list[RenderableType] = []
-    brands = sorted(
-        {d.brand_id for d in report.datasets} | {j.brand_id for j in report.jobs},
-        key=lambda b: (b is not None, b or ""),
+    counts = Counter(d.state for d in report.datasets)
+    states = "  ".join(
+        styled_as(state, f"{counts[state]} {state}") if counts[state] else f"0 {state}"
+        for state in STATES_WORST_FIRST
     )
+    stuck = len(report.stuck_runs)
+    backoff = sum(1 for job in report.jobs if in_backoff(job))
+    runs = f"{styled_as('stale', f'{stuck} stuck') if stuck else '0 stuck'}  {backoff} in backoff"
+    live = report.live_workers
+    if live:
+        workers = f"{len(live)} live, last seen {ago(max(w.last_seen_at for w in live), now)}"
+    elif report.workers:
+        last = max(report.workers, key=lambda w: w.last_seen_at)
+        workers = f"[bold red]none live[/] (last: {esc(last.id)}, {ago(last.last_seen_at, now)})"
+    else:
+        workers = "[bold red]none ever registered[/]"
+    lines = [
+        f"[bold]datasets[/]  {states}",
+        f"[bold]runs[/]      {runs}",
+        f"[bold]workers[/]   {workers}",
+    ]
+    brands = _brand_states(report)
+    if brands:
+        lines.append(f"[bold]brands[/]    {_brand_list(brands, BRAND_LINE_CHARS)}")
+    return lines
+
+
+BRAND_LINE_CHARS = 66  # what fits after "brands    " at 80 columns
+
+
+def _brand_states(report: StatusReport) -> list[tuple[str | None, str | None]]:
+    """(brand, worst state) for every brand with datasets or jobs, worst first."""
+    brands = {d.brand_id for d in report.datasets} | {j.brand_id for j in report.jobs}
+    order = worst_first(brands, report.datasets)
+    return [
+        (brand, worst_state(d.state for d in report.datasets if d.brand_id == brand))
+        for brand in order
+    ]
+
+
+def _brand_list(brands: list[tuple[str | None, str | None]], width: int) -> str:
+    """`globex stale, acme never, initech fresh`, as many as fit in `width`, then `+N more`."""
+    shown: list[str] = []
+    used = 0
+    for index, (brand, state) in enumerate(brands):
+        plain = f"{brand or 'global'} {state or 'no data'}"
+        rest = len(brands) - index - 1
+        reserve = len(f", +{rest} more") if rest else 0
+        if shown and used + len(plain) + 2 + reserve > width:
+            return ", ".join(shown) + f", +{len(brands) - index} more"
+        shown.append(styled_as(state, plain))
+        used += len(plain) + (2 if len(shown) > 1 else 0)
+    return ", ".join(shown)
+
+
+def status_view(report: StatusReport, *, brief: bool = False) -> list[RenderableType]:
+    """The status screen as renderables: the summary, then each brand worst first (with
+    `brief`, only the failing rows), then stuck runs and workers."""
+    head, blocks, tail = status_sections(report, brief=brief)
+    return [*head, *(part for block in blocks for part in block.parts), *tail]
+
+
+@dataclass(frozen=True, slots=True)
+class BrandBlock:
+    """One brand's part of the status screen, and how many dataset and job rows it shows."""
+
+    parts: list[RenderableType]
+    rows: int
+
+
+def status_sections(
+    report: StatusReport, *, brief: bool = False
+) -> tuple[list[RenderableType], list[BrandBlock], list[RenderableType]]:
+    """(head, brand blocks worst first, tail): `status --watch` keeps the head and the tail
+    (stuck runs, workers) whole and shows as many brand blocks as fit."""
+    now = report.now
+    head: list[RenderableType] = [*summary_view(report), ""]
+    brands = [brand for brand, _ in _brand_states(report)]
     if not brands:
-        parts.append(
+        head.append(
             "No jobs and no datasets yet. Add one: pipectl jobs add TYPE --cron '0 3 * * *'"
         )
+    if brief:
+        head += _failing_rows(report)
+        brands = []
+    blocks = []
     for brand in brands:
-        parts.append(Rule(f"[bold]{brand_label(brand)}[/]", align="left"))
+        parts: list[RenderableType] = []
         datasets = [d for d in report.datasets if d.brand_id == brand]
+        worst = worst_state(d.state for d in datasets)
+        style = STATE_STYLES.get(worst or "", "") or "bold"
+        parts.append(Rule(f"[{style}]{brand_label(brand)}[/]", align="left", style=style))
         if datasets:
             grid = table(None, "dataset", "state", "age", "last success", "last attempt", "error")
             for d in datasets:
-                failed = "[red]last attempt failed:[/] " if d.last_attempt_failed else ""
+                failed = f"[red]run {d.last_run_id} failed:[/] " if d.last_attempt_failed else ""
                 grid.add_row(
                     esc(d.dataset),
                     styled(d.state),
@@ -89,22 +188,29 @@ def status_view(report: StatusReport) -> list[RenderableType]:
             parts.append(grid)
         jobs = [j for j in report.jobs if j.brand_id == brand]
         if jobs:
-            grid = table(None, "job", "type", "schedule", "status", "next run", "retry", "last run")
+            # Fits 80 columns without breaking a cron expression, a timezone or a time: the
+            # job type is in `jobs show`, the timezone goes under the cron expression, and
+            # only the job's name may wrap.
+            grid = table(None, "job", "schedule", "status", "next run", "retry", "last run")
+            grid.columns[0].no_wrap = False
+            for column in (1, 3, 4):  # schedule, next run, retry
+                grid.columns[column].no_wrap = True
             for j in jobs:
                 last = report.last_runs.get(j.last_run_id or -1)
                 grid.add_row(
                     f"{j.id} {esc(j.name)}",
-                    j.job_type,
-                    schedule_text(j),
+                    schedule_text(j, stacked=True),
                     job_state(j, report.waiting.get(j.id)),
-                    until(j.next_run_at, now) if j.status in ("active", "paused") else "—",
+                    next_run_text(j, now),
                     retry_text(j),
-                    f"{styled(last.status)} {ago(last.finished_at or last.started_at, now)}"
+                    f"{run_status(last)} {ago(last.finished_at or last.started_at, now)}"
                     if last
                     else "never ran",
                 )
             parts.append(grid)
         parts.append("")
+        blocks.append(BrandBlock(parts, len(datasets) + len(jobs)))
+    tail: list[RenderableType] = []
     if report.stuck_runs:
         grid = table("[red]stuck runs[/]", "run", "job", "brand", "worker", "last heartbeat")
         for claim in report.stuck_runs:
@@ -115,37 +221,87 @@ def status_view(report: StatusReport) -> list[RenderableType]:
                 esc(claim.run.worker_id),
                 ago(claim.run.heartbeat_at, now),
             )
-        parts += [grid, "Recover them: pipectl recover\n"]
+        tail += [grid, "Recover them: pipectl recover\n"]
     live = report.live_workers
     if live:
-        parts.append(
+        tail.append(
             "workers: " + ", ".join(f"{esc(w.id)} (seen {ago(w.last_seen_at, now)})" for w in live)
         )
-    return parts
+    return head, blocks, tail
 
 
-def render_status(report: StatusReport) -> None:
-    for part in status_view(report):
+def _failing_rows(report: StatusReport) -> list[RenderableType]:
+    """`status --brief`'s rows: the stale and never-refreshed datasets, worst first."""
+    failing = [d for d in report.datasets if d.state in ("stale", "never")]
+    if not failing:
+        return ["[green]every dataset is fresh or in warn[/]"]
+    rank = {state: index for index, state in enumerate(STATES_WORST_FIRST)}
+    failing.sort(key=lambda d: (rank[d.state], d.brand_id is not None, d.brand_id or "", d.dataset))
+    grid = table(None, "brand", "dataset", "state", "age", "error")
+    for d in failing:
+        grid.add_row(
+            brand_label(d.brand_id),
+            esc(d.dataset),
+            styled(d.state),
+            format_duration(d.age) if d.age is not None else "—",
+            (f"run {d.last_run_id}: " if d.last_attempt_failed else "")
+            + truncate(d.last_error, 40),
+        )
+    return [grid]
+
+
+def render_status(report: StatusReport, *, brief: bool = False) -> None:
+    for part in status_view(report, brief=brief):
         out.print(part)
     alert = worker_alert(report)
     if alert:
         err.print(f"[bold red]WARNING: {esc(alert)}[/]")
 
 
-def watch_status(load: Callable[[], StatusReport], interval_s: float) -> None:
+def fitted_view(
+    report: StatusReport, console: Console, *, brief: bool = False, footer: str = ""
+) -> list[RenderableType]:
+    """The status screen cut to the console's height for `status --watch`: the summary, the
+    stuck runs, the worker warning and the footer always; brand blocks, worst first, while
+    they fit; then how many brands and rows are hidden."""
+    head, blocks, tail = status_sections(report, brief=brief)
+    alert = worker_alert(report)
+    warning: list[RenderableType] = [f"[bold red]WARNING: {esc(alert)}[/]"] if alert else []
+    end = [*tail, *warning, footer]
+
+    def height(parts: list[RenderableType]) -> int:
+        return len(console.render_lines(Group(*parts), console.options, pad=False))
+
+    room = console.height - height([*head, *end]) - 1  # one line for the hidden note
+    shown: list[RenderableType] = []
+    for index, block in enumerate(blocks):
+        needed = height(block.parts)
+        if needed > room:
+            hidden = blocks[index:]
+            rows = sum(b.rows for b in hidden)
+            note = (
+                f"[dim]… {len(hidden)} more brand(s), {rows} row(s) hidden: "
+                "a taller window, or pipectl status[/]"
+            )
+            return [*head, *shown, note, *end]
+        shown += block.parts
+        room -= needed
+    return [*head, *shown, *end]
+
+
+def watch_status(
+    load: Callable[[], StatusReport], interval_s: float, *, brief: bool = False
+) -> None:
     """Redraw the status screen in place every `interval_s` until Ctrl-C (alternate screen: no
-    flicker, nothing left in the scrollback)."""
+    flicker, nothing left in the scrollback), cut to the screen's height."""
     import time
 
-    from rich.console import Group
     from rich.live import Live
 
     def frame() -> Group:
         report = load()
-        alert = worker_alert(report)
         footer = f"[dim]refreshed {stamp(report.now)} · every {interval_s:g}s · Ctrl-C to quit[/]"
-        warning = [f"[bold red]WARNING: {esc(alert)}[/]"] if alert else []
-        return Group(*status_view(report), *warning, footer)
+        return Group(*fitted_view(report, out, brief=brief, footer=footer))
 
     with Live(frame(), console=out, screen=True, auto_refresh=False) as live:
         try:
@@ -171,7 +327,7 @@ def render_backoff(jobs: list[Job]) -> None:
             f"{job.id} {esc(job.name)}",
             brand_label(job.brand_id),
             job.job_type,
-            f"{job.retry_count + 1} of {job.max_retries + 1}",
+            f"{job.retry_count + 1} of {job.max_retries + 1}",  # under the header attempt
             f"{stamp(job.next_run_at)} ({until(job.next_run_at, now)})",
             truncate(job.last_error, 50),
             after_last_retry(job),
@@ -179,7 +335,8 @@ def render_backoff(jobs: list[Job]) -> None:
     out.print(grid)
 
 
-def render_jobs(jobs: list[Job], waiting: dict[int, Waiting]) -> None:
+def render_jobs(jobs: list[Job], waiting: dict[int, Waiting], *, to_stderr: bool = False) -> None:
+    """The jobs table, on stdout (or stderr, when it only shows what a command is about to do)."""
     if not jobs:
         err.print("no jobs")
         return
@@ -195,10 +352,10 @@ def render_jobs(jobs: list[Job], waiting: dict[int, Waiting]) -> None:
             esc(job.name),
             schedule_text(job),
             job_state(job, waiting.get(job.id)),
-            until(job.next_run_at, now) if job.next_run_at else "—",
+            next_run_text(job, now),
             retry_text(job),
         )
-    out.print(grid)
+    (err if to_stderr else out).print(grid)
 
 
 def render_job(job: Job, runs: list[Run]) -> None:
@@ -212,7 +369,7 @@ def render_job(job: Job, runs: list[Run]) -> None:
         ("type", job.job_type),
         ("schedule", schedule_text(job)),
         ("status", styled(job.status)),
-        ("next run", f"{stamp(job.next_run_at)} ({until(job.next_run_at, now)})"),
+        ("next run", f"{stamp(job.next_run_at)} ({next_run_text(job, now)})"),
         ("retries", f"{job.retry_count} of {job.max_retries} used"),
         ("timeout", format_duration_or_none(job.timeout_seconds)),
         ("concurrency key", esc(job.concurrency_key) or "none"),
@@ -235,7 +392,17 @@ def format_duration_or_none(seconds: float | None) -> str:
     return format_duration(timedelta(seconds=seconds)) if seconds else "none"
 
 
-def render_runs(runs: list[Run]) -> None:
+def runs_json(run: Run, job: Job | None) -> dict[str, Any]:
+    """A run in a run list: named by its job's name and brand, not only the job's id."""
+    return {
+        **run.to_json(),
+        "job_name": job.name if job else None,
+        "brand_id": job.brand_id if job else None,
+    }
+
+
+def render_runs(runs: list[Run], jobs: dict[int, Job] | None = None) -> None:
+    """The runs table; given their jobs, each run is named by its job's name and brand."""
     if not runs:
         err.print("no runs")
         return
@@ -245,11 +412,14 @@ def render_runs(runs: list[Run]) -> None:
     grid = table(None, "run", "job", "attempt", "status", "started", "took", "worker", "error")
     for run in runs:
         took = format_duration(run.finished_at - run.started_at) if run.finished_at else "—"
+        job = (jobs or {}).get(run.job_id)
         grid.add_row(
             str(run.id),
-            str(run.job_id),
+            f"{run.job_id} {esc(job.name)} ({brand_label(job.brand_id)})"
+            if job
+            else str(run.job_id),
             str(run.attempt),
-            styled(run.status),
+            run_status(run),
             ago(run.started_at, now),
             took,
             esc(run.worker_id),
@@ -265,7 +435,7 @@ def render_run(run: Run) -> None:
         ("run", str(run.id)),
         ("job", str(run.job_id)),
         ("attempt", str(run.attempt)),
-        ("status", styled(run.status)),
+        ("status", run_status(run)),
         ("worker", esc(run.worker_id)),
         ("started", stamp(run.started_at)),
         ("finished", stamp(run.finished_at)),

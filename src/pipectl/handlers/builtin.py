@@ -10,8 +10,11 @@ import signal
 import subprocess
 import tempfile
 import threading
+from collections import deque
+from collections.abc import Mapping
 from importlib import import_module
 from typing import Any
+from urllib.parse import urlsplit
 
 from pipectl.errors import InvalidInput
 from pipectl.handlers.context import Cancelled, JobFailed, RunContext
@@ -29,6 +32,9 @@ _GUARD = (
     "exec 3<&0 </dev/null; "
     '{ read -r _ || kill -KILL 0; } <&3 >/dev/null 2>&1 & exec 3<&- /bin/sh -c "$1"'
 )
+# A failed command's error ends with its last lines of output, so lists show why it failed.
+ERROR_TAIL_LINES = 5
+ERROR_TAIL_CHARS = 400
 # Process groups of running commands, so that a worker exiting at once takes them along.
 _RUNNING_GROUPS: set[int] = set()
 
@@ -128,7 +134,8 @@ class CommandJob:
             finally:
                 os.close(lifeline)
             _RUNNING_GROUPS.add(process.pid)
-            reader = threading.Thread(target=_pump, args=(process, ctx), daemon=True)
+            tail: deque[str] = deque(maxlen=ERROR_TAIL_LINES)
+            reader = threading.Thread(target=_pump, args=(process, ctx, tail), daemon=True)
             reader.start()
             cancelled = False
             try:
@@ -148,7 +155,7 @@ class CommandJob:
         if cancelled:
             raise Cancelled(ctx.cancel_reason or "cancelled")
         if process.returncode != 0:
-            raise JobFailed(f"command exited with status {process.returncode}")
+            raise JobFailed(failure_message(process.returncode, list(tail), os.environ))
 
 
 def command_environment(ctx: RunContext, steps_file: str) -> dict[str, str]:
@@ -167,10 +174,40 @@ def command_environment(ctx: RunContext, steps_file: str) -> dict[str, str]:
     return env
 
 
-def _pump(process: subprocess.Popen[bytes], ctx: RunContext) -> None:
+def _pump(process: subprocess.Popen[bytes], ctx: RunContext, tail: deque[str]) -> None:
     assert process.stdout is not None
     for raw in process.stdout:
-        ctx.log.info(raw.decode("utf-8", "replace").rstrip("\n"))
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        ctx.log.info(line)
+        if line.strip():
+            tail.append(line.strip())
+
+
+def failure_message(status: int, tail: list[str], environ: Mapping[str, str]) -> str:
+    """`command exited with status N`, then its last lines of output (stdout and stderr), on
+    one line, at most ERROR_TAIL_CHARS of them (the end kept), with the worker's secrets (the
+    values the command does not inherit, and the database password) masked."""
+    message = f"command exited with status {status}"
+    if not tail:
+        return message
+    text = " | ".join(tail)
+    if len(text) > ERROR_TAIL_CHARS:
+        text = "…" + text[-(ERROR_TAIL_CHARS - 1) :]
+    for secret in _secrets(environ):
+        text = text.replace(secret, "***")
+    return f"{message}: {text}"
+
+
+def _secrets(environ: Mapping[str, str]) -> list[str]:
+    found = []
+    for key, value in environ.items():
+        if _SECRET_ENV.match(key) and len(value) >= 4:
+            found.append(value)
+            with contextlib.suppress(ValueError):
+                password = urlsplit(value).password
+                if password and len(password) >= 4:
+                    found.append(password)
+    return sorted(found, key=len, reverse=True)  # a URL before the password inside it
 
 
 def _release_watchdog(held: int) -> None:

@@ -111,6 +111,17 @@ class Store(Protocol):
         in the same statement). Returns the job after the update, or None when no row matched."""
         ...
 
+    def update_jobs(
+        self,
+        updates: list[tuple[int, dict[str, Any]]],
+        now: datetime,
+        *,
+        only_if_status: tuple[str, ...] | None = None,
+    ) -> list[Job]:
+        """Apply several (job_id, changes) as `update_job` does each, in one transaction; return
+        the jobs changed (a job whose status is not in `only_if_status` is left alone), by id."""
+        ...
+
     # -- the worker's transitions -------------------------------------------------------
     def register_worker(self, worker: WorkerInfo) -> None:
         """Insert or refresh the worker's row; a worker id that comes back is no longer stopped."""
@@ -132,6 +143,16 @@ class Store(Protocol):
     def heartbeat(self, worker_id: str, leases: list[tuple[int, str]], now: datetime) -> list[int]:
         """Renew the worker and the given (run_id, lease_token) runs; return the ids of runs this
         worker no longer owns (recovered elsewhere or finished)."""
+        ...
+
+    def request_cancel(self, run_id: int, by: str, now: datetime) -> Run | None:
+        """Ask for a running run to be cancelled (`by`: who asked); the first request stands.
+        Returns the run, or None when it is not running."""
+        ...
+
+    def cancel_requests(self, run_ids: list[int]) -> dict[int, str]:
+        """Of these runs, the running ones whose cancellation was asked for, with who asked
+        (what the worker holding them reads at each heartbeat)."""
         ...
 
     def finish_run(self, run_id: int, lease_token: str, result: RunResult) -> Recorded:

@@ -31,7 +31,7 @@ from pipectl.models import (
 from pipectl.store.base import ANY, EDITABLE_JOB_FIELDS
 
 _JOB_TIMESTAMPS = ("next_run_at", "created_at", "updated_at")
-_RUN_TIMESTAMPS = ("started_at", "finished_at", "heartbeat_at")
+_RUN_TIMESTAMPS = ("started_at", "finished_at", "heartbeat_at", "cancel_requested_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +122,32 @@ class FunctionStore(ABC):
         )
         return job_from_json(doc) if doc is not None else None
 
+    def update_jobs(
+        self,
+        updates: list[tuple[int, dict[str, Any]]],
+        now: datetime,
+        *,
+        only_if_status: tuple[str, ...] | None = None,
+    ) -> list[Job]:
+        for _, changes in updates:
+            unknown = set(changes) - EDITABLE_JOB_FIELDS
+            if unknown:
+                raise ValueError(f"not editable: {sorted(unknown)}")
+        if not updates:
+            return []
+        docs = self._call(
+            "pipectl_update_jobs",
+            p_updates=Json(
+                [
+                    {"id": job_id, "changes": {k: _json_value(v) for k, v in changes.items()}}
+                    for job_id, changes in updates
+                ]
+            ),
+            p_now=now,
+            p_only_if_status=list(only_if_status) if only_if_status else None,
+        )
+        return [job_from_json(doc) for doc in docs]
+
     # -- the worker's transitions -------------------------------------------------------
     def register_worker(self, worker: WorkerInfo) -> None:
         self._call_one(
@@ -152,6 +178,16 @@ class FunctionStore(ABC):
             p_lease_tokens=[token for _, token in leases],
             p_now=now,
         )
+
+    def request_cancel(self, run_id: int, by: str, now: datetime) -> Run | None:
+        doc = self._call_one("pipectl_request_cancel", p_run_id=run_id, p_by=by, p_now=now)
+        return run_from_json(doc) if doc is not None else None
+
+    def cancel_requests(self, run_ids: list[int]) -> dict[int, str]:
+        if not run_ids:
+            return {}
+        docs = self._call("pipectl_cancel_requests", p_run_ids=run_ids)
+        return {doc["id"]: doc["by"] for doc in docs}
 
     def finish_run(self, run_id: int, lease_token: str, result: RunResult) -> Recorded:
         (recorded,) = self.finish_runs([(run_id, lease_token, result)])

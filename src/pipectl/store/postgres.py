@@ -57,6 +57,7 @@ DEFAULT_SCHEMA = "public"
 LISTEN_CHECK_S = 2.0
 # What PgBouncer says when a pooler in statement mode meets a transaction.
 _STATEMENT_MODE = "transaction blocks not allowed"
+RUN_ENDED_CHANNEL = "pipectl_runs"  # a run's id once it ends (migration 0011's trigger)
 
 
 class PostgresStore(FunctionStore):
@@ -74,12 +75,13 @@ class PostgresStore(FunctionStore):
         self._conn: psycopg.Connection | None = self._connect()
         self._listener: psycopg.Connection | None = None
         self._woken = False  # a wake-up heard during listen_check, for the next wait
+        self._run_listener: psycopg.Connection | None = None  # for runs wait / enqueue --wait
 
     def close(self) -> None:
-        for conn in (self._conn, self._listener):
+        for conn in (self._conn, self._listener, self._run_listener):
             if conn is not None:
                 conn.close()
-        self._conn = self._listener = None
+        self._conn = self._listener = self._run_listener = None
 
     def _connect(self, conninfo: str | None = None) -> psycopg.Connection:
         conninfo = conninfo or self.conninfo
@@ -272,6 +274,21 @@ class PostgresStore(FunctionStore):
             woken = any(True for _ in listener.notifies(timeout=timeout_s, stop_after=1))
             # Swallow the wake-ups queued meanwhile: one claim round serves them all.
             for _ in listener.notifies(timeout=0):
+                pass
+        return woken
+
+    def wait_for_run_end(self, timeout_s: float) -> bool:
+        """Block until some run ends (a NOTIFY on `pipectl_runs`) or `timeout_s` passes; True
+        when woken. The first call starts listening; the caller then looks at its run."""
+        if self._run_listener is None or self._run_listener.closed:
+            listener = self._connect()
+            with self._errors(listener):
+                listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(RUN_ENDED_CHANNEL)))
+            self._run_listener = listener
+        with self._errors(self._run_listener):
+            notifies = self._run_listener.notifies
+            woken = any(True for _ in notifies(timeout=timeout_s, stop_after=1))
+            for _ in notifies(timeout=0):  # the others queued meanwhile: one look serves all
                 pass
         return woken
 

@@ -40,7 +40,7 @@ _JOB_TIMESTAMPS = ("next_run_at", "created_at", "updated_at")
 # heartbeat (heartbeat_at still equals started_at, as the claim set it) when it started before
 # the start-grace cutoff. Parameters: started_before, heartbeat_before.
 _STALE = "heartbeat_at < CASE WHEN heartbeat_at = started_at THEN ? ELSE ? END"
-_RUN_TIMESTAMPS = ("started_at", "finished_at", "heartbeat_at")
+_RUN_TIMESTAMPS = ("started_at", "finished_at", "heartbeat_at", "cancel_requested_at")
 
 
 def ts(value: datetime | None) -> str | None:
@@ -275,22 +275,22 @@ class SQLiteStore:
         *,
         only_if_status: tuple[str, ...] | None = None,
     ) -> Job | None:
-        unknown = set(changes) - EDITABLE_JOB_FIELDS
-        if unknown:
-            raise ValueError(f"not editable: {sorted(unknown)}")
-        values = {key: _to_sql(key, value) for key, value in changes.items()}
-        assignments = [f"{key} = :{key}" for key in values]
-        assignments += ["updated_at = :updated_at", "revision = revision + 1"]
-        sql = f"UPDATE scheduled_jobs SET {', '.join(assignments)} WHERE id = :job_id"
-        if only_if_status:
-            marks = ", ".join(f":status_{i}" for i in range(len(only_if_status)))
-            sql += f" AND status IN ({marks})"
-            values.update({f"status_{i}": status for i, status in enumerate(only_if_status)})
         with self._write() as conn:
-            row = conn.execute(
-                sql + " RETURNING *", {**values, "updated_at": ts(now), "job_id": job_id}
-            ).fetchone()
-        return _job(row) if row is not None else None
+            return _update_job(conn, job_id, changes, now, only_if_status)
+
+    def update_jobs(
+        self,
+        updates: list[tuple[int, dict[str, Any]]],
+        now: datetime,
+        *,
+        only_if_status: tuple[str, ...] | None = None,
+    ) -> list[Job]:
+        with self._write() as conn:
+            changed = [
+                _update_job(conn, job_id, changes, now, only_if_status)
+                for job_id, changes in sorted(updates, key=lambda update: update[0])
+            ]
+        return [job for job in changed if job is not None]
 
     # -- the worker's transitions -------------------------------------------------------
     def register_worker(self, worker: WorkerInfo) -> None:
@@ -372,6 +372,28 @@ class SQLiteStore:
                 if not renewed:
                     lost.append(run_id)
         return lost
+
+    def request_cancel(self, run_id: int, by: str, now: datetime) -> Run | None:
+        with self._write() as conn:
+            row = conn.execute(
+                "UPDATE scheduled_job_runs SET "
+                "cancel_requested_at = coalesce(cancel_requested_at, ?), "
+                "cancel_requested_by = coalesce(cancel_requested_by, ?) "
+                "WHERE id = ? AND status = 'running' RETURNING *",
+                (ts(now), by, run_id),
+            ).fetchone()
+        return _run(row) if row is not None else None
+
+    def cancel_requests(self, run_ids: list[int]) -> dict[int, str]:
+        if not run_ids:
+            return {}
+        marks = ", ".join("?" * len(run_ids))
+        rows = self._read(
+            "SELECT id, cancel_requested_by FROM scheduled_job_runs "
+            f"WHERE id IN ({marks}) AND status = 'running' AND cancel_requested_at IS NOT NULL",
+            run_ids,
+        )
+        return {row["id"]: row["cancel_requested_by"] for row in rows}
 
     def finish_run(self, run_id: int, lease_token: str, result: RunResult) -> Recorded:
         (recorded,) = self.finish_runs([(run_id, lease_token, result)])
@@ -824,6 +846,30 @@ _PRUNABLE = """
                   ORDER BY n.id DESC LIMIT 1 OFFSET ?)
     ORDER BY r.finished_at
 """
+
+
+def _update_job(
+    conn: sqlite3.Connection,
+    job_id: int,
+    changes: dict[str, Any],
+    now: datetime,
+    only_if_status: tuple[str, ...] | None,
+) -> Job | None:
+    unknown = set(changes) - EDITABLE_JOB_FIELDS
+    if unknown:
+        raise ValueError(f"not editable: {sorted(unknown)}")
+    values = {key: _to_sql(key, value) for key, value in changes.items()}
+    assignments = [f"{key} = :{key}" for key in values]
+    assignments += ["updated_at = :updated_at", "revision = revision + 1"]
+    sql = f"UPDATE scheduled_jobs SET {', '.join(assignments)} WHERE id = :job_id"
+    if only_if_status:
+        marks = ", ".join(f":status_{i}" for i in range(len(only_if_status)))
+        sql += f" AND status IN ({marks})"
+        values.update({f"status_{i}": status for i, status in enumerate(only_if_status)})
+    row = conn.execute(
+        sql + " RETURNING *", {**values, "updated_at": ts(now), "job_id": job_id}
+    ).fetchone()
+    return _job(row) if row is not None else None
 
 
 def _record_outcomes(
