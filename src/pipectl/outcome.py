@@ -57,14 +57,17 @@ def run_result(
         error_message=error,
         logs=logs,
         steps=steps,
-        job_update=job_update_after(job, now, error),
+        job_update=job_update_after(job, now, "completed" if succeeded else "failed", error),
         datasets=list(outcomes.values()),
     )
 
 
-def job_update_after(job: Job, now: datetime, error: str | None) -> JobUpdate:
-    """The job's next state after a run that ended at `now` (failed when `error` is set),
-    computed from `job`: the job as claimed, or as an operator edited it during the run."""
+def job_update_after(job: Job, now: datetime, status: str, error: str | None) -> JobUpdate:
+    """The job's next state after a run that ended at `now` with `status` (`error` says why it
+    failed or who cancelled it), computed from `job`: the job as claimed, or as an operator
+    edited it during the run."""
+    if status == "cancelled":
+        return after_cancel(job, now, error or "cancelled")
     return after_success(job, now) if error is None else after_failure(job, now, error)
 
 
@@ -73,7 +76,7 @@ def settle_edited_job(store: Store, job_id: int, run_id: int, result: RunResult)
     next state again from the job as it is now, and write it guarded by that revision; again if
     the job is edited once more meanwhile. Nothing to do once a later run owns the job."""
     while (job := store.get_job(job_id)) is not None and job.last_run_id == run_id:
-        update = job_update_after(job, result.finished_at, result.error_message)
+        update = job_update_after(job, result.finished_at, result.status, result.error_message)
         if store.reapply_job_update(job_id, run_id, result.job_update, update, result.finished_at):
             return
 
@@ -99,6 +102,6 @@ def cancelled_result(
         error_message=reason,
         logs=logs,
         steps=steps or [],
-        job_update=after_cancel(job, now, reason),
+        job_update=job_update_after(job, now, "cancelled", reason),
         datasets=[],
     )

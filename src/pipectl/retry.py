@@ -25,8 +25,9 @@ def after_success(job: Job, now: datetime) -> JobUpdate:
             next_run_at=next_occurrence(job.cron_expression or "", job.timezone, now),
             retry_count=0,
             last_error=None,
+            revision=job.revision,
         )
-    return JobUpdate(status="archived", next_run_at=None, retry_count=0, last_error=None)
+    return JobUpdate("archived", None, 0, None, job.revision)
 
 
 def after_failure(job: Job, now: datetime, error: str) -> JobUpdate:
@@ -46,10 +47,10 @@ def after_failure(job: Job, now: datetime, error: str) -> JobUpdate:
         next_run_at = now + delay
         if regular is not None and regular < next_run_at:
             next_run_at = regular
-        return JobUpdate("active", next_run_at, retry_count, error)
+        return JobUpdate("active", next_run_at, retry_count, error, job.revision)
     if regular is not None:
-        return JobUpdate("active", regular, 0, error)
-    return JobUpdate("failed", None, retry_count, error)
+        return JobUpdate("active", regular, 0, error, job.revision)
+    return JobUpdate("failed", None, retry_count, error, job.revision)
 
 
 def after_last_retry(job: Job) -> str:
@@ -66,10 +67,9 @@ def after_cancel(job: Job, now: datetime, reason: str) -> JobUpdate:
             next_run_at=next_occurrence(job.cron_expression or "", job.timezone, now),
             retry_count=job.retry_count,
             last_error=job.last_error,
+            revision=job.revision,
         )
-    return JobUpdate(
-        status="archived", next_run_at=None, retry_count=job.retry_count, last_error=reason
-    )
+    return JobUpdate("archived", None, job.retry_count, reason, job.revision)
 
 
 def in_backoff(job: Job) -> bool:

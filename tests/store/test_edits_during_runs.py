@@ -10,7 +10,7 @@ import pytest
 from test_contract import T0, new_job
 
 from pipectl.models import Claim, Job, Recorded
-from pipectl.outcome import run_result, settle_edited_job
+from pipectl.outcome import cancelled_result, run_result, settle_edited_job
 from pipectl.recovery import recover_stale
 from pipectl.store import Store
 
@@ -150,3 +150,32 @@ def test_every_edit_bumps_the_revision(store: Store, field: str) -> None:
     job = store.insert_job(new_job(schedule_type="recurring", cron_expression=HOURLY), T0)
     value = {"parameters": {"datasets": ["orders"], "x": 1}, "timezone": "Europe/Berlin"}[field]
     assert edit(store, job, **{field: value}).revision == 1
+
+
+def test_a_cron_edited_during_a_cancelled_run_stands(store: Store) -> None:
+    """A cancelled run is settled as a cancellation, not a failure: no retry is counted."""
+    claim = running(store)
+    edit(store, claim.job, cron_expression=EVERY_5_MIN)
+    result = cancelled_result(claim.job, ENDED, "ops@host")
+    assert store.finish_run(claim.run.id, claim.run.lease_token, result) is Recorded.EDITED
+    settle_edited_job(store, claim.job.id, claim.run.id, result)
+    job = job_of(store, claim)
+    assert job.status == "active" and job.retry_count == 0 and job.last_error is None
+    assert job.next_run_at == T0 + timedelta(minutes=5)
+    run = store.get_run(claim.run.id)
+    assert run is not None and run.status == "cancelled"
+
+
+def test_the_sweep_respects_an_edit_made_during_a_stuck_run_whose_cancel_was_asked(
+    store: Store,
+) -> None:
+    claim = running(store)
+    assert store.request_cancel(claim.run.id, "ops@host", T0) is not None
+    edit(store, claim.job, cron_expression=EVERY_5_MIN)
+    recovered = recover_stale(store, ENDED, timedelta(seconds=30), timedelta(seconds=30))
+    assert [c.run.id for c in recovered] == [claim.run.id]
+    job = job_of(store, claim)
+    assert job.status == "active" and job.retry_count == 0 and job.last_error is None
+    assert job.next_run_at == T0 + timedelta(minutes=5)
+    run = store.get_run(claim.run.id)
+    assert run is not None and run.status == "cancelled"

@@ -9,6 +9,7 @@ import pytest
 from test_contract import T0, new_job
 
 from pipectl.errors import InvalidInput
+from pipectl.models import Recorded
 from pipectl.outcome import cancelled_result
 from pipectl.recovery import recover_stale
 from pipectl.store import Store
@@ -68,7 +69,7 @@ def test_a_cancel_request_is_read_back_and_the_run_ends_cancelled(store: Store) 
     assert store.cancel_requests([]) == {}
 
     cancelled = cancelled_result(claims[0].job, later, "ops@host")
-    assert store.finish_run(run.id, run.lease_token, cancelled)
+    assert store.finish_run(run.id, run.lease_token, cancelled) is Recorded.RECORDED
     ended = store.get_run(run.id)
     assert ended is not None and ended.status == "cancelled"
     assert ended.error_message == "cancelled by ops@host"
