@@ -152,6 +152,21 @@ def test_every_edit_bumps_the_revision(store: Store, field: str) -> None:
     assert edit(store, job, **{field: value}).revision == 1
 
 
+def test_a_brand_wide_pause_during_the_run_stands(store: Store) -> None:
+    """`jobs pause --brand acme` (update_jobs) is an operator edit like any other: it bumps the
+    revision, so the run's outcome is settled against the paused job."""
+    claim = running(store)
+    (paused,) = store.update_jobs(
+        [(claim.job.id, {"status": "paused"})],
+        T0 + timedelta(minutes=1),
+        only_if_status=("active", "running"),
+    )
+    assert paused.revision == claim.job.revision + 1
+    assert finish(store, claim, error="boom") is Recorded.EDITED
+    job = job_of(store, claim)
+    assert job.status == "paused" and job.retry_count == 1 and job.last_error == "boom"
+
+
 def test_a_cron_edited_during_a_cancelled_run_stands(store: Store) -> None:
     """A cancelled run is settled as a cancellation, not a failure: no retry is counted."""
     claim = running(store)
