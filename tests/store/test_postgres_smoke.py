@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +31,7 @@ from pipectl.models import (
     WorkerInfo,
 )
 from pipectl.store.migrations import load_migrations
-from pipectl.store.postgres import PostgresStore, mask_password
+from pipectl.store.postgres import PostgresStore, mask_password, split_schema
 
 pytestmark = pytest.mark.postgres
 
@@ -558,6 +559,33 @@ def test_wait_for_work_returns_on_enqueue(
     store.wait_for_work(30)
     timer.join()
     assert time.monotonic() - started < 10
+
+
+def test_runs_wait_listens_on_the_listen_url_and_wakes_when_a_run_ends(
+    store: PostgresStore, postgres_url: str
+) -> None:
+    """`runs wait` LISTENs where the worker's wake-ups do: on PIPECTL_LISTEN_URL when it is set
+    (a direct connection beside a transaction pooler, where a LISTEN would not hear)."""
+    server = split_schema(postgres_url)[0]
+    name = f"pipectl-listen-{uuid.uuid4().hex[:8]}"
+    waiting = PostgresStore(
+        postgres_url, listen_url=f"{server}{'&' if '?' in server else '?'}application_name={name}"
+    )
+    try:
+        assert not waiting.wait_for_run_end(0)  # starts listening
+        with psycopg.connect(server, autocommit=True) as admin:
+            (query,) = admin.execute(
+                "SELECT query FROM pg_stat_activity WHERE application_name = %s", [name]
+            ).fetchone()
+        assert query == 'LISTEN "pipectl_runs"'
+
+        store.insert_job(new_job(), NOW)
+        (claim,) = store.claim_due("w", NOW, 1)
+        result = RunResult("completed", NOW, None, "", [], JobUpdate("archived", None, 0, None), [])
+        assert store.finish_run(claim.run.id, claim.run.lease_token, result)
+        assert waiting.wait_for_run_end(10)
+    finally:
+        waiting.close()
 
 
 def test_a_lost_connection_fails_one_call_then_reconnects(

@@ -279,9 +279,10 @@ class PostgresStore(FunctionStore):
 
     def wait_for_run_end(self, timeout_s: float) -> bool:
         """Block until some run ends (a NOTIFY on `pipectl_runs`) or `timeout_s` passes; True
-        when woken. The first call starts listening; the caller then looks at its run."""
+        when woken. The first call starts listening (on the LISTEN connection's URL, as the
+        worker's wake-ups do); the caller then looks at its run."""
         if self._run_listener is None or self._run_listener.closed:
-            listener = self._connect()
+            listener = self._connect(self.listen_conninfo)
             with self._errors(listener):
                 listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(RUN_ENDED_CHANNEL)))
             self._run_listener = listener
