@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from conftest import CliResult, invoke
+from helpers_cli import CliResult, invoke
 
 Cli = Callable[..., CliResult]
 
