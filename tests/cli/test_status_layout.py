@@ -191,7 +191,7 @@ def test_watch_fits_the_screen_and_keeps_the_warnings() -> None:
         text = "\n".join(lines)
         assert text.startswith("datasets")
         assert "stuck runs" in text and "gone-worker" in text
-        assert "WARNING: no worker seen for 1h" in text
+        assert "WARNING: no live worker (the last was seen 1h ago)" in text
         assert lines[-1] == "footer line"
         assert re.search(r"… \d more brand\(s\), \d+ row\(s\) hidden", text), text
         assert "globex" in text  # the worst brand is the one shown
