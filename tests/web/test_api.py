@@ -28,7 +28,7 @@ READS = [
     "/api/runs",
     "/api/runs/1",
 ]
-ACTIONS = ["/api/jobs/1/run", "/api/jobs/1/pause", "/api/jobs/1/resume"]
+ACTIONS = ["/api/jobs/1/run", "/api/jobs/1/pause", "/api/jobs/1/resume", "/api/runs/1/cancel"]
 
 
 def jobs_table(store: Client) -> list[dict[str, Any]]:
@@ -230,6 +230,7 @@ def test_enqueue_is_the_cli_enqueue_with_its_dedupe(api: Any, store: Client) -> 
     again = api.post("/api/enqueue", headers=bearer(OPS), json=body)
     assert again.status_code == 200
     assert again.json() == {**first.json(), "created": False}
+    assert first.json()["rearmed"] is False
     forced = api.post("/api/enqueue", headers=bearer(OPS), json={**body, "allow_duplicate": True})
     assert forced.status_code == 201
     assert forced.json()["id"] != first.json()["id"]
@@ -250,6 +251,26 @@ def test_enqueue_is_the_cli_enqueue_with_its_dedupe(api: Any, store: Client) -> 
     assert later["concurrency_key"] is None
     assert later["max_retries"] == 0
     assert datetime.fromisoformat(later["next_run_at"]) > datetime.now(UTC) + timedelta(minutes=9)
+    # A manual sync means now: the same request without a delay brings that pending job forward.
+    now = api.post(
+        "/api/enqueue",
+        headers=bearer(OPS),
+        json={
+            "job_type": "noop",
+            "brand_id": "globex",
+            "timeout": "30m",
+            "max_retries": 0,
+            "no_concurrency_key": True,
+            "name": "manual",
+        },
+    )
+    assert now.status_code == 200
+    assert (now.json()["id"], now.json()["created"], now.json()["rearmed"]) == (
+        later["id"],
+        False,
+        True,
+    )
+    assert datetime.fromisoformat(now.json()["next_run_at"]) <= datetime.now(UTC)
 
 
 @pytest.mark.parametrize(
@@ -338,6 +359,33 @@ def test_pause_resume_and_refusals_write_nothing(api: Any, seeded: Seed, store: 
     assert api.post("/api/jobs/999/pause", headers=bearer(OPS)).status_code == 404
 
 
+def test_cancel_asks_the_worker_holding_a_running_run_to_stop_it(
+    api: Any, seeded: Seed, store: Client
+) -> None:
+    store.pause(seeded.acme_job)
+    store.pause(seeded.globex_job)
+    job = store.enqueue("sleep", "acme", {"seconds": 60})
+    (claim,) = store.store.claim_due("w", datetime.now(UTC), 5)
+    assert claim.job.id == job.id
+    path = f"/api/runs/{claim.run.id}/cancel"
+    asked = api.post(path, headers=bearer(OPS)).json()
+    assert asked["id"] == claim.run.id and asked["status"] == "running"
+    assert asked["cancel_requested_by"] == "api token ops"
+    assert store.get_run(claim.run.id).cancel_requested_at is not None
+    finished = api.post(f"/api/runs/{seeded.failed_run}/cancel", headers=bearer(OPS))
+    assert finished.status_code == 400
+    assert finished.json()["error"].endswith("only a running run can be cancelled")
+    assert api.post("/api/runs/999999/cancel", headers=bearer(OPS)).status_code == 404
+
+
+def test_a_brand_scoped_token_cannot_cancel_another_brands_run(
+    api: Any, seeded: Seed, store: Client
+) -> None:
+    response = api.post(f"/api/runs/{seeded.globex_run}/cancel", headers=bearer(ACME))
+    assert response.json() == {"error": f"no run with id {seeded.globex_run}"}
+    assert response.status_code == 404
+
+
 def test_the_openapi_document_lists_every_endpoint(api: Any) -> None:
     paths = api.get("/openapi.json").json()["paths"]
     assert set(paths) == {
@@ -352,4 +400,5 @@ def test_the_openapi_document_lists_every_endpoint(api: Any) -> None:
         "/api/jobs/{job_id}/run",
         "/api/jobs/{job_id}/pause",
         "/api/jobs/{job_id}/resume",
+        "/api/runs/{run_id}/cancel",
     }

@@ -213,7 +213,7 @@ def enqueue(
     )
     if not result.created:
         response.status_code = 200
-    return {**result.job.to_json(), "created": result.created}
+    return {**result.job.to_json(), "created": result.created, "rearmed": result.rearmed}
 
 
 @router.post(
@@ -234,3 +234,13 @@ def pause(principal: Operator, client: ClientDep, job_id: JobId) -> dict[str, An
 def resume(principal: Operator, client: ClientDep, job_id: JobId) -> dict[str, Any]:
     access.visible_job(client, principal, job_id)
     return client.resume(job_id).to_json()
+
+
+@router.post(
+    "/runs/{run_id}/cancel",
+    summary="Cancel a running run (`runs cancel --json`): its worker stops it at its next "
+    "heartbeat, and the run ends cancelled",
+)
+def cancel(principal: Operator, client: ClientDep, run_id: JobId) -> dict[str, Any]:
+    access.visible_run(client, principal, run_id)
+    return client.cancel_run(run_id, by=f"api token {principal.name}").to_json()
