@@ -22,13 +22,10 @@ from pipectl.parsing import parse_duration
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return request.getfixturevalue("sqlite_url")
-    found = request.getfixturevalue("postgres_url")
-    Client.migrate_url(found)
-    return found
+@pytest.fixture
+def url(both_url: str) -> str:
+    """A migrated store on SQLite, then on PostgreSQL (tests/conftest.py)."""
+    return both_url
 
 
 @pytest.fixture

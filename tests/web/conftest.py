@@ -20,13 +20,10 @@ from pipectl.settings import load_settings
 pytest.importorskip("fastapi")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return request.getfixturevalue("sqlite_url")
-    found = request.getfixturevalue("postgres_url")
-    Client.migrate_url(found)
-    return found
+@pytest.fixture
+def url(both_url: str) -> str:
+    """A migrated store on SQLite, then on PostgreSQL (tests/conftest.py)."""
+    return both_url
 
 
 @pytest.fixture
