@@ -476,7 +476,7 @@ class Worker:
         the edits (outcome.settle_edited_job). Patient: wait out a store outage, as _finish
         does; otherwise keep the rest for the next try (a job not settled keeps the next state
         its run wrote)."""
-        delay = 0.5
+        delay = FIRST_RECONNECT_DELAY_S
         while self._unsettled:
             item = self._unsettled[0]
             try:

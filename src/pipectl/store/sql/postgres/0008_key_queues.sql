@@ -2,9 +2,8 @@
 -- its key locks are its own schema's.
 --
 -- The jobs of one key are a queue, of which only the oldest active job (the head) may run, and
--- only while the key has no running run. The claim used to read the due index in due order, so
--- every due job behind a taken key was read again by every claim: a queue of one key drained in
--- quadratic time. Now a claim reads due jobs from two places, merged in due order:
+-- only while the key has no running run. So that no claim reads the due jobs waiting behind a
+-- taken key, a claim reads due jobs from two places, merged in due order:
 --   * jobs without a key, from their own due index;
 --   * one head per key: concurrency_key_heads lists every key with active jobs, in the order of
 --     a time at or before its head's next_run_at, and the head itself is one probe of
