@@ -18,8 +18,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 # Each worker's connections, told apart by what they last ran.
 CONNECTIONS = {
     "listen": "query LIKE 'LISTEN %%'",
-    "heartbeat": "query LIKE '%%pipectl_heartbeat%%'",
-    "claim": "query NOT LIKE 'LISTEN %%' AND query NOT LIKE '%%pipectl_heartbeat%%'",
+    # The heartbeat thread's connection last ran its heartbeat, or the cancel-request read that
+    # follows it while the worker holds a run.
+    "heartbeat": "(query LIKE '%%pipectl_heartbeat%%' OR query LIKE '%%pipectl_cancel_requests%%')",
+    "claim": "query NOT LIKE 'LISTEN %%' AND query NOT LIKE '%%pipectl_heartbeat%%'"
+    " AND query NOT LIKE '%%pipectl_cancel_requests%%'",
 }
 
 
