@@ -51,20 +51,27 @@ def recover_stale(
     dry_run: bool = False,
 ) -> list[Claim]:
     """Fail every stuck run and apply the retry rule to its job. Returns the runs recovered (or,
-    with dry_run, those that would be). Each write is guarded in the store, so a run that
-    heartbeats or finishes meanwhile is left alone."""
+    with dry_run, those that would be), all failed in one store write. Each run is guarded in
+    the store, so a run that heartbeats or finishes meanwhile is left alone."""
     heartbeat_before, started_before = stale_cutoffs(now, stale_after, start_grace)
-    recovered = []
-    for claim in store.stale_runs(heartbeat_before, started_before):
-        if dry_run:
-            recovered.append(claim)
-            continue
+    stuck = store.stale_runs(heartbeat_before, started_before)
+    if dry_run:
+        return stuck
+    results = []
+    for claim in stuck:
         by = claim.run.cancel_requested_by
         if by is not None:  # its worker died before it could stop it: it ends as asked
-            result = cancelled_result(claim.job, now, by, logs=claim.run.logs)
+            results.append(cancelled_result(claim.job, now, by, logs=claim.run.logs))
         else:
-            result = run_result(claim.job, now, error=stuck_error(claim, now))
-        recorded = store.fail_stale_run(claim.run.id, heartbeat_before, started_before, result)
+            results.append(run_result(claim.job, now, error=stuck_error(claim, now)))
+    outcomes = [(claim.run.id, result) for claim, result in zip(stuck, results, strict=True)]
+    recovered = []
+    for claim, result, recorded in zip(
+        stuck,
+        results,
+        store.fail_stuck_runs(heartbeat_before, started_before, outcomes),
+        strict=True,
+    ):
         if recorded is Recorded.EDITED:
             settle_edited_job(store, claim.job.id, claim.run.id, result)
         if recorded:

@@ -381,6 +381,35 @@ def test_stale_runs_and_guarded_recovery(store: Store) -> None:
     assert store.get_run(a.run.id).error_message == "stuck: no heartbeat"  # type: ignore[union-attr]
 
 
+def test_fail_stuck_runs_records_a_batch_guarded_per_run(store: Store) -> None:
+    jobs = [store.insert_job(new_job(), T0) for _ in range(4)]
+    a, b, c, d = store.claim_due("w", T0, 4)
+    store.heartbeat("w", [(b.run.id, b.run.lease_token)], T0 + timedelta(minutes=9))
+    store.update_job(c.job.id, {"max_retries": 7}, T0 + timedelta(minutes=1))  # edited mid-run
+    cutoff = T0 + timedelta(minutes=5)
+    at = T0 + timedelta(minutes=10)
+    failing = result("failed", at=at, datasets=[DatasetOutcome(None, "sales", False, "stuck")])
+    batch = [(run.run.id, failing) for run in (d, b, c, a)]
+    assert store.fail_stuck_runs(cutoff, cutoff, batch) == [
+        Recorded.RECORDED,
+        Recorded.LOST,  # b heartbeated after the cut-off: the guard leaves it alone
+        Recorded.EDITED,
+        Recorded.RECORDED,
+    ]
+    assert [store.get_run(x.run.id).status for x in (a, b, c, d)] == [  # type: ignore[union-attr]
+        "failed",
+        "running",
+        "failed",
+        "failed",
+    ]
+    assert store.get_job(jobs[0].id).retry_count == 1  # type: ignore[union-attr]
+    assert store.get_job(c.job.id).retry_count == 0  # type: ignore[union-attr]
+    sales = store.dataset_status("sales", None)
+    assert sales is not None and sales.last_attempt_at == at and sales.last_status == "failed"
+    assert store.fail_stuck_runs(cutoff, cutoff, batch) == [Recorded.LOST] * 4
+    assert store.fail_stuck_runs(cutoff, cutoff, []) == []
+
+
 def test_recovery_frees_the_concurrency_key(store: Store) -> None:
     store.insert_job(new_job(concurrency_key="k"), T0)
     store.insert_job(new_job(concurrency_key="k"), T0)

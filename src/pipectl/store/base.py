@@ -196,6 +196,16 @@ class Store(Protocol):
         that finished or heartbeated meanwhile is left alone."""
         ...
 
+    def fail_stuck_runs(
+        self,
+        heartbeat_before: datetime,
+        started_before: datetime,
+        outcomes: list[tuple[int, RunResult]],
+    ) -> list[Recorded]:
+        """Record several (run_id, result) outcomes of stuck runs in one transaction, each as
+        `fail_stale_run` records it alone: one answer per outcome, in order."""
+        ...
+
     # -- retention and alerts -----------------------------------------------------------
     def prune_runs(self, finished_before: datetime, keep_last: int, limit: int) -> int:
         """Delete up to `limit` finished runs (oldest first) that finished before the cutoff,

@@ -225,7 +225,7 @@ class FunctionStore(ABC):
 
     def stale_runs(self, heartbeat_before: datetime, started_before: datetime) -> list[Claim]:
         docs = self._call(
-            "pipectl_stale_runs",
+            "pipectl_stuck_runs",
             p_heartbeat_before=heartbeat_before,
             p_started_before=started_before,
         )
@@ -234,14 +234,24 @@ class FunctionStore(ABC):
     def fail_stale_run(
         self, run_id: int, heartbeat_before: datetime, started_before: datetime, result: RunResult
     ) -> Recorded:
-        word = self._call_one(
-            "pipectl_fail_stale_run",
-            p_run_id=run_id,
+        (recorded,) = self.fail_stuck_runs(heartbeat_before, started_before, [(run_id, result)])
+        return recorded
+
+    def fail_stuck_runs(
+        self,
+        heartbeat_before: datetime,
+        started_before: datetime,
+        outcomes: list[tuple[int, RunResult]],
+    ) -> list[Recorded]:
+        if not outcomes:
+            return []
+        words = self._call(
+            "pipectl_fail_stuck_runs",
             p_heartbeat_before=heartbeat_before,
             p_started_before=started_before,
-            **_result_args(result),
+            p_runs=Json([_outcome_doc(run_id, None, result) for run_id, result in outcomes]),
         )
-        return Recorded(word)
+        return [Recorded(word) for word in words]
 
     # -- retention and alerts -----------------------------------------------------------
     def prune_runs(self, finished_before: datetime, keep_last: int, limit: int) -> int:
@@ -439,8 +449,9 @@ def _result_args(result: RunResult) -> dict[str, Any]:
     }
 
 
-def _outcome_doc(run_id: int, lease_token: str, result: RunResult) -> dict[str, Any]:
-    """One element of pipectl_finish_runs' argument: `_result_args` as a JSON document."""
+def _outcome_doc(run_id: int, lease_token: str | None, result: RunResult) -> dict[str, Any]:
+    """One outcome of pipectl_finish_runs or pipectl_fail_stuck_runs: `_result_args` as a JSON
+    document."""
     args = _result_args(result)
     doc = {
         name.removeprefix("p_"): value.value if isinstance(value, Json) else _json_value(value)

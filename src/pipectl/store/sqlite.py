@@ -436,11 +436,25 @@ class SQLiteStore:
     def fail_stale_run(
         self, run_id: int, heartbeat_before: datetime, started_before: datetime, result: RunResult
     ) -> Recorded:
+        (recorded,) = self.fail_stuck_runs(heartbeat_before, started_before, [(run_id, result)])
+        return recorded
+
+    def fail_stuck_runs(
+        self,
+        heartbeat_before: datetime,
+        started_before: datetime,
+        outcomes: list[tuple[int, RunResult]],
+    ) -> list[Recorded]:
+        if not outcomes:
+            return []
         with self._write() as conn:
             recorded = _record_outcomes(
-                conn, [(run_id, None, result)], _STALE, (ts(started_before), ts(heartbeat_before))
+                conn,
+                [(run_id, None, result) for run_id, result in outcomes],
+                _STALE,
+                (ts(started_before), ts(heartbeat_before)),
             )
-        return recorded.get(run_id, Recorded.LOST)
+        return [recorded.get(run_id, Recorded.LOST) for run_id, _ in outcomes]
 
     def release_run(self, run_id: int, lease_token: str, now: datetime) -> bool:
         with self._write() as conn:
