@@ -16,6 +16,8 @@ MIGRATIONS_TABLE = "pipectl_schema_migrations"
 # pg_advisory_lock key that serialises migrations across hosts (the bytes of "pipectl").
 MIGRATE_LOCK_KEY = 0x70697065_63746C
 _FILE_NAME = re.compile(r"(\d{4})_(\w+)\.sql")
+_QUERY_NAME = re.compile(r"^-- name: (\w+)[ \t]*$", re.MULTILINE)
+_FIELD = re.compile(r"\{(\w+)\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,24 @@ def load_migrations(dialect: str) -> tuple[Migration, ...]:
         if match:
             found.append(Migration(int(match.group(1)), match.group(2), entry.read_text()))
     return tuple(sorted(found, key=lambda m: m.version))
+
+
+@cache
+def load_queries(dialect: str) -> dict[str, str]:
+    """The named statements of `sql/<dialect>/queries.sql` (`-- name: claim_due` blocks), without
+    their whole-line comments; a `{name}` of another statement in the file is replaced by it."""
+    text = (resources.files("pipectl.store") / "sql" / dialect / "queries.sql").read_text()
+    parts = _QUERY_NAME.split(text)[1:]
+    queries = {
+        name: "\n".join(
+            line for line in body.splitlines() if not line.lstrip().startswith("--")
+        ).strip().removesuffix(";")
+        for name, body in zip(parts[::2], parts[1::2], strict=True)
+    }
+    return {
+        name: _FIELD.sub(lambda m: queries.get(m.group(1), m.group(0)), query)
+        for name, query in queries.items()
+    }
 
 
 GATE_FUNCTION = "pipectl_gate(text, text[], boolean, double precision, double precision)"

@@ -31,15 +31,13 @@ from pipectl.models import (
     WorkerInfo,
 )
 from pipectl.store.base import ANY, EDITABLE_JOB_FIELDS
-from pipectl.store.migrations import MIGRATIONS_TABLE, load_migrations
+from pipectl.store.migrations import MIGRATIONS_TABLE, load_migrations, load_queries
 
 BUSY_TIMEOUT_S = 30.0
+# The statements, by the names of the PostgreSQL functions they stand for (sql/sqlite/queries.sql).
+SQL = load_queries("sqlite")
 
 _JOB_TIMESTAMPS = ("next_run_at", "created_at", "updated_at")
-# A running run is stuck when its heartbeat is older than the cutoff; one that never sent a
-# heartbeat (heartbeat_at still equals started_at, as the claim set it) when it started before
-# the start-grace cutoff. Parameters: started_before, heartbeat_before.
-_STALE = "heartbeat_at < CASE WHEN heartbeat_at = started_at THEN ? ELSE ? END"
 _RUN_TIMESTAMPS = ("started_at", "finished_at", "heartbeat_at", "cancel_requested_at")
 
 
@@ -175,7 +173,7 @@ class SQLiteStore:
         check_version(self.schema_version(), "sqlite")
 
     def db_now(self) -> datetime:
-        (value,) = self._read("SELECT strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')")[0]
+        (value,) = self._read(SQL["db_now"])[0]
         return datetime.fromisoformat(value)
 
     # -- jobs ---------------------------------------------------------------------------
@@ -185,14 +183,7 @@ class SQLiteStore:
 
     def _insert_job(self, conn: sqlite3.Connection, new: NewJob, now: datetime) -> Job:
         row = conn.execute(
-            """
-            INSERT INTO scheduled_jobs (brand_id, job_type, name, schedule_type, cron_expression,
-                timezone, next_run_at, status, parameters, max_retries, retry_base_seconds,
-                retry_cap_seconds, timeout_seconds, dedupe_key, concurrency_key, created_at,
-                updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            RETURNING *
-            """,
+            SQL["insert_job"],
             (
                 new.brand_id,
                 new.job_type,
@@ -218,17 +209,13 @@ class SQLiteStore:
     def enqueue(self, new: NewJob, now: datetime) -> tuple[Job, bool]:
         with self._write() as conn:
             if new.dedupe_key is not None:
-                existing = conn.execute(
-                    "SELECT * FROM scheduled_jobs WHERE dedupe_key = ? AND status = 'active' "
-                    "ORDER BY id LIMIT 1",
-                    (new.dedupe_key,),
-                ).fetchone()
+                existing = conn.execute(SQL["enqueue"], (new.dedupe_key,)).fetchone()
                 if existing is not None:
                     return _job(existing), False
             return self._insert_job(conn, new, now), True
 
     def get_job(self, job_id: int) -> Job | None:
-        rows = self._read("SELECT * FROM scheduled_jobs WHERE id = ?", (job_id,))
+        rows = self._read(SQL["get_job"], (job_id,))
         return _job(rows[0]) if rows else None
 
     def list_jobs(
@@ -296,13 +283,7 @@ class SQLiteStore:
     def register_worker(self, worker: WorkerInfo) -> None:
         with self._write() as conn:
             conn.execute(
-                """
-                INSERT INTO workers (id, host, pid, started_at, last_seen_at, version)
-                VALUES (?, ?, ?, ?, ?, ?)
-                ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
-                    started_at = excluded.started_at, last_seen_at = excluded.last_seen_at,
-                    version = excluded.version, stopped_at = NULL
-                """,
+                SQL["register_worker"],
                 (
                     worker.id,
                     worker.host,
@@ -315,21 +296,11 @@ class SQLiteStore:
 
     def stop_worker(self, worker_id: str, now: datetime) -> None:
         with self._write() as conn:
-            conn.execute(
-                "UPDATE workers SET last_seen_at = ?, stopped_at = ? WHERE id = ?",
-                (ts(now), ts(now), worker_id),
-            )
+            conn.execute(SQL["stop_worker"], (ts(now), ts(now), worker_id))
 
     def forget_workers(self, seen_before: datetime) -> int:
         with self._write() as conn:
-            return conn.execute(
-                """
-                DELETE FROM workers AS w WHERE w.last_seen_at < ? AND NOT EXISTS (
-                    SELECT 1 FROM scheduled_job_runs AS r
-                    WHERE r.status = 'running' AND r.worker_id = w.id)
-                """,
-                (ts(seen_before),),
-            ).rowcount
+            return conn.execute(SQL["forget_workers"], (ts(seen_before),)).rowcount
 
     def claim_due(self, worker_id: str, now: datetime, limit: int) -> list[Claim]:
         at = ts(now)
@@ -343,16 +314,12 @@ class SQLiteStore:
             # One statement for all the runs and one for all the jobs (placeholders only).
             rows = ", ".join(["(?, ?, 'running', ?, ?, ?, ?, ?)"] * len(picked))
             runs = conn.execute(
-                "INSERT INTO scheduled_job_runs (job_id, attempt, status, started_at, "
-                f"heartbeat_at, worker_id, lease_token, concurrency_key) VALUES {rows} "
-                "RETURNING *",
+                SQL["claim_due_runs"].format(rows=rows),
                 [value for claim in picked for value in claim],
             ).fetchall()
             job_ids = [claim[0] for claim in picked]
             jobs = conn.execute(
-                "UPDATE scheduled_jobs SET status = 'running', updated_at = ?, last_run_id = ("
-                "  SELECT max(r.id) FROM scheduled_job_runs AS r WHERE r.job_id = scheduled_jobs.id)"
-                f" WHERE id IN ({', '.join('?' * len(job_ids))}) RETURNING *",
+                SQL["claim_due_jobs"].format(marks=", ".join("?" * len(job_ids))),
                 [at, *job_ids],
             ).fetchall()
         run_of = {row["job_id"]: _run(row) for row in runs}
@@ -362,37 +329,23 @@ class SQLiteStore:
     def heartbeat(self, worker_id: str, leases: list[tuple[int, str]], now: datetime) -> list[int]:
         lost = []
         with self._write() as conn:
-            conn.execute("UPDATE workers SET last_seen_at = ? WHERE id = ?", (ts(now), worker_id))
+            conn.execute(SQL["heartbeat_worker"], (ts(now), worker_id))
             for run_id, token in leases:
-                renewed = conn.execute(
-                    "UPDATE scheduled_job_runs SET heartbeat_at = ? "
-                    "WHERE id = ? AND lease_token = ? AND status = 'running'",
-                    (ts(now), run_id, token),
-                ).rowcount
+                renewed = conn.execute(SQL["heartbeat"], (ts(now), run_id, token)).rowcount
                 if not renewed:
                     lost.append(run_id)
         return lost
 
     def request_cancel(self, run_id: int, by: str, now: datetime) -> Run | None:
         with self._write() as conn:
-            row = conn.execute(
-                "UPDATE scheduled_job_runs SET "
-                "cancel_requested_at = coalesce(cancel_requested_at, ?), "
-                "cancel_requested_by = coalesce(cancel_requested_by, ?) "
-                "WHERE id = ? AND status = 'running' RETURNING *",
-                (ts(now), by, run_id),
-            ).fetchone()
+            row = conn.execute(SQL["request_cancel"], (ts(now), by, run_id)).fetchone()
         return _run(row) if row is not None else None
 
     def cancel_requests(self, run_ids: list[int]) -> dict[int, str]:
         if not run_ids:
             return {}
         marks = ", ".join("?" * len(run_ids))
-        rows = self._read(
-            "SELECT id, cancel_requested_by FROM scheduled_job_runs "
-            f"WHERE id IN ({marks}) AND status = 'running' AND cancel_requested_at IS NOT NULL",
-            run_ids,
-        )
+        rows = self._read(SQL["cancel_requests"].format(marks=marks), run_ids)
         return {row["id"]: row["cancel_requested_by"] for row in rows}
 
     def finish_run(self, run_id: int, lease_token: str, result: RunResult) -> Recorded:
@@ -403,7 +356,7 @@ class SQLiteStore:
         if not outcomes:
             return []
         with self._write() as conn:
-            recorded = _record_outcomes(conn, outcomes, "r.lease_token = o.lease_token", ())
+            recorded = _record_outcomes(conn, outcomes, SQL["lease_guard"], ())
         return [recorded.get(run_id, Recorded.LOST) for run_id, _, _ in outcomes]
 
     def reapply_job_update(
@@ -412,13 +365,7 @@ class SQLiteStore:
         with self._write() as conn:
             return bool(
                 conn.execute(
-                    """
-                    UPDATE scheduled_jobs
-                    SET status = CASE WHEN status = :written THEN :status ELSE status END,
-                        next_run_at = :next_run_at, retry_count = :retry_count,
-                        last_error = :last_error, updated_at = :at
-                    WHERE id = :job_id AND revision = :revision AND last_run_id = :run_id
-                    """,
+                    SQL["reapply_job_update"],
                     {
                         "written": written.status,
                         "status": update.status,
@@ -451,42 +398,23 @@ class SQLiteStore:
             recorded = _record_outcomes(
                 conn,
                 [(run_id, None, result) for run_id, result in outcomes],
-                _STALE,
+                SQL["is_stuck"],
                 (ts(started_before), ts(heartbeat_before)),
             )
         return [recorded.get(run_id, Recorded.LOST) for run_id, _ in outcomes]
 
     def release_run(self, run_id: int, lease_token: str, now: datetime) -> bool:
         with self._write() as conn:
-            row = conn.execute(
-                "DELETE FROM scheduled_job_runs WHERE id = ? AND lease_token = ? "
-                "AND status = 'running' RETURNING job_id",
-                (run_id, lease_token),
-            ).fetchone()
+            row = conn.execute(SQL["release_run"], (run_id, lease_token)).fetchone()
             if row is None:
                 return False
-            previous = conn.execute(
-                "SELECT max(id) FROM scheduled_job_runs WHERE job_id = ?", (row["job_id"],)
-            ).fetchone()[0]
-            conn.execute(
-                "UPDATE scheduled_jobs SET status = CASE WHEN status = 'running' THEN 'active' "
-                "ELSE status END, last_run_id = ?, updated_at = ? WHERE id = ?",
-                (previous, ts(now), row["job_id"]),
-            )
+            previous = conn.execute(SQL["release_run_last_run"], (row["job_id"],)).fetchone()[0]
+            conn.execute(SQL["release_run_job"], (previous, ts(now), row["job_id"]))
         return True
 
     def stale_runs(self, heartbeat_before: datetime, started_before: datetime) -> list[Claim]:
-        # Sorted here, not in SQL: asked for id order, SQLite walks the whole run history in
-        # rowid order instead of the few rows in the partial index of running runs (1,000,000
-        # rows read per poll cycle on a big store; docs/benchmarks.md).
-        rows = self._read(
-            f"""
-            SELECT r.*, j.id AS j_id FROM scheduled_job_runs AS r
-            JOIN scheduled_jobs AS j ON j.id = r.job_id
-            WHERE r.status = 'running' AND {_STALE}
-            """,
-            (ts(started_before), ts(heartbeat_before)),
-        )
+        # Sorted here, not in SQL, so that SQLite reads the partial index of running runs.
+        rows = self._read(SQL["stuck_runs"], (ts(started_before), ts(heartbeat_before)))
         rows.sort(key=lambda row: row["id"])
         jobs = {row["j_id"]: self.get_job(row["j_id"]) for row in rows}
         return [Claim(run=_run(row), job=jobs[row["j_id"]]) for row in rows if jobs[row["j_id"]]]
@@ -495,29 +423,19 @@ class SQLiteStore:
     def prune_runs(self, finished_before: datetime, keep_last: int, limit: int) -> int:
         with self._write() as conn:
             return conn.execute(
-                f"DELETE FROM scheduled_job_runs WHERE id IN ({_PRUNABLE} LIMIT ?)",
-                (ts(finished_before), keep_last - 1, limit),
+                SQL["prune_runs"], (ts(finished_before), keep_last - 1, limit)
             ).rowcount
 
     def count_prunable_runs(self, finished_before: datetime, keep_last: int) -> int:
-        rows = self._read(
-            f"SELECT count(*) FROM ({_PRUNABLE})", (ts(finished_before), keep_last - 1)
-        )
+        rows = self._read(SQL["count_prunable_runs"], (ts(finished_before), keep_last - 1))
         return rows[0][0]
 
     def purge_archived_jobs(self, archived_before: datetime, limit: int) -> int:
         with self._write() as conn:
-            return conn.execute(
-                "DELETE FROM scheduled_jobs WHERE id IN (SELECT id FROM scheduled_jobs "
-                "WHERE status = 'archived' AND updated_at < ? ORDER BY updated_at LIMIT ?)",
-                (ts(archived_before), limit),
-            ).rowcount
+            return conn.execute(SQL["purge_archived_jobs"], (ts(archived_before), limit)).rowcount
 
     def count_purgeable_jobs(self, archived_before: datetime) -> int:
-        rows = self._read(
-            "SELECT count(*) FROM scheduled_jobs WHERE status = 'archived' AND updated_at < ?",
-            (ts(archived_before),),
-        )
+        rows = self._read(SQL["count_purgeable_jobs"], (ts(archived_before),))
         return rows[0][0]
 
     def claim_alert(
@@ -525,11 +443,7 @@ class SQLiteStore:
     ) -> bool:
         with self._write() as conn:
             return bool(
-                conn.execute(
-                    "UPDATE dataset_status SET alerted_state = ? "
-                    "WHERE coalesce(brand_id, '') = ? AND dataset = ? AND alerted_state IS ?",
-                    (new, brand_id or "", dataset, expected),
-                ).rowcount
+                conn.execute(SQL["claim_alert"], (new, brand_id or "", dataset, expected)).rowcount
             )
 
     # -- reads --------------------------------------------------------------------------
@@ -571,7 +485,7 @@ class SQLiteStore:
         return [_run(row) for row in self._read(sql, params)]
 
     def get_run(self, run_id: int) -> Run | None:
-        rows = self._read("SELECT * FROM scheduled_job_runs WHERE id = ?", (run_id,))
+        rows = self._read(SQL["get_run"], (run_id,))
         return _run(rows[0]) if rows else None
 
     def runs_by_id(self, run_ids: list[int]) -> dict[int, Run]:
@@ -579,25 +493,19 @@ class SQLiteStore:
         ids = sorted(set(run_ids))
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            sql = f"SELECT * FROM scheduled_job_runs WHERE id IN ({', '.join('?' * len(chunk))})"
+            sql = SQL["runs_by_id"].format(marks=", ".join("?" * len(chunk)))
             runs.update({row["id"]: _run(row) for row in self._read(sql, chunk)})
         return runs
 
     def dataset_statuses(self, *, brand_id: str | None = ANY) -> list[DatasetStatus]:
-        sql = "SELECT * FROM dataset_status"
-        params: list[Any] = []
-        if brand_id is not ANY:
-            # The unique index's own expression, so that one brand is an index range.
-            sql += " WHERE coalesce(brand_id, '') = ?"
-            params.append(brand_id or "")
-        sql += " ORDER BY coalesce(brand_id, ''), dataset"
-        return [_dataset(row) for row in self._read(sql, params)]
+        if brand_id is ANY:
+            rows = self._read(SQL["dataset_statuses"])
+        else:
+            rows = self._read(SQL["dataset_statuses_of_brand"], (brand_id or "",))
+        return [_dataset(row) for row in rows]
 
     def dataset_status(self, dataset: str, brand_id: str | None) -> DatasetStatus | None:
-        rows = self._read(
-            "SELECT * FROM dataset_status WHERE coalesce(brand_id, '') = ? AND dataset = ?",
-            (brand_id or "", dataset),
-        )
+        rows = self._read(SQL["dataset_status"], (brand_id or "", dataset))
         return _dataset(rows[0]) if rows else None
 
     def thresholds(self) -> list[Threshold]:
@@ -608,21 +516,13 @@ class SQLiteStore:
                 warn_after=timedelta(seconds=row["warn_after_seconds"]),
                 error_after=timedelta(seconds=row["error_after_seconds"]),
             )
-            for row in self._read("SELECT * FROM dataset_thresholds ORDER BY dataset, brand_id")
+            for row in self._read(SQL["thresholds"])
         ]
 
     def set_threshold(self, threshold: Threshold, now: datetime) -> None:
         with self._write() as conn:
             conn.execute(
-                """
-                INSERT INTO dataset_thresholds (brand_id, dataset, warn_after_seconds,
-                    error_after_seconds, updated_at)
-                VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (coalesce(brand_id, ''), dataset) DO UPDATE SET
-                    warn_after_seconds = excluded.warn_after_seconds,
-                    error_after_seconds = excluded.error_after_seconds,
-                    updated_at = excluded.updated_at
-                """,
+                SQL["set_threshold"],
                 (
                     threshold.brand_id,
                     threshold.dataset,
@@ -634,20 +534,12 @@ class SQLiteStore:
 
     def delete_threshold(self, dataset: str, brand_id: str | None) -> bool:
         with self._write() as conn:
-            deleted = conn.execute(
-                "DELETE FROM dataset_thresholds WHERE coalesce(brand_id, '') = ? AND dataset = ?",
-                (brand_id or "", dataset),
-            ).rowcount
+            deleted = conn.execute(SQL["delete_threshold"], (brand_id or "", dataset)).rowcount
         return deleted > 0
 
     # -- brands and retirement ----------------------------------------------------------
     def brand_ids(self) -> list[str]:
-        rows = self._read(
-            "SELECT brand_id FROM scheduled_jobs WHERE brand_id IS NOT NULL "
-            "UNION SELECT brand_id FROM dataset_status WHERE brand_id IS NOT NULL "
-            "UNION SELECT brand_id FROM dataset_thresholds WHERE brand_id IS NOT NULL "
-            "ORDER BY 1"
-        )
+        rows = self._read(SQL["brand_ids"])
         return [row[0] for row in rows]
 
     def set_datasets_retired(
@@ -658,18 +550,11 @@ class SQLiteStore:
 
     def retire_brand(self, brand_id: str, datasets: list[str], now: datetime) -> list[Job]:
         with self._write() as conn:
-            if conn.execute(
-                "SELECT 1 FROM brand_retirements WHERE brand_id = ?", (brand_id,)
-            ).fetchone():
+            if conn.execute(SQL["retire_brand_retired"], (brand_id,)).fetchone():
                 return []
-            before = conn.execute(
-                "SELECT id, status FROM scheduled_jobs WHERE brand_id = ? AND status <> 'archived'"
-                " ORDER BY id",
-                (brand_id,),
-            ).fetchall()
+            before = conn.execute(SQL["retire_brand_jobs"], (brand_id,)).fetchall()
             conn.execute(
-                "INSERT INTO brand_retirements (brand_id, retired_at, jobs, datasets) "
-                "VALUES (?, ?, ?, ?)",
+                SQL["retire_brand"],
                 (
                     brand_id,
                     ts(now),
@@ -678,11 +563,7 @@ class SQLiteStore:
                 ),
             )
             _set_retired(conn, [(brand_id, dataset) for dataset in datasets], now, now)
-            archived = conn.execute(
-                "UPDATE scheduled_jobs SET status = 'archived', updated_at = ? "
-                "WHERE brand_id = ? AND status <> 'archived' RETURNING *",
-                (ts(now), brand_id),
-            ).fetchall()
+            archived = conn.execute(SQL["retire_brand_archive"], (ts(now), brand_id)).fetchall()
         return sorted(map(_job, archived), key=lambda job: job.id)
 
     def brand_retirements(self) -> list[BrandRetirement]:
@@ -693,21 +574,18 @@ class SQLiteStore:
                 jobs=json.loads(row["jobs"]),
                 datasets=json.loads(row["datasets"]),
             )
-            for row in self._read("SELECT * FROM brand_retirements ORDER BY brand_id")
+            for row in self._read(SQL["brand_retirements"])
         ]
 
     def restore_brand(
         self, brand_id: str, jobs: list[tuple[int, str, datetime | None]], now: datetime
     ) -> bool:
         with self._write() as conn:
-            row = conn.execute(
-                "DELETE FROM brand_retirements WHERE brand_id = ? RETURNING datasets", (brand_id,)
-            ).fetchone()
+            row = conn.execute(SQL["restore_brand"], (brand_id,)).fetchone()
             if row is None:
                 return False
             conn.executemany(
-                "UPDATE scheduled_jobs SET status = ?, next_run_at = ?, updated_at = ? "
-                "WHERE id = ? AND brand_id = ? AND status = 'archived'",
+                SQL["restore_brand_job"],
                 [
                     (status, ts(next_run_at), ts(now), job_id, brand_id)
                     for job_id, status, next_run_at in jobs
@@ -727,7 +605,7 @@ class SQLiteStore:
                 version=row["version"],
                 stopped_at=datetime.fromisoformat(row["stopped_at"]) if row["stopped_at"] else None,
             )
-            for row in self._read("SELECT * FROM workers ORDER BY last_seen_at DESC")
+            for row in self._read(SQL["workers"])
         ]
 
     def status_snapshot(
@@ -780,8 +658,8 @@ def _pick_due(conn: sqlite3.Connection, at: str, limit: int) -> list[tuple[int, 
     key_after: tuple[str, str] = ("", "")
     while len(picked) < limit:
         need = limit - len(picked)
-        unkeyed = conn.execute(_UNKEYED_DUE, (at, *unkeyed_after, need)).fetchall()
-        keys = conn.execute(_KEY_HEADS, (at, *key_after, need)).fetchall()
+        unkeyed = conn.execute(SQL["claim_due_unkeyed"], (at, *unkeyed_after, need)).fetchall()
+        keys = conn.execute(SQL["claim_due_key_heads"], (at, *key_after, need)).fetchall()
         if not unkeyed and not keys:
             break
         ends = [rows[-1][1] for rows in (unkeyed, keys) if len(rows) == need]
@@ -797,12 +675,9 @@ def _pick_due(conn: sqlite3.Connection, at: str, limit: int) -> list[tuple[int, 
             if head_at is not None and head_at <= at and head_at <= horizon:
                 candidates.append((head_at, head_id, retry_count, key))
             elif head_at is None:
-                conn.execute("DELETE FROM concurrency_key_heads WHERE concurrency_key = ?", (key,))
+                conn.execute(SQL["claim_due_drop_key_head"], (key,))
             else:
-                conn.execute(
-                    "UPDATE concurrency_key_heads SET next_run_at = ? WHERE concurrency_key = ?",
-                    (head_at, key),
-                )
+                conn.execute(SQL["claim_due_raise_key_head"], (head_at, key))
         candidates.sort()
         picked += [(job_id, retry_count, key) for _, job_id, retry_count, key in candidates[:need]]
         if len(candidates) >= need or not ends:
@@ -818,48 +693,6 @@ def _pick_due(conn: sqlite3.Connection, at: str, limit: int) -> list[tuple[int, 
 
 
 _END_OF_TIME = "~"  # after every timestamp in text order
-
-_UNKEYED_DUE = """
-    SELECT j.id, j.next_run_at, j.retry_count FROM scheduled_jobs AS j
-    WHERE j.status = 'active' AND j.concurrency_key IS NULL AND j.next_run_at <= ?
-      AND (j.next_run_at, j.id) > (?, ?)
-    ORDER BY j.next_run_at, j.id
-    LIMIT ?
-"""
-
-# The next due keys without a running run, each with its head: (key, the row's next_run_at,
-# head id, head next_run_at, head retry_count), the head's columns NULL without an active job.
-_KEY_HEADS = """
-    SELECT k.concurrency_key, k.next_run_at, j.id, j.next_run_at, j.retry_count
-    FROM (
-        SELECT k.concurrency_key, k.next_run_at, (
-                SELECT h.id FROM scheduled_jobs AS h
-                WHERE h.concurrency_key = k.concurrency_key AND h.status = 'active'
-                ORDER BY h.next_run_at, h.id
-                LIMIT 1
-            ) AS head_id
-        FROM concurrency_key_heads AS k
-        WHERE k.next_run_at <= ? AND (k.next_run_at, k.concurrency_key) > (?, ?)
-          AND NOT EXISTS (
-                SELECT 1 FROM scheduled_job_runs AS r
-                WHERE r.status = 'running' AND r.concurrency_key = k.concurrency_key)
-        ORDER BY k.next_run_at, k.concurrency_key
-        LIMIT ?
-    ) AS k
-    LEFT JOIN scheduled_jobs AS j ON j.id = k.head_id
-"""
-
-
-# Finished runs older than the cutoff, oldest first, except each job's newest `keep_last` (the
-# subquery finds the keep_last-th newest run of the job; with fewer runs it is NULL and nothing
-# of that job goes). Parameters: finished_before, keep_last - 1.
-_PRUNABLE = """
-    SELECT r.id FROM scheduled_job_runs AS r
-    WHERE r.status <> 'running' AND r.finished_at < ?
-      AND r.id < (SELECT n.id FROM scheduled_job_runs AS n WHERE n.job_id = r.job_id
-                  ORDER BY n.id DESC LIMIT 1 OFFSET ?)
-    ORDER BY r.finished_at
-"""
 
 
 def _update_job(
@@ -895,22 +728,13 @@ def _record_outcomes(
     """Outcomes (run id, lease token, result), each with its job's next state and its datasets,
     inside the caller's transaction, for the runs still `running` where `guard` (on the run `r`
     and its outcome `o`) holds; returns what became of each of them, by run id (EDITED where the
-    job's revision is no longer the one its next state was computed from). One statement for the runs and one for their
-    jobs, as on PostgreSQL (0.04 -> 0.03 ms per outcome in batches of 32); datasets one by one,
+    job's revision is no longer the one its next state was computed from). One statement for the
+    runs and one for their jobs, as on PostgreSQL (pipectl_record_outcomes); datasets one by one,
     in the order given."""
     rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(outcomes))
     closed = dict(
         conn.execute(
-            f"""
-            WITH o (run_id, lease_token, status, finished_at, error_message, logs, steps)
-                AS (VALUES {rows})
-            UPDATE scheduled_job_runs AS r
-            SET status = o.status, finished_at = o.finished_at,
-                error_message = o.error_message, logs = o.logs, steps = o.steps
-            FROM o
-            WHERE r.id = o.run_id AND r.status = 'running' AND {guard}
-            RETURNING id, job_id
-            """,
+            SQL["record_outcomes_runs"].format(rows=rows, guard=guard),
             [
                 *(
                     value
@@ -933,23 +757,9 @@ def _record_outcomes(
         return {}
     recorded = [(run_id, result) for run_id, _, result in outcomes if run_id in closed]
     rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(recorded))
-    # The status applies only while the job is still running: an operator who paused or
-    # archived it mid-run keeps their choice. A job edited during the run keeps its retry count
-    # for the caller to count this run from (see Store.finish_run).
     revisions = dict(
         conn.execute(
-            f"""
-            WITH u (job_id, status, next_run_at, retry_count, last_error, updated_at, revision)
-                AS (VALUES {rows})
-            UPDATE scheduled_jobs AS j
-            SET status = CASE WHEN j.status = 'running' THEN u.status ELSE j.status END,
-                next_run_at = u.next_run_at,
-                retry_count = CASE WHEN j.revision = u.revision
-                    THEN u.retry_count ELSE j.retry_count END,
-                last_error = u.last_error, updated_at = u.updated_at
-            FROM u WHERE j.id = u.job_id
-            RETURNING id, revision
-            """,
+            SQL["record_outcomes_jobs"].format(rows=rows),
             [
                 value
                 for run_id, result in recorded
@@ -979,27 +789,9 @@ def _record_outcomes(
 def _record_dataset(
     conn: sqlite3.Connection, outcome: DatasetOutcome, run_id: int, at: str | None
 ) -> None:
-    # Timestamps only move forward: a run that finishes late cannot make data look older.
     succeeded = 1 if outcome.succeeded else 0
     conn.execute(
-        """
-        INSERT INTO dataset_status (brand_id, dataset, last_success_at, last_attempt_at,
-            last_status, last_error, last_run_id, updated_at)
-        VALUES (:brand_id, :dataset, CASE WHEN :succeeded THEN :at END, :at, :status, :error,
-            :run_id, :at)
-        ON CONFLICT (coalesce(brand_id, ''), dataset) DO UPDATE SET
-            last_success_at = CASE
-                WHEN :succeeded AND (last_success_at IS NULL OR last_success_at < :at) THEN :at
-                ELSE last_success_at END,
-            last_status = CASE WHEN last_attempt_at IS NULL OR last_attempt_at <= :at
-                THEN :status ELSE last_status END,
-            last_error = CASE WHEN last_attempt_at IS NULL OR last_attempt_at <= :at
-                THEN :error ELSE last_error END,
-            last_run_id = CASE WHEN last_attempt_at IS NULL OR last_attempt_at <= :at
-                THEN :run_id ELSE last_run_id END,
-            last_attempt_at = max(coalesce(last_attempt_at, :at), :at),
-            updated_at = :at
-        """,
+        SQL["record_dataset"],
         {
             "brand_id": outcome.brand_id,
             "dataset": outcome.dataset,
@@ -1022,26 +814,13 @@ def _set_retired(
     for brand_id, dataset in keys:
         if retired_at is not None:
             changed += conn.execute(
-                """
-                INSERT INTO dataset_status (brand_id, dataset, updated_at, retired_at)
-                VALUES (?, ?, ?, ?)
-                ON CONFLICT (coalesce(brand_id, ''), dataset) DO UPDATE
-                    SET retired_at = excluded.retired_at WHERE retired_at IS NULL
-                """,
+                SQL["set_datasets_retired"],
                 (brand_id, dataset, ts(now), ts(retired_at)),
             ).rowcount
             continue
         key = (brand_id or "", dataset)
-        changed += conn.execute(
-            "DELETE FROM dataset_status WHERE coalesce(brand_id, '') = ? AND dataset = ? "
-            "AND retired_at IS NOT NULL AND last_attempt_at IS NULL",
-            key,
-        ).rowcount
-        changed += conn.execute(
-            "UPDATE dataset_status SET retired_at = NULL "
-            "WHERE coalesce(brand_id, '') = ? AND dataset = ? AND retired_at IS NOT NULL",
-            key,
-        ).rowcount
+        changed += conn.execute(SQL["set_datasets_retired_forget"], key).rowcount
+        changed += conn.execute(SQL["set_datasets_retired_clear"], key).rowcount
     return changed
 
 

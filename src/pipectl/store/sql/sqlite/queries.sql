@@ -1,0 +1,298 @@
+-- The SQLite store's statements, each under the name of the PostgreSQL function it stands for
+-- (`-- name: claim_due` beside pipectl_claim_due), with a suffix where one function takes
+-- several statements here. Loaded once at import (pipectl.store.migrations.load_queries).
+--
+-- A `{field}` naming a query of this file is that query, filled in at load; the others are
+-- filled in by Python with placeholders or a fragment of this file, never with a value:
+-- `{rows}` a `(?, …), (?, …)` list for a batch, `{marks}` a `?, ?` list, `{guard}` lease_guard
+-- or is_stuck. Timestamps are text in one form (UTC, microseconds, '+00:00'), so
+-- they compare in text order.
+
+-- name: db_now
+SELECT strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now');
+
+-- name: insert_job
+INSERT INTO scheduled_jobs (brand_id, job_type, name, schedule_type, cron_expression,
+    timezone, next_run_at, status, parameters, max_retries, retry_base_seconds,
+    retry_cap_seconds, timeout_seconds, dedupe_key, concurrency_key, created_at,
+    updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+RETURNING *;
+
+-- name: enqueue
+-- The active job already queued under this dedupe key, if any.
+SELECT * FROM scheduled_jobs WHERE dedupe_key = ? AND status = 'active' ORDER BY id LIMIT 1;
+
+-- name: get_job
+SELECT * FROM scheduled_jobs WHERE id = ?;
+
+-- name: register_worker
+INSERT INTO workers (id, host, pid, started_at, last_seen_at, version)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
+    started_at = excluded.started_at, last_seen_at = excluded.last_seen_at,
+    version = excluded.version, stopped_at = NULL;
+
+-- name: stop_worker
+UPDATE workers SET last_seen_at = ?, stopped_at = ? WHERE id = ?;
+
+-- name: forget_workers
+DELETE FROM workers AS w WHERE w.last_seen_at < ? AND NOT EXISTS (
+    SELECT 1 FROM scheduled_job_runs AS r
+    WHERE r.status = 'running' AND r.worker_id = w.id);
+
+-- name: claim_due_unkeyed
+-- The next due jobs without a concurrency key, after (next_run_at, id).
+SELECT j.id, j.next_run_at, j.retry_count FROM scheduled_jobs AS j
+WHERE j.status = 'active' AND j.concurrency_key IS NULL AND j.next_run_at <= ?
+  AND (j.next_run_at, j.id) > (?, ?)
+ORDER BY j.next_run_at, j.id
+LIMIT ?;
+
+-- name: claim_due_key_heads
+-- The next due keys without a running run, each with its head: (key, the row's next_run_at,
+-- head id, head next_run_at, head retry_count), the head's columns NULL without an active job.
+SELECT k.concurrency_key, k.next_run_at, j.id, j.next_run_at, j.retry_count
+FROM (
+    SELECT k.concurrency_key, k.next_run_at, (
+            SELECT h.id FROM scheduled_jobs AS h
+            WHERE h.concurrency_key = k.concurrency_key AND h.status = 'active'
+            ORDER BY h.next_run_at, h.id
+            LIMIT 1
+        ) AS head_id
+    FROM concurrency_key_heads AS k
+    WHERE k.next_run_at <= ? AND (k.next_run_at, k.concurrency_key) > (?, ?)
+      AND NOT EXISTS (
+            SELECT 1 FROM scheduled_job_runs AS r
+            WHERE r.status = 'running' AND r.concurrency_key = k.concurrency_key)
+    ORDER BY k.next_run_at, k.concurrency_key
+    LIMIT ?
+) AS k
+LEFT JOIN scheduled_jobs AS j ON j.id = k.head_id;
+
+-- name: claim_due_drop_key_head
+DELETE FROM concurrency_key_heads WHERE concurrency_key = ?;
+
+-- name: claim_due_raise_key_head
+UPDATE concurrency_key_heads SET next_run_at = ? WHERE concurrency_key = ?;
+
+-- name: claim_due_runs
+INSERT INTO scheduled_job_runs (job_id, attempt, status, started_at, heartbeat_at, worker_id,
+    lease_token, concurrency_key)
+VALUES {rows}
+RETURNING *;
+
+-- name: claim_due_jobs
+UPDATE scheduled_jobs SET status = 'running', updated_at = ?, last_run_id = (
+    SELECT max(r.id) FROM scheduled_job_runs AS r WHERE r.job_id = scheduled_jobs.id)
+WHERE id IN ({marks})
+RETURNING *;
+
+-- name: heartbeat_worker
+UPDATE workers SET last_seen_at = ? WHERE id = ?;
+
+-- name: heartbeat
+UPDATE scheduled_job_runs SET heartbeat_at = ?
+WHERE id = ? AND lease_token = ? AND status = 'running';
+
+-- name: request_cancel
+-- Asking again keeps the first request.
+UPDATE scheduled_job_runs
+SET cancel_requested_at = coalesce(cancel_requested_at, ?),
+    cancel_requested_by = coalesce(cancel_requested_by, ?)
+WHERE id = ? AND status = 'running'
+RETURNING *;
+
+-- name: cancel_requests
+SELECT id, cancel_requested_by FROM scheduled_job_runs
+WHERE id IN ({marks}) AND status = 'running' AND cancel_requested_at IS NOT NULL;
+
+-- name: lease_guard
+r.lease_token = o.lease_token
+
+-- name: is_stuck
+-- A running run is stuck when its heartbeat is older than the cut-off; one that never sent a
+-- heartbeat (heartbeat_at still equals started_at, as the claim set it) when it started before
+-- the start-grace cut-off. Parameters: started_before, heartbeat_before.
+r.status = 'running' AND r.heartbeat_at < CASE WHEN r.heartbeat_at = r.started_at THEN ? ELSE ? END
+
+-- name: record_outcomes_runs
+-- The outcomes (run_id, lease_token, status, finished_at, error_message, logs, steps) of the
+-- runs still running where {guard} holds.
+WITH o (run_id, lease_token, status, finished_at, error_message, logs, steps)
+    AS (VALUES {rows})
+UPDATE scheduled_job_runs AS r
+SET status = o.status, finished_at = o.finished_at,
+    error_message = o.error_message, logs = o.logs, steps = o.steps
+FROM o
+WHERE r.id = o.run_id AND r.status = 'running' AND {guard}
+RETURNING id, job_id;
+
+-- name: record_outcomes_jobs
+-- The status applies only while the job is still running: an operator who paused or archived
+-- it mid-run keeps their choice. A job edited during the run keeps its retry count for the
+-- caller to count this run from (see Store.finish_run).
+WITH u (job_id, status, next_run_at, retry_count, last_error, updated_at, revision)
+    AS (VALUES {rows})
+UPDATE scheduled_jobs AS j
+SET status = CASE WHEN j.status = 'running' THEN u.status ELSE j.status END,
+    next_run_at = u.next_run_at,
+    retry_count = CASE WHEN j.revision = u.revision
+        THEN u.retry_count ELSE j.retry_count END,
+    last_error = u.last_error, updated_at = u.updated_at
+FROM u WHERE j.id = u.job_id
+RETURNING id, revision;
+
+-- name: record_dataset
+-- Timestamps only move forward: a run that finishes late cannot make data look older.
+INSERT INTO dataset_status (brand_id, dataset, last_success_at, last_attempt_at,
+    last_status, last_error, last_run_id, updated_at)
+VALUES (:brand_id, :dataset, CASE WHEN :succeeded THEN :at END, :at, :status, :error,
+    :run_id, :at)
+ON CONFLICT (coalesce(brand_id, ''), dataset) DO UPDATE SET
+    last_success_at = CASE
+        WHEN :succeeded AND (last_success_at IS NULL OR last_success_at < :at) THEN :at
+        ELSE last_success_at END,
+    last_status = CASE WHEN last_attempt_at IS NULL OR last_attempt_at <= :at
+        THEN :status ELSE last_status END,
+    last_error = CASE WHEN last_attempt_at IS NULL OR last_attempt_at <= :at
+        THEN :error ELSE last_error END,
+    last_run_id = CASE WHEN last_attempt_at IS NULL OR last_attempt_at <= :at
+        THEN :run_id ELSE last_run_id END,
+    last_attempt_at = max(coalesce(last_attempt_at, :at), :at),
+    updated_at = :at;
+
+-- name: reapply_job_update
+UPDATE scheduled_jobs
+SET status = CASE WHEN status = :written THEN :status ELSE status END,
+    next_run_at = :next_run_at, retry_count = :retry_count,
+    last_error = :last_error, updated_at = :at
+WHERE id = :job_id AND revision = :revision AND last_run_id = :run_id;
+
+-- name: release_run
+DELETE FROM scheduled_job_runs WHERE id = ? AND lease_token = ? AND status = 'running'
+RETURNING job_id;
+
+-- name: release_run_last_run
+SELECT max(id) FROM scheduled_job_runs WHERE job_id = ?;
+
+-- name: release_run_job
+UPDATE scheduled_jobs SET status = CASE WHEN status = 'running' THEN 'active' ELSE status END,
+    last_run_id = ?, updated_at = ?
+WHERE id = ?;
+
+-- name: stuck_runs
+-- Not in id order: asked for it, SQLite walks the whole run history in rowid order instead of
+-- the few rows in the partial index of running runs; the caller sorts.
+SELECT r.*, j.id AS j_id FROM scheduled_job_runs AS r
+JOIN scheduled_jobs AS j ON j.id = r.job_id
+WHERE {is_stuck};
+
+-- name: prunable_runs
+-- Finished runs older than the cut-off, oldest first, except each job's newest `keep_last` (the
+-- subquery finds the keep_last-th newest run of the job; with fewer runs it is NULL and nothing
+-- of that job goes). Parameters: finished_before, keep_last - 1.
+SELECT r.id FROM scheduled_job_runs AS r
+WHERE r.status <> 'running' AND r.finished_at < ?
+  AND r.id < (SELECT n.id FROM scheduled_job_runs AS n WHERE n.job_id = r.job_id
+              ORDER BY n.id DESC LIMIT 1 OFFSET ?)
+ORDER BY r.finished_at
+
+-- name: prune_runs
+DELETE FROM scheduled_job_runs WHERE id IN ({prunable_runs} LIMIT ?);
+
+-- name: count_prunable_runs
+SELECT count(*) FROM ({prunable_runs});
+
+-- name: purge_archived_jobs
+DELETE FROM scheduled_jobs WHERE id IN (
+    SELECT id FROM scheduled_jobs
+    WHERE status = 'archived' AND updated_at < ?
+    ORDER BY updated_at LIMIT ?);
+
+-- name: count_purgeable_jobs
+SELECT count(*) FROM scheduled_jobs WHERE status = 'archived' AND updated_at < ?;
+
+-- name: claim_alert
+UPDATE dataset_status SET alerted_state = ?
+WHERE coalesce(brand_id, '') = ? AND dataset = ? AND alerted_state IS ?;
+
+-- name: get_run
+SELECT * FROM scheduled_job_runs WHERE id = ?;
+
+-- name: runs_by_id
+SELECT * FROM scheduled_job_runs WHERE id IN ({marks});
+
+-- name: dataset_statuses
+SELECT * FROM dataset_status ORDER BY coalesce(brand_id, ''), dataset;
+
+-- name: dataset_statuses_of_brand
+-- The unique index's own expression, so that one brand is an index range.
+SELECT * FROM dataset_status WHERE coalesce(brand_id, '') = ?
+ORDER BY coalesce(brand_id, ''), dataset;
+
+-- name: dataset_status
+SELECT * FROM dataset_status WHERE coalesce(brand_id, '') = ? AND dataset = ?;
+
+-- name: thresholds
+SELECT * FROM dataset_thresholds ORDER BY dataset, brand_id;
+
+-- name: set_threshold
+INSERT INTO dataset_thresholds (brand_id, dataset, warn_after_seconds, error_after_seconds,
+    updated_at)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (coalesce(brand_id, ''), dataset) DO UPDATE SET
+    warn_after_seconds = excluded.warn_after_seconds,
+    error_after_seconds = excluded.error_after_seconds,
+    updated_at = excluded.updated_at;
+
+-- name: delete_threshold
+DELETE FROM dataset_thresholds WHERE coalesce(brand_id, '') = ? AND dataset = ?;
+
+-- name: brand_ids
+SELECT brand_id FROM scheduled_jobs WHERE brand_id IS NOT NULL
+UNION SELECT brand_id FROM dataset_status WHERE brand_id IS NOT NULL
+UNION SELECT brand_id FROM dataset_thresholds WHERE brand_id IS NOT NULL
+ORDER BY 1;
+
+-- name: set_datasets_retired
+INSERT INTO dataset_status (brand_id, dataset, updated_at, retired_at)
+VALUES (?, ?, ?, ?)
+ON CONFLICT (coalesce(brand_id, ''), dataset) DO UPDATE
+    SET retired_at = excluded.retired_at WHERE retired_at IS NULL;
+
+-- name: set_datasets_retired_forget
+-- Unretiring a dataset that never ran forgets it; one that ran is back in the gate.
+DELETE FROM dataset_status WHERE coalesce(brand_id, '') = ? AND dataset = ?
+    AND retired_at IS NOT NULL AND last_attempt_at IS NULL;
+
+-- name: set_datasets_retired_clear
+UPDATE dataset_status SET retired_at = NULL
+WHERE coalesce(brand_id, '') = ? AND dataset = ? AND retired_at IS NOT NULL;
+
+-- name: retire_brand_retired
+SELECT 1 FROM brand_retirements WHERE brand_id = ?;
+
+-- name: retire_brand_jobs
+SELECT id, status FROM scheduled_jobs WHERE brand_id = ? AND status <> 'archived' ORDER BY id;
+
+-- name: retire_brand
+INSERT INTO brand_retirements (brand_id, retired_at, jobs, datasets) VALUES (?, ?, ?, ?);
+
+-- name: retire_brand_archive
+UPDATE scheduled_jobs SET status = 'archived', updated_at = ?
+WHERE brand_id = ? AND status <> 'archived'
+RETURNING *;
+
+-- name: brand_retirements
+SELECT * FROM brand_retirements ORDER BY brand_id;
+
+-- name: restore_brand
+DELETE FROM brand_retirements WHERE brand_id = ? RETURNING datasets;
+
+-- name: restore_brand_job
+UPDATE scheduled_jobs SET status = ?, next_run_at = ?, updated_at = ?
+WHERE id = ? AND brand_id = ? AND status = 'archived';
+
+-- name: workers
+SELECT * FROM workers ORDER BY last_seen_at DESC;
