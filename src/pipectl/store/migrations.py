@@ -1,4 +1,12 @@
-"""Versioned schema migrations shipped as `.sql` files inside the package."""
+"""Versioned schema migrations shipped as `.sql` files inside the package.
+
+`sql/<dialect>/NNNN_name.sql` are the migrations, applied in order and recorded in
+pipectl_schema_migrations. A released migration never changes: a change to the schema is a new
+migration, and a function is replaced by a new migration (CREATE OR REPLACE, or DROP and CREATE),
+never by editing the one that created it. `sql/<dialect>/schema.sql` shows what the migrations
+make (regenerate it with scripts/gen_schema.py; tests/store/test_schema.py checks it), and
+`sql/sqlite/queries.sql` holds the SQLite store's statements. docs/migrations.md says more.
+"""
 
 from __future__ import annotations
 
