@@ -53,9 +53,9 @@ def load_queries(dialect: str) -> dict[str, str]:
     text = (resources.files("pipectl.store") / "sql" / dialect / "queries.sql").read_text()
     parts = _QUERY_NAME.split(text)[1:]
     queries = {
-        name: "\n".join(
-            line for line in body.splitlines() if not line.lstrip().startswith("--")
-        ).strip().removesuffix(";")
+        name: "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("--"))
+        .strip()
+        .removesuffix(";")
         for name, body in zip(parts[::2], parts[1::2], strict=True)
     }
     return {
