@@ -91,7 +91,7 @@ def test_catalogue_rls_on_every_table_and_execute_for_service_role_only(
             assert not granted, f"{role} has a privilege on {table}"
 
     functions = pipectl_functions(db)
-    assert "pipectl_apply_run_result" in {name for name, _ in functions}
+    assert "pipectl_record_outcomes" in {name for name, _ in functions}
     for oid, name in db.execute(
         "SELECT oid, proname FROM pg_proc "
         "WHERE pronamespace = 'public'::regnamespace AND proname LIKE 'pipectl\\_%'"
@@ -128,7 +128,7 @@ def test_catalogue_rls_on_every_table_and_execute_for_service_role_only(
 @pytest.mark.parametrize("role", OUTSIDERS)
 def test_outsider_keys_cannot_call_any_function(project: SupabaseProject, role: str) -> None:
     """Every pipectl_* function, called through the API with an anon key or a signed-in user's
-    token, the internal pipectl_apply_run_result included: permission denied, nothing done."""
+    token, the internal pipectl_record_outcomes included: permission denied, nothing done."""
     from postgrest.exceptions import APIError
     from supabase import ClientOptions, create_client
 
