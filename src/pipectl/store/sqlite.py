@@ -39,7 +39,7 @@ _JOB_TIMESTAMPS = ("next_run_at", "created_at", "updated_at")
 # A running run is stuck when its heartbeat is older than the cutoff; one that never sent a
 # heartbeat (heartbeat_at still equals started_at, as the claim set it) when it started before
 # the start-grace cutoff. Parameters: started_before, heartbeat_before.
-_STALE = "heartbeat_at < CASE WHEN heartbeat_at = started_at THEN ? ELSE ? END"
+_STUCK = "heartbeat_at < CASE WHEN heartbeat_at = started_at THEN ? ELSE ? END"
 _RUN_TIMESTAMPS = ("started_at", "finished_at", "heartbeat_at", "cancel_requested_at")
 
 
@@ -433,12 +433,12 @@ class SQLiteStore:
                 ).rowcount
             )
 
-    def fail_stale_run(
+    def fail_stuck_run(
         self, run_id: int, heartbeat_before: datetime, started_before: datetime, result: RunResult
     ) -> Recorded:
         with self._write() as conn:
             recorded = _record_outcomes(
-                conn, [(run_id, None, result)], _STALE, (ts(started_before), ts(heartbeat_before))
+                conn, [(run_id, None, result)], _STUCK, (ts(started_before), ts(heartbeat_before))
             )
         return recorded.get(run_id, Recorded.LOST)
 
@@ -461,7 +461,7 @@ class SQLiteStore:
             )
         return True
 
-    def stale_runs(self, heartbeat_before: datetime, started_before: datetime) -> list[Claim]:
+    def stuck_runs(self, heartbeat_before: datetime, started_before: datetime) -> list[Claim]:
         # Sorted here, not in SQL: asked for id order, SQLite walks the whole run history in
         # rowid order instead of the few rows in the partial index of running runs (1,000,000
         # rows read per poll cycle on a big store; docs/benchmarks.md).
@@ -469,7 +469,7 @@ class SQLiteStore:
             f"""
             SELECT r.*, j.id AS j_id FROM scheduled_job_runs AS r
             JOIN scheduled_jobs AS j ON j.id = r.job_id
-            WHERE r.status = 'running' AND {_STALE}
+            WHERE r.status = 'running' AND {_STUCK}
             """,
             (ts(started_before), ts(heartbeat_before)),
         )
@@ -539,7 +539,7 @@ class SQLiteStore:
         running = status == "running"
         if running:
             # Running runs are few, and have a partial index that only this literal selects; as
-            # in stale_runs, they are sorted here so that SQLite reads that index, not the whole
+            # in stuck_runs, they are sorted here so that SQLite reads that index, not the whole
             # history newest-first.
             where.append("r.status = 'running'")
         elif status is not None:
@@ -732,7 +732,7 @@ class SQLiteStore:
                 last_runs=self.runs_by_id([job.last_run_id for job in jobs if job.last_run_id]),
                 datasets=self.dataset_statuses(brand_id=brand_id),
                 thresholds=self.thresholds(),
-                stuck_runs=self.stale_runs(heartbeat_before, started_before),
+                stuck_runs=self.stuck_runs(heartbeat_before, started_before),
                 running_runs=self.list_runs(status="running", limit=running_limit),
                 workers=self.workers(),
             )

@@ -16,6 +16,7 @@ from pipectl.cli.render import ago, stamp, until
 from pipectl.cli.views import retry_text, schedule_text
 from pipectl.client import Client, StatusReport
 from pipectl.errors import InvalidInput, NotFound
+from pipectl.lifecycle import attempt, attempts_allowed
 from pipectl.models import Freshness, Job, Run
 from pipectl.parsing import format_duration
 from pipectl.tokens import Principal
@@ -209,7 +210,7 @@ def _health_body(report: StatusReport, backoff: list[Job]) -> str:
             (
                 _job_cell(j),
                 text(j.brand_id or "global"),
-                text(f"{j.retry_count + 1} of {j.max_retries + 1}"),
+                text(f"{attempt(j)} of {attempts_allowed(j)}"),
                 text(f"{stamp(j.next_run_at)} ({until(j.next_run_at, now)})"),
                 text(_first_line(j.last_error)),
             )
