@@ -47,7 +47,7 @@ def retry_text(job: Job) -> str:
     if job.retry_count == 0:
         return ""
     if job.status == "failed":  # its retry count is then the failures in a row
-        return f"failed after {job.retry_count} attempts"
+        return f"failed after {job.retry_count} attempt{'s' * (job.retry_count != 1)}"
     return f"attempt {attempt(job)} of {attempts_allowed(job)}"
 
 
