@@ -624,20 +624,20 @@ class Client:
     def stuck_runs(self) -> list[Claim]:
         """Running runs the next sweep would recover."""
         return find_stuck(
-            self.store, clock.now(), self.settings.stale_after, self.settings.start_grace
+            self.store, clock.now(), self.settings.stuck_after, self.settings.start_grace
         )
 
     def recover(
-        self, stale_after: timedelta | None = None, *, dry_run: bool = False
+        self, stuck_after: timedelta | None = None, *, dry_run: bool = False
     ) -> list[Claim]:
-        """Fail stuck runs and retry their jobs. Stuck: no heartbeat for `stale_after`, or no
-        first heartbeat within the start grace. An explicit `stale_after` (an operator's
-        `recover --stale-after`) applies to both."""
+        """End stuck runs and send their jobs through the retry rule. Stuck: no heartbeat for
+        `stuck_after`, or no first heartbeat within the start grace. An explicit `stuck_after`
+        (an operator's `recover --stuck-after`) applies to both."""
         return recover_stuck(
             self.store,
             clock.now(),
-            stale_after or self.settings.stale_after,
-            stale_after or self.settings.start_grace,
+            stuck_after or self.settings.stuck_after,
+            stuck_after or self.settings.start_grace,
             dry_run=dry_run,
         )
 
@@ -727,7 +727,7 @@ class Client:
     def status(self, *, brand_id: str | None = ANY) -> StatusReport:
         now = clock.now()
         heartbeat_before, started_before = stuck_cutoffs(
-            now, self.settings.stale_after, self.settings.start_grace
+            now, self.settings.stuck_after, self.settings.start_grace
         )
         seen = self.store.status_snapshot(
             brand_id=brand_id,

@@ -289,7 +289,7 @@ class Worker:
         self.events.on_tick()
         self._record(store)  # left over from a cycle the store cut short
         recovered = recover_stuck(
-            store, clock.now(), self.settings.stale_after, self.settings.start_grace
+            store, clock.now(), self.settings.stuck_after, self.settings.start_grace
         )
         if recovered:
             self.stats.recovered += len(recovered)
