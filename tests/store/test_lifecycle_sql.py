@@ -4,37 +4,16 @@ in-backoff filter (lifecycle.in_backoff)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
+
+from test_contract import T0, new_job
 
 from pipectl.lifecycle import in_backoff, is_stuck, run_result, stuck_cutoffs
-from pipectl.models import JOB_STATUSES, NewJob
+from pipectl.models import JOB_STATUSES
 from pipectl.store import Store
 
-T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 S = timedelta(seconds=1)
 US = timedelta(microseconds=1)
-
-
-def new_job(name: str, **overrides: object) -> NewJob:
-    values: dict[str, object] = dict(
-        brand_id="acme",
-        job_type="noop",
-        name=name,
-        schedule_type="one_time",
-        cron_expression=None,
-        timezone="UTC",
-        next_run_at=T0,
-        status="active",
-        parameters={},
-        max_retries=3,
-        retry_base_seconds=300,
-        retry_cap_seconds=3600,
-        timeout_seconds=None,
-        dedupe_key=None,
-        concurrency_key=None,
-    )
-    values.update(overrides)
-    return NewJob(**values)  # type: ignore[arg-type]
 
 
 def test_the_stuck_predicate_in_sql_is_the_python_rule(store: Store) -> None:
@@ -49,7 +28,7 @@ def test_the_stuck_predicate_in_sql_is_the_python_rule(store: Store) -> None:
         "finished": (0 * S, [5 * S]),
     }
     for name, (started, _) in shapes.items():
-        store.insert_job(new_job(name, next_run_at=T0 + started), T0)
+        store.insert_job(new_job(name=name, next_run_at=T0 + started, parameters={}), T0)
     claims = {}
     for started in sorted({started for started, _ in shapes.values()}):
         for claim in store.claim_due("w", T0 + started, 10):
@@ -95,7 +74,7 @@ def test_the_stuck_predicate_in_sql_is_the_python_rule(store: Store) -> None:
 def test_the_in_backoff_filter_in_sql_is_the_python_rule(store: Store) -> None:
     for status in JOB_STATUSES:
         for retry_count in (0, 1, 3, 4):
-            job = store.insert_job(new_job(f"{status} {retry_count}"), T0)
+            job = store.insert_job(new_job(name=f"{status} {retry_count}"), T0)
             store.update_job(job.id, {"status": status, "retry_count": retry_count}, T0)
     jobs = store.list_jobs()
     assert len(jobs) == len(JOB_STATUSES) * 4
