@@ -99,7 +99,7 @@ class Store:
         called in a loop in this process: the ceiling of a worker's drain rate, with no worker,
         thread, log or claim around it."""
         from pipectl import clock
-        from pipectl.outcome import run_result
+        from pipectl.lifecycle import run_result
         from pipectl.store import open_store
 
         ids = self.add_due_noop_jobs(count)

@@ -7,16 +7,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pipectl.models import Job
+from pipectl.models import UNARCHIVED_JOB_STATUSES, Job
 from pipectl.schedule import next_occurrence
 
 # The statuses a job must have for each action to apply to it.
 ALLOWED: dict[str, tuple[str, ...]] = {
     "pause": ("active", "running"),
     "resume": ("paused",),
-    "archive": ("active", "paused", "running", "completed", "failed"),
+    "archive": UNARCHIVED_JOB_STATUSES,
     "re-arm": ("active", "failed"),
-    "run": ("active", "failed", "completed"),
+    "run": ("active", "failed"),
 }
 # How a message says the action was done: "job 12 is paused and cannot be resumed".
 DONE: dict[str, str] = {

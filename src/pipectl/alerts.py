@@ -23,9 +23,8 @@ from typing import Any, Literal
 from pipectl import clock
 from pipectl.errors import PipectlError
 from pipectl.freshness import Thresholds, freshness
+from pipectl.lifecycle import after_last_retry, attempt, recovered_result, retries_exhausted
 from pipectl.models import Claim, Freshness, RunResult, iso
-from pipectl.outcome import run_result
-from pipectl.recovery import stuck_error
 from pipectl.settings import Settings
 from pipectl.store import Store
 from pipectl.worker import WorkerEvents
@@ -72,15 +71,15 @@ def run_events(claim: Claim, result: RunResult, *, recovered: bool = False) -> l
                 {**ids, "worker_id": claim.run.worker_id, "error": result.error_message},
             )
         )
-    if result.status == "failed" and job.retry_count + 1 > job.max_retries:
-        after = "back on its cron schedule" if job.is_recurring else "the job is now failed"
+    if result.status == "failed" and retries_exhausted(job):
         events.append(
             AlertEvent(
                 "retries_exhausted",
                 f"pipectl: job {job.id} ({job.name}, {_where(job.brand_id)}) failed "
-                f"{job.retry_count + 1} times in a row; {after}. Last error: {result.error_message}",
+                f"{attempt(job)} times in a row; {after_last_retry(job)}. "
+                f"Last error: {result.error_message}",
                 at,
-                {**ids, "attempts": job.retry_count + 1, "error": result.error_message},
+                {**ids, "attempts": attempt(job), "error": result.error_message},
             )
         )
     return events
@@ -142,7 +141,7 @@ class WebhookSender:
                 self._post(url, body, event)
 
     def _post(self, url: str, body: bytes, event: AlertEvent) -> None:
-        for attempt in range(1, self.attempts + 1):
+        for delivery in range(1, self.attempts + 1):
             request = urllib.request.Request(
                 url, data=body, method="POST", headers={"Content-Type": "application/json"}
             )
@@ -154,10 +153,10 @@ class WebhookSender:
             except (OSError, ValueError) as exc:
                 reason = type(exc).__name__  # not str(exc): it may echo the (secret) URL
             log.warning(
-                f"alert delivery failed ({reason}), attempt {attempt} of {self.attempts}",
+                f"alert delivery failed ({reason}), attempt {delivery} of {self.attempts}",
                 extra={"action": event.kind},
             )
-            time.sleep(self.backoff_s * attempt)
+            time.sleep(self.backoff_s * delivery)
 
 
 def alert_transition(state: str, alerted_state: str | None) -> tuple[str | None, str] | None:
@@ -191,7 +190,7 @@ class AlertEvents(WorkerEvents):
     def on_recovered(self, claims: list[Claim]) -> None:
         now = clock.now()
         for claim in claims:
-            result = run_result(claim.job, now, error=stuck_error(claim, now))
+            result = recovered_result(claim, now)
             for event in run_events(claim, result, recovered=True):
                 self.sender.send(event)
 

@@ -17,12 +17,7 @@ from pipectl import actions, clock
 from pipectl.actions import ALLOWED, BRAND_ACTIONS, DONE, applies, brings_forward
 from pipectl.concurrency import Waiting, waiting_on
 from pipectl.errors import InvalidInput, NotFound, StoreUnavailable
-from pipectl.freshness import (
-    LIVE_JOB_STATUSES,
-    Thresholds,
-    freshness,
-    freshness_report,
-)
+from pipectl.freshness import Thresholds, freshness, freshness_report
 from pipectl.gate import (
     GateFailure,
     GateResult,
@@ -34,9 +29,11 @@ from pipectl.gate import (
 )
 from pipectl.handlers import get_job_type
 from pipectl.handlers import validate_parameters as validate_job_parameters
+from pipectl.lifecycle import cancel_reason, run_is_live, stuck_cutoffs
 from pipectl.liveness import live_workers
 from pipectl.models import (
-    JOB_STATUSES,
+    LIVE_JOB_STATUSES,
+    UNARCHIVED_JOB_STATUSES,
     BrandRetirement,
     Claim,
     DatasetStatus,
@@ -47,9 +44,8 @@ from pipectl.models import (
     Threshold,
     WorkerInfo,
 )
-from pipectl.outcome import cancel_reason
 from pipectl.parsing import MAX_NAME_LENGTH, check_name, check_parameters
-from pipectl.recovery import find_stuck, recover_stale, stale_cutoffs
+from pipectl.recovery import find_stuck, recover_stuck
 from pipectl.schedule import check_cron, next_occurrence, zone
 from pipectl.settings import Settings, load_settings
 from pipectl.store import ANY, Store, open_store
@@ -397,7 +393,7 @@ class Client:
         """Jobs by id; without `status`, archived ones only when `archived`."""
         statuses = (status,) if status else None
         if statuses is None and not archived:
-            statuses = tuple(s for s in JOB_STATUSES if s != "archived")
+            statuses = UNARCHIVED_JOB_STATUSES
         return self.store.list_jobs(
             brand_id=brand_id, job_type=job_type, statuses=statuses, limit=limit
         )
@@ -420,7 +416,7 @@ class Client:
     def run_now(self, job_id: int) -> Job:
         """Run a job at the next poll, whatever its schedule or backoff (`jobs run`, `serve`'s
         "run now"). A recurring job keeps its cron: after this run its next run is its next
-        regular occurrence. A failed or completed job becomes active with a fresh retry budget;
+        regular occurrence. A failed job becomes active with a fresh retry budget;
         a paused, running or archived one is refused."""
         return self._act("run", job_id)
 
@@ -548,7 +544,7 @@ class Client:
         with who asked and when. Not a failure for retries; freshness is left as it was."""
         run = self.get_run(run_id)
         requested = None
-        if run.status == "running":
+        if run_is_live(run):
             requested = self.store.request_cancel(run_id, by or operator_name(), clock.now())
         if requested is None:
             run = self.get_run(run_id)
@@ -580,7 +576,7 @@ class Client:
 
         def ended() -> Waited | None:
             run = self.get_run(run_id)
-            return Waited(run) if run.status != "running" else None
+            return None if run_is_live(run) else Waited(run)
 
         return self._wait(ended, timeout)
 
@@ -598,8 +594,8 @@ class Client:
             current = self.get_job(job_id)
             if current.last_run_id is not None and current.last_run_id != before:
                 run = self.get_run(current.last_run_id)
-                return Waited(run) if run.status != "running" else None
-            if current.status in ("paused", "archived", "completed", "failed"):
+                return None if run_is_live(run) else Waited(run)
+            if current.status in ("paused", "archived", "failed"):
                 reason = f"job {job_id} is {current.status}"
                 if current.last_error:
                     reason += f": {current.last_error}"
@@ -628,20 +624,20 @@ class Client:
     def stuck_runs(self) -> list[Claim]:
         """Running runs the next sweep would recover."""
         return find_stuck(
-            self.store, clock.now(), self.settings.stale_after, self.settings.start_grace
+            self.store, clock.now(), self.settings.stuck_after, self.settings.start_grace
         )
 
     def recover(
-        self, stale_after: timedelta | None = None, *, dry_run: bool = False
+        self, stuck_after: timedelta | None = None, *, dry_run: bool = False
     ) -> list[Claim]:
-        """Fail stuck runs and retry their jobs. Stuck: no heartbeat for `stale_after`, or no
-        first heartbeat within the start grace. An explicit `stale_after` (an operator's
-        `recover --stale-after`) applies to both."""
-        return recover_stale(
+        """End stuck runs and send their jobs through the retry rule. Stuck: no heartbeat for
+        `stuck_after`, or no first heartbeat within the start grace. An explicit `stuck_after`
+        (an operator's `recover --stuck-after`) applies to both."""
+        return recover_stuck(
             self.store,
             clock.now(),
-            stale_after or self.settings.stale_after,
-            stale_after or self.settings.start_grace,
+            stuck_after or self.settings.stuck_after,
+            stuck_after or self.settings.start_grace,
             dry_run=dry_run,
         )
 
@@ -730,12 +726,12 @@ class Client:
     # -- the whole picture --------------------------------------------------------------
     def status(self, *, brand_id: str | None = ANY) -> StatusReport:
         now = clock.now()
-        heartbeat_before, started_before = stale_cutoffs(
-            now, self.settings.stale_after, self.settings.start_grace
+        heartbeat_before, started_before = stuck_cutoffs(
+            now, self.settings.stuck_after, self.settings.start_grace
         )
         seen = self.store.status_snapshot(
             brand_id=brand_id,
-            statuses=("active", "running", "paused", "failed"),
+            statuses=UNARCHIVED_JOB_STATUSES,
             heartbeat_before=heartbeat_before,
             started_before=started_before,
             running_limit=MAX_RUNNING_SHOWN,
@@ -836,9 +832,7 @@ class Client:
         self.require_known_brands([brand_id])
         if any(r.brand_id == brand_id for r in self.store.brand_retirements()):
             raise InvalidInput(f"brand {brand_id!r} is already retired (pipectl brands restore)")
-        jobs = self.store.list_jobs(
-            brand_id=brand_id, statuses=tuple(s for s in JOB_STATUSES if s != "archived")
-        )
+        jobs = self.store.list_jobs(brand_id=brand_id, statuses=UNARCHIVED_JOB_STATUSES)
         report = self.status(brand_id=brand_id)
         return BrandPlan(brand_id, jobs, sorted({d.dataset for d in report.datasets}))
 

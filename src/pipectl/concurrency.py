@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pipectl.lifecycle import is_due
 from pipectl.models import Job, Run, iso
 
 
@@ -43,13 +44,7 @@ def waiting_on(jobs: Iterable[Job], running: Iterable[Run], now: datetime) -> di
     waiting = {}
     for job in jobs:
         holder = holders.get(job.concurrency_key) if job.concurrency_key else None
-        if (
-            holder is not None
-            and holder.job_id != job.id
-            and job.status == "active"
-            and job.next_run_at is not None
-            and job.next_run_at <= now
-        ):
+        if holder is not None and holder.job_id != job.id and is_due(job, now):
             waiting[job.id] = Waiting(
                 job.concurrency_key or "",
                 holder.id,

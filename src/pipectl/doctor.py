@@ -139,10 +139,11 @@ def _worker_checks(client: Any) -> list[Check]:
 def _retired_check(client: Any, report: Any) -> Check:
     """A live job that still declares a retired dataset: its runs refresh what nobody reads."""
     from pipectl.freshness import dataset_declarations
+    from pipectl.models import LIVE_JOB_STATUSES
 
     found = []
     for job in report.jobs:
-        if job.status == "archived":
+        if job.status not in LIVE_JOB_STATUSES:
             continue
         for dataset, brands in dataset_declarations(job):
             targets = brands if job.brand_id is None and brands else [job.brand_id]
@@ -160,9 +161,10 @@ def _retired_check(client: Any, report: Any) -> Check:
 
 def _job_checks(client: Any) -> list[Check]:
     from pipectl.handlers import get_job_type
+    from pipectl.models import LIVE_JOB_STATUSES
     from pipectl.schedule import check_cron, next_occurrence
 
-    live = client.store.list_jobs(statuses=("active", "paused", "running"))
+    live = client.store.list_jobs(statuses=LIVE_JOB_STATUSES)
     no_handler, bad_cron = [], []
     for job in live:
         try:

@@ -6,7 +6,14 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from pipectl.models import DatasetStatus, Freshness, FreshnessState, Job, Threshold
+from pipectl.models import (
+    LIVE_JOB_STATUSES,
+    DatasetStatus,
+    Freshness,
+    FreshnessState,
+    Job,
+    Threshold,
+)
 
 
 def classify(
@@ -143,9 +150,6 @@ def check_declarations(parameters: dict[str, Any]) -> None:
         )
     for step in steps:
         check(step.get("datasets", []), "steps.datasets")
-
-
-LIVE_JOB_STATUSES = ("active", "running", "paused")
 
 
 def counted_keys(

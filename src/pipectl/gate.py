@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pipectl.errors import InvalidInput
+from pipectl.lifecycle import is_due
 from pipectl.liveness import last_sign_of_life
 from pipectl.models import Claim, Freshness, Job, WorkerInfo
 from pipectl.parsing import format_duration
@@ -109,7 +110,7 @@ def scheduler_failures(
     """The scheduler is dead when no worker is live while jobs are due; a stuck run is a run
     nobody will finish. `live_workers` is the one liveness rule (StatusReport.live_workers)."""
     failures = []
-    due = [j for j in jobs if j.status == "active" and j.next_run_at and j.next_run_at <= now]
+    due = [job for job in jobs if is_due(job, now)]
     if due and not live_workers:
         seen = last_sign_of_life(workers, now) if workers else "none has ever registered"
         failures.append(

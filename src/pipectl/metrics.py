@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 
 from pipectl.client import Client, StatusReport
 from pipectl.errors import InvalidInput
+from pipectl.lifecycle import in_backoff, is_due
 from pipectl.models import Claim, RunResult
 from pipectl.worker import WorkerEvents
 
@@ -40,14 +41,12 @@ class StoreCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         report = self.load_status()
         now = report.now
-        due = sum(
-            1
-            for job in report.jobs
-            if job.status == "active" and job.next_run_at is not None and job.next_run_at <= now
-        )
-        backoff = sum(1 for job in report.jobs if job.retry_count > 0 and job.status == "active")
+        due = sum(1 for job in report.jobs if is_due(job, now))
+        backoff = sum(1 for job in report.jobs if in_backoff(job))
         yield GaugeMetricFamily("pipectl_queue_due_jobs", "Jobs due now and not yet claimed.", due)
-        yield GaugeMetricFamily("pipectl_jobs_in_backoff", "Jobs waiting to retry.", backoff)
+        yield GaugeMetricFamily(
+            "pipectl_jobs_in_backoff", "Jobs in backoff, as `pipectl retry` lists them.", backoff
+        )
         yield GaugeMetricFamily(
             "pipectl_stuck_runs", "Running runs without a recent heartbeat.", len(report.stuck_runs)
         )

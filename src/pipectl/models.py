@@ -8,12 +8,20 @@ from enum import Enum
 from typing import Any, Literal
 
 ScheduleType = Literal["recurring", "one_time"]
-JobStatus = Literal["active", "paused", "running", "completed", "failed", "archived"]
+JobStatus = Literal["active", "paused", "running", "failed", "archived"]
 RunStatus = Literal["running", "completed", "failed", "cancelled"]
 FreshnessState = Literal["never", "fresh", "warn", "stale"]
 
-JOB_STATUSES: tuple[str, ...] = ("active", "paused", "running", "completed", "failed", "archived")
-RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed", "cancelled")
+JOB_STATUSES: tuple[JobStatus, ...] = ("active", "paused", "running", "failed", "archived")
+RUN_STATUSES: tuple[RunStatus, ...] = ("running", "completed", "failed", "cancelled")
+# A job that will run again on its own (a paused one once resumed): its datasets count, and a
+# retry count it carries means it is in backoff (lifecycle.in_backoff).
+LIVE_JOB_STATUSES: tuple[JobStatus, ...] = ("active", "running", "paused")
+# Every job but the archived ones (the audit trail): what `status` shows.
+UNARCHIVED_JOB_STATUSES: tuple[JobStatus, ...] = (*LIVE_JOB_STATUSES, "failed")
+# A run is live while a worker holds it; it ends once, in one of the others.
+LIVE_RUN_STATUSES: tuple[RunStatus, ...] = ("running",)
+ENDED_RUN_STATUSES: tuple[RunStatus, ...] = ("completed", "failed", "cancelled")
 
 
 def iso(value: datetime | None) -> str | None:
@@ -237,7 +245,7 @@ class NewJob:
 class JobUpdate:
     """A job's next state after a run, computed from the job at `revision`; if an operator edit
     has moved the job on by the time it is written, it is computed again from the edited job
-    (outcome.settle_edited_job), so the edit stands. `status` applies only while the job is
+    (lifecycle.settle_edited_job), so the edit stands. `status` applies only while the job is
     still `running` (an operator who paused or archived it mid-run keeps their choice)."""
 
     status: JobStatus

@@ -1,69 +1,40 @@
-"""The stuck-run sweep: runs whose heartbeat is older than `stale_after` (or that never sent
-one within the start grace) are failed and retried — or, when an operator had asked to cancel
-them, end cancelled."""
+"""The stuck-run sweep: each stuck run (lifecycle.is_stuck) ends as lifecycle.recovered_result
+says, through a store write that re-checks that it is still stuck."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
 
+from pipectl.lifecycle import recovered_result, settle_edited_job, stuck_cutoffs
 from pipectl.models import Claim, Recorded
-from pipectl.outcome import cancelled_result, run_result, settle_edited_job
-from pipectl.parsing import format_duration
 from pipectl.store.base import Store
 
 log = logging.getLogger("pipectl.recovery")
 
 
-def stale_cutoffs(
-    now: datetime, stale_after: timedelta, start_grace: timedelta
-) -> tuple[datetime, datetime]:
-    """(heartbeat_before, started_before): a run is stuck when its last heartbeat is older than
-    the first, or when it never sent one and started before the second. The start grace never
-    exceeds stale_after."""
-    return now - stale_after, now - min(start_grace, stale_after)
-
-
-def stuck_error(claim: Claim, now: datetime) -> str:
-    run = claim.run
-    if run.heartbeat_at is None or run.heartbeat_at == run.started_at:
-        silence = f"since the run started {format_duration(now - run.started_at)} ago"
-    else:
-        silence = f"for {format_duration(now - run.heartbeat_at)}"
-    return (
-        f"stuck: no heartbeat from worker {run.worker_id} {silence} "
-        "(the worker died or lost its connection); recovered"
-    )
-
-
 def find_stuck(
-    store: Store, now: datetime, stale_after: timedelta, start_grace: timedelta
+    store: Store, now: datetime, stuck_after: timedelta, start_grace: timedelta
 ) -> list[Claim]:
-    return store.stale_runs(*stale_cutoffs(now, stale_after, start_grace))
+    return store.stuck_runs(*stuck_cutoffs(now, stuck_after, start_grace))
 
 
-def recover_stale(
+def recover_stuck(
     store: Store,
     now: datetime,
-    stale_after: timedelta,
+    stuck_after: timedelta,
     start_grace: timedelta,
     *,
     dry_run: bool = False,
 ) -> list[Claim]:
-    """Fail every stuck run and apply the retry rule to its job. Returns the runs recovered (or,
-    with dry_run, those that would be), all failed in one store write. Each run is guarded in
+    """End every stuck run and apply its outcome to its job. Returns the runs recovered (or,
+    with dry_run, those that would be), all ended in one store write. Each run is guarded in
     the store, so a run that heartbeats or finishes meanwhile is left alone."""
-    heartbeat_before, started_before = stale_cutoffs(now, stale_after, start_grace)
-    stuck = store.stale_runs(heartbeat_before, started_before)
+    heartbeat_before, started_before = stuck_cutoffs(now, stuck_after, start_grace)
+    stuck = store.stuck_runs(heartbeat_before, started_before)
     if dry_run:
         return stuck
-    results = []
-    for claim in stuck:
-        by = claim.run.cancel_requested_by
-        if by is not None:  # its worker died before it could stop it: it ends as asked
-            results.append(cancelled_result(claim.job, now, by, logs=claim.run.logs))
-        else:
-            results.append(run_result(claim.job, now, error=stuck_error(claim, now)))
+    results = [recovered_result(claim, now) for claim in stuck]
     outcomes = [(claim.run.id, result) for claim, result in zip(stuck, results, strict=True)]
     recovered = []
     for claim, result, recorded in zip(

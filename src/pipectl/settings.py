@@ -21,7 +21,11 @@ def default_database_url() -> str:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="PIPECTL_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="PIPECTL_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,  # Settings(stuck_after=...) as well as PIPECTL_STUCK_AFTER
     )
 
     database_url: str = Field(
@@ -57,14 +61,16 @@ class Settings(BaseSettings):
     heartbeat_interval: timedelta = Field(
         timedelta(seconds=10), description="How often a worker renews its running run."
     )
-    stale_after: timedelta = Field(
+    stuck_after: timedelta = Field(
         timedelta(minutes=5),
+        # PIPECTL_STALE_AFTER, its former name, stays accepted.
+        validation_alias=AliasChoices("PIPECTL_STUCK_AFTER", "PIPECTL_STALE_AFTER"),
         description="A running run whose heartbeat is older than this is stuck and recovered.",
     )
     start_grace: timedelta = Field(
         timedelta(minutes=1),
         description="A running run that never sent its first heartbeat is stuck after this long "
-        "(at most stale_after). Keep it several heartbeat intervals long.",
+        "(at most stuck_after). Keep it several heartbeat intervals long.",
     )
     worker_stale_after: timedelta = Field(
         timedelta(minutes=2),
@@ -129,7 +135,7 @@ class Settings(BaseSettings):
     @field_validator(
         "poll_interval",
         "heartbeat_interval",
-        "stale_after",
+        "stuck_after",
         "start_grace",
         "worker_stale_after",
         "shutdown_grace",
@@ -203,6 +209,11 @@ class Settings(BaseSettings):
             raise ValueError("must be the project URL, like https://<ref>.supabase.co")
         return value
 
+    @property
+    def stale_after(self) -> timedelta:
+        """The former name of `stuck_after`, still readable."""
+        return self.stuck_after
+
     @model_validator(mode="after")
     def _supabase_backend(self) -> Settings:
         """SUPABASE_URL selects the supabase backend unless a database URL was given."""
@@ -213,9 +224,14 @@ class Settings(BaseSettings):
 
 def env_name(field: str) -> str:
     """The environment variable a setting is read from (the first, where there are several)."""
+    return env_names(field)[0]
+
+
+def env_names(field: str) -> list[str]:
+    """Every environment variable a setting is read from, the one that wins first."""
     alias = Settings.model_fields[field].validation_alias
     choices = getattr(alias, "choices", None)
-    return str(choices[0]) if choices else f"PIPECTL_{field.upper()}"
+    return [str(choice) for choice in choices] if choices else [f"PIPECTL_{field.upper()}"]
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -228,7 +244,12 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**{key: value for key, value in overrides.items() if value is not None})
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else ""
-        name = env_name(field) if field in Settings.model_fields else field.upper()
+        loc = str(first["loc"][0]) if first["loc"] else ""  # a field, or its first alias
+        names = next(
+            (env_names(f) for f in Settings.model_fields if loc in (f, *env_names(f))),
+            [loc.upper()],
+        )
+        # Of a setting's several names, the one that was set.
+        name = next((n for n in names if os.environ.get(n) is not None), names[0])
         message = first["msg"].removeprefix("Value error, ")
         raise InvalidInput(f"invalid setting {name}: {message}") from None

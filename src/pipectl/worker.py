@@ -20,10 +20,10 @@ from typing import Any
 from pipectl import __version__, clock
 from pipectl.errors import InvalidInput, SchemaMissing, StoreUnavailable
 from pipectl.handlers import Cancelled, JobFailed, RunContext, get_job_type
+from pipectl.lifecycle import cancel_reason, cancelled_result, run_result, settle_edited_job
 from pipectl.models import Claim, Recorded, RunResult
-from pipectl.outcome import cancel_reason, cancelled_result, run_result, settle_edited_job
 from pipectl.parsing import format_duration
-from pipectl.recovery import recover_stale
+from pipectl.recovery import recover_stuck
 from pipectl.settings import Settings
 from pipectl.store import Store, open_store
 
@@ -288,8 +288,8 @@ class Worker:
         reported only once committed."""
         self.events.on_tick()
         self._record(store)  # left over from a cycle the store cut short
-        recovered = recover_stale(
-            store, clock.now(), self.settings.stale_after, self.settings.start_grace
+        recovered = recover_stuck(
+            store, clock.now(), self.settings.stuck_after, self.settings.start_grace
         )
         if recovered:
             self.stats.recovered += len(recovered)
@@ -473,7 +473,7 @@ class Worker:
 
     def _settle(self, store: Store, *, patient: bool) -> None:
         """The runs are recorded but their jobs were edited during them: their next states follow
-        the edits (outcome.settle_edited_job). Patient: wait out a store outage, as _finish
+        the edits (lifecycle.settle_edited_job). Patient: wait out a store outage, as _finish
         does; otherwise keep the rest for the next try (a job not settled keeps the next state
         its run wrote)."""
         delay = FIRST_RECONNECT_DELAY_S

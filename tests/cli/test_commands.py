@@ -725,13 +725,16 @@ def test_recover_dry_run_writes_nothing(
     assert snapshot() == before
 
 
-def test_recover_stale_after(cli: Cli, sqlite_url: str, snapshot: Callable[[], Any]) -> None:
+def test_recover_stuck_after(cli: Cli, sqlite_url: str, snapshot: Callable[[], Any]) -> None:
     job_id, run_id = _stuck_run(cli, sqlite_url, timedelta(hours=1))
     before = snapshot()
-    assert cli("recover", "--stale-after", "2h", "--json").assert_ok().json() == []
+    assert cli("recover", "--stuck-after", "2h", "--json").assert_ok().json() == []
+    assert cli("recover", "--stale-after", "2h", "--json").assert_ok().json() == []  # former name
+    former = {"PIPECTL_STALE_AFTER": "2h", "PIPECTL_START_GRACE": "2h"}  # grace ≤ stuck_after
+    assert cli("recover", "--json", env=former).assert_ok().json() == []
     assert snapshot() == before
 
-    (recovered,) = cli("recover", "--stale-after", "30m", "--json").assert_ok().json()
+    (recovered,) = cli("recover", "--stuck-after", "30m", "--json").assert_ok().json()
     assert (recovered["id"], recovered["job_id"]) == (run_id, job_id)
     assert recovered["status"] == "failed"
     assert "stuck" in recovered["error_message"]

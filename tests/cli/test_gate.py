@@ -15,8 +15,8 @@ import pytest
 from freezegun import freeze_time
 
 from pipectl.client import Client
+from pipectl.lifecycle import run_result
 from pipectl.models import Job, WorkerInfo
-from pipectl.outcome import run_result
 from pipectl.parsing import parse_duration
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

@@ -15,8 +15,8 @@ from rich.console import Console
 from pipectl.cli.views import fitted_view, status_view
 from pipectl.client import StatusReport
 from pipectl.freshness import worst_first, worst_state
+from pipectl.lifecycle import in_backoff
 from pipectl.models import Claim, Freshness, Job, Run, WorkerInfo
-from pipectl.retry import in_backoff
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -126,7 +126,7 @@ def test_a_retired_dataset_raises_no_stale_alert(sqlite_url: str) -> None:
 
     from pipectl.alerts import AlertEvents
     from pipectl.client import Client
-    from pipectl.outcome import run_result
+    from pipectl.lifecycle import run_result
     from pipectl.settings import load_settings
 
     settings = load_settings(database_url=sqlite_url, alert_webhooks="http://127.0.0.1:9/x")

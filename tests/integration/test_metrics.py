@@ -19,8 +19,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipectl.client import Client
+from pipectl.lifecycle import run_result
 from pipectl.metrics import WorkerMetrics, serve, store_registry
-from pipectl.outcome import run_result
 
 
 def free_port() -> int:

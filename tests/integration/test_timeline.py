@@ -22,8 +22,8 @@ from freezegun.api import FrozenDateTimeFactory
 
 from pipectl import clock as pipectl_clock
 from pipectl.client import Client
+from pipectl.lifecycle import run_result
 from pipectl.models import Job, Recorded, Run
-from pipectl.outcome import run_result
 from pipectl.settings import Settings
 from pipectl.worker import Worker, WorkerStats
 
@@ -642,12 +642,12 @@ def test_recovery_leaves_alone_a_run_that_finished_after_it_was_found(
     (claim,) = client.store.claim_due("slow-worker", at("2026-01-10 02:00"), 1)
     clock.move_to(at("2026-01-10 02:10"))
     cutoff = at("2026-01-10 02:10") - client.settings.stale_after
-    assert [c.run.id for c in client.store.stale_runs(cutoff, cutoff)] == [claim.run.id]
+    assert [c.run.id for c in client.store.stuck_runs(cutoff, cutoff)] == [claim.run.id]
 
     done = run_result(claim.job, at("2026-01-10 02:10"), error=None)
     assert client.store.finish_run(claim.run.id, claim.run.lease_token, done)
     stuck = run_result(claim.job, at("2026-01-10 02:10"), error="stuck: test")
-    assert client.store.fail_stale_run(claim.run.id, cutoff, cutoff, stuck) is Recorded.LOST
+    assert client.store.fail_stuck_run(claim.run.id, cutoff, cutoff, stuck) is Recorded.LOST
 
     run = client.get_run(claim.run.id)
     assert (run.status, run.error_message) == ("completed", None)
@@ -669,7 +669,7 @@ def test_recovery_leaves_alone_a_run_that_heartbeat_after_it_was_found(
         == []
     )
     stuck = run_result(claim.job, at("2026-01-10 02:10"), error="stuck: test")
-    assert client.store.fail_stale_run(claim.run.id, cutoff, cutoff, stuck) is Recorded.LOST
+    assert client.store.fail_stuck_run(claim.run.id, cutoff, cutoff, stuck) is Recorded.LOST
     assert client.get_run(claim.run.id).status == "running"
     assert client.recover() == []
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from pipectl.lifecycle import run_result, settle_edited_job
 from pipectl.models import (
     DatasetOutcome,
     JobUpdate,
@@ -17,7 +18,6 @@ from pipectl.models import (
     Threshold,
     WorkerInfo,
 )
-from pipectl.outcome import run_result, settle_edited_job
 from pipectl.store import ANY, Store, open_store
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -364,18 +364,18 @@ def test_heartbeat_renews_and_reports_lost_leases(store: Store) -> None:
     assert store.workers()[0].last_seen_at == later
 
 
-def test_stale_runs_and_guarded_recovery(store: Store) -> None:
+def test_stuck_runs_and_guarded_recovery(store: Store) -> None:
     for _ in range(2):
         store.insert_job(new_job(), T0)
     a, b = store.claim_due("w", T0, 2)
     store.heartbeat("w", [(b.run.id, b.run.lease_token)], T0 + timedelta(minutes=9))
     cutoff = T0 + timedelta(minutes=5)
-    assert [c.run.id for c in store.stale_runs(cutoff, cutoff)] == [a.run.id]
+    assert [c.run.id for c in store.stuck_runs(cutoff, cutoff)] == [a.run.id]
     failing = result("failed", at=T0 + timedelta(minutes=10), error="stuck: no heartbeat")
-    assert store.fail_stale_run(a.run.id, cutoff, cutoff, failing)
+    assert store.fail_stuck_run(a.run.id, cutoff, cutoff, failing)
     assert store.get_run(a.run.id).status == "failed"  # type: ignore[union-attr]
     # b heartbeated after the cutoff: the guard inside the UPDATE leaves it alone.
-    assert not store.fail_stale_run(b.run.id, cutoff, cutoff, failing)
+    assert not store.fail_stuck_run(b.run.id, cutoff, cutoff, failing)
     # a was recovered: its worker's late finish is refused (fencing).
     assert not store.finish_run(a.run.id, a.run.lease_token, result())
     assert store.get_run(a.run.id).error_message == "stuck: no heartbeat"  # type: ignore[union-attr]
@@ -416,7 +416,7 @@ def test_recovery_frees_the_concurrency_key(store: Store) -> None:
     (first,) = store.claim_due("w", T0, 10)
     assert store.claim_due("w", T0, 10) == []
     later = T0 + timedelta(minutes=10)
-    store.fail_stale_run(first.run.id, later, later, result("failed", error="stuck"))
+    store.fail_stuck_run(first.run.id, later, later, result("failed", error="stuck"))
     assert len(store.claim_due("w", later, 10)) == 1
 
 
@@ -507,10 +507,10 @@ def test_a_run_that_never_heartbeated_is_stuck_after_the_start_grace(store: Stor
     now = T0 + timedelta(minutes=2)
     heartbeat_before, started_before = now - timedelta(minutes=5), now - timedelta(minutes=1)
     # Both started 2 minutes ago; only the one that never heartbeated is past the start grace.
-    stuck = store.stale_runs(heartbeat_before, started_before)
+    stuck = store.stuck_runs(heartbeat_before, started_before)
     assert [c.run.id for c in stuck] == [silent.run.id]
-    assert not store.fail_stale_run(beating.run.id, heartbeat_before, started_before, result())
-    assert store.fail_stale_run(
+    assert not store.fail_stuck_run(beating.run.id, heartbeat_before, started_before, result())
+    assert store.fail_stuck_run(
         silent.run.id, heartbeat_before, started_before, result("failed", error="stuck")
     )
 
@@ -626,7 +626,7 @@ def test_status_snapshot_reads_what_the_single_reads_return(store: Store) -> Non
         )
         assert snapshot.datasets == store.dataset_statuses(brand_id=brand_id)
         assert snapshot.thresholds == store.thresholds()
-        assert snapshot.stuck_runs == store.stale_runs(heartbeat_before, started_before)
+        assert snapshot.stuck_runs == store.stuck_runs(heartbeat_before, started_before)
         assert snapshot.running_runs == store.list_runs(status="running", limit=10)
         assert snapshot.workers == store.workers()
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from test_contract import T0, new_job
 
+from pipectl.lifecycle import cancelled_result, run_result, settle_edited_job
 from pipectl.models import Claim, Job, Recorded
-from pipectl.outcome import cancelled_result, run_result, settle_edited_job
-from pipectl.recovery import recover_stale
+from pipectl.recovery import recover_stuck
 from pipectl.store import Store
 
 HOURLY = "0 * * * *"
@@ -119,7 +119,7 @@ def test_a_one_time_job_given_retries_during_its_run_retries(store: Store) -> No
 def test_the_sweep_respects_an_edit_made_during_a_stuck_run(store: Store) -> None:
     claim = running(store)
     edit(store, claim.job, cron_expression=EVERY_5_MIN, max_retries=0)
-    recovered = recover_stale(store, ENDED, timedelta(seconds=30), timedelta(seconds=30))
+    recovered = recover_stuck(store, ENDED, timedelta(seconds=30), timedelta(seconds=30))
     assert [c.run.id for c in recovered] == [claim.run.id]
     job = job_of(store, claim)
     assert job.status == "active" and job.retry_count == 0
@@ -187,7 +187,7 @@ def test_the_sweep_respects_an_edit_made_during_a_stuck_run_whose_cancel_was_ask
     claim = running(store)
     assert store.request_cancel(claim.run.id, "ops@host", T0) is not None
     edit(store, claim.job, cron_expression=EVERY_5_MIN)
-    recovered = recover_stale(store, ENDED, timedelta(seconds=30), timedelta(seconds=30))
+    recovered = recover_stuck(store, ENDED, timedelta(seconds=30), timedelta(seconds=30))
     assert [c.run.id for c in recovered] == [claim.run.id]
     job = job_of(store, claim)
     assert job.status == "active" and job.retry_count == 0 and job.last_error is None

@@ -9,9 +9,9 @@ import pytest
 from test_contract import T0, new_job
 
 from pipectl.errors import InvalidInput
+from pipectl.lifecycle import cancelled_result
 from pipectl.models import Recorded
-from pipectl.outcome import cancelled_result
-from pipectl.recovery import recover_stale
+from pipectl.recovery import recover_stuck
 from pipectl.store import Store
 
 
@@ -87,7 +87,7 @@ def test_a_stuck_run_whose_cancel_was_asked_for_is_recovered_as_cancelled(store:
     (claim,) = store.claim_due("w", T0, 1)
     assert store.request_cancel(claim.run.id, "ops@host", T0) is not None
     later = T0 + timedelta(hours=1)
-    (recovered,) = recover_stale(store, later, timedelta(minutes=5), timedelta(minutes=1))
+    (recovered,) = recover_stuck(store, later, timedelta(minutes=5), timedelta(minutes=1))
     assert recovered.run.id == claim.run.id
     ended = store.get_run(claim.run.id)
     assert ended is not None and ended.status == "cancelled"

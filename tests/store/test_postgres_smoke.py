@@ -466,25 +466,25 @@ def test_forget_workers_keeps_recent_ones_and_those_still_running(store: Postgre
     assert store.forget_workers(NOW - MINUTE) == 0
 
 
-def test_fail_stale_run_only_fails_runs_still_stale(store: PostgresStore) -> None:
+def test_fail_stuck_run_only_fails_runs_still_stuck(store: PostgresStore) -> None:
     store.insert_job(new_job(), NOW)
     claim = claim_one(store)
     failure = result(NOW + 10 * MINUTE, succeeded=False, job_status="active", retry_count=1)
 
     # Heartbeat at NOW is not older than a NOW cutoff.
-    assert store.stale_runs(NOW, NOW) == []
-    assert not store.fail_stale_run(claim.run.id, NOW, NOW, failure)
+    assert store.stuck_runs(NOW, NOW) == []
+    assert not store.fail_stuck_run(claim.run.id, NOW, NOW, failure)
 
     store.heartbeat("w1", [(claim.run.id, claim.run.lease_token)], NOW + 2 * MINUTE)
-    assert not store.fail_stale_run(
+    assert not store.fail_stuck_run(
         claim.run.id, NOW + MINUTE, NOW + MINUTE, failure
     )  # it heartbeated
 
     cutoff = NOW + 5 * MINUTE
-    (stale,) = store.stale_runs(cutoff, cutoff)
+    (stale,) = store.stuck_runs(cutoff, cutoff)
     assert (stale.run.id, stale.job.id) == (claim.run.id, claim.job.id)
-    assert store.fail_stale_run(claim.run.id, cutoff, cutoff, failure)
-    assert not store.fail_stale_run(claim.run.id, cutoff, cutoff, failure)  # already failed
+    assert store.fail_stuck_run(claim.run.id, cutoff, cutoff, failure)
+    assert not store.fail_stuck_run(claim.run.id, cutoff, cutoff, failure)  # already failed
     assert not store.finish_run(claim.run.id, claim.run.lease_token, result(NOW))  # lease lost
 
     job = store.get_job(claim.job.id)

@@ -15,8 +15,8 @@ import pytest
 from supabase_server import SupabaseProject, make_key
 
 from pipectl.client import Client
+from pipectl.lifecycle import run_result
 from pipectl.models import Job
-from pipectl.outcome import run_result
 from pipectl.parsing import parse_duration
 from pipectl.store.migrations import full_sql
 

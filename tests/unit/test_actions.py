@@ -9,9 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from pipectl import actions
+from pipectl.lifecycle import after_cancel, cancelled_result
 from pipectl.models import Job
-from pipectl.outcome import cancelled_result
-from pipectl.retry import after_cancel
 
 NOW = datetime(2026, 11, 29, 12, 7, tzinfo=UTC)
 

@@ -11,8 +11,8 @@ from test_freshness import DEFAULTS, make_job, status
 from pipectl.errors import InvalidInput
 from pipectl.freshness import check_declarations, counted_keys, freshness
 from pipectl.gate import check_brands, check_datasets, closest_first, dataset_reason, judge
+from pipectl.lifecycle import run_result
 from pipectl.models import DatasetStatus, Threshold
-from pipectl.outcome import run_result
 
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pipectl.lifecycle import run_result
 from pipectl.models import DatasetOutcome, Job
-from pipectl.outcome import run_result
 
 NOW = datetime(2026, 1, 10, 3, 0, tzinfo=UTC)
 

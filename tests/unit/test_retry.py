@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipectl.lifecycle import after_failure, after_last_retry, after_success, retry_delay
 from pipectl.models import Job
-from pipectl.retry import after_failure, after_last_retry, after_success, retry_delay
 from pipectl.schedule import next_occurrence
 
 BASE = timedelta(minutes=5)

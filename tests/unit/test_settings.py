@@ -40,6 +40,19 @@ def test_environment_and_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_bad_setting_is_invalid_input(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PIPECTL_STALE_AFTER", "soon")
-    with pytest.raises(InvalidInput, match="STALE_AFTER"):
+    monkeypatch.setenv("PIPECTL_STUCK_AFTER", "soon")
+    with pytest.raises(InvalidInput, match="PIPECTL_STUCK_AFTER"):
         load_settings()
+
+
+def test_stuck_after_is_also_read_from_its_former_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPECTL_STALE_AFTER", "7m")
+    settings = load_settings()
+    assert settings.stuck_after == settings.stale_after == timedelta(minutes=7)
+    monkeypatch.setenv("PIPECTL_STUCK_AFTER", "3m")  # the new name wins
+    assert load_settings().stuck_after == timedelta(minutes=3)
+    assert Settings(stuck_after="90s").stuck_after == timedelta(seconds=90)
+    monkeypatch.delenv("PIPECTL_STUCK_AFTER")
+    monkeypatch.setenv("PIPECTL_STALE_AFTER", "soon")
+    with pytest.raises(InvalidInput, match="invalid setting PIPECTL_STALE_AFTER:"):
+        load_settings()  # the error names the variable that was set

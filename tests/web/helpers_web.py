@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pipectl.client import Client
+from pipectl.lifecycle import run_result
 from pipectl.models import Job
-from pipectl.outcome import run_result
 
 OPS = "ops-token-0123456789abcdef"
 READ = "read-token-0123456789abcdef"

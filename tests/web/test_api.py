@@ -320,7 +320,7 @@ def test_run_now_runs_a_recurring_job_at_the_next_poll_and_it_keeps_its_cron(
         (claim,) = store.store.claim_due("w", now, 5)
     assert claim.job.id == seeded.acme_job
     later = now + timedelta(seconds=3)
-    from pipectl.outcome import run_result
+    from pipectl.lifecycle import run_result
 
     store.store.finish_run(
         claim.run.id, claim.run.lease_token, run_result(claim.job, later, error=None)
@@ -334,7 +334,7 @@ def test_run_now_runs_a_recurring_job_at_the_next_poll_and_it_keeps_its_cron(
 def test_run_now_a_failed_one_time_job_gives_it_a_fresh_budget(api: Any, store: Client) -> None:
     job = store.enqueue("noop", "acme", max_retries=0)
     (claim,) = store.store.claim_due("w", datetime.now(UTC), 5)
-    from pipectl.outcome import run_result
+    from pipectl.lifecycle import run_result
 
     store.store.finish_run(
         claim.run.id, claim.run.lease_token, run_result(claim.job, datetime.now(UTC), error="boom")

@@ -296,9 +296,14 @@ def _concurrency_key(key: str | None, none: bool, default: object) -> object:
 
 
 def recover(
-    stale_after: Annotated[
+    stuck_after: Annotated[
         str | None,
-        typer.Option("--stale-after", help="Heartbeat age that makes a run stuck (default 5m)."),
+        typer.Option(
+            "--stuck-after",
+            "--stale-after",
+            help="Heartbeat age that makes a run stuck (default 5m; --stale-after is its "
+            "former name).",
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only list what would be recovered.")
@@ -307,12 +312,12 @@ def recover(
 ) -> None:
     """Fail runs whose worker stopped heartbeating, and send their jobs through the retry rule.
 
-    Example: pipectl recover --stale-after 10m --dry-run
+    Example: pipectl recover --stuck-after 10m --dry-run
     """
     from pipectl import clock
     from pipectl.cli.render import ago, brand_label, esc, note, print_json, table
 
-    threshold = common.duration(stale_after)
+    threshold = common.duration(stuck_after)
     with common.client() as client:
         recovered = client.recover(threshold, dry_run=dry_run)
         runs = {claim.run.id: client.store.get_run(claim.run.id) for claim in recovered}

@@ -30,9 +30,9 @@ from pipectl.cli.render import (
 from pipectl.client import StatusReport
 from pipectl.concurrency import Waiting
 from pipectl.freshness import STATES_WORST_FIRST, worst_first, worst_state
+from pipectl.lifecycle import after_last_retry, attempt, attempts_allowed, in_backoff
 from pipectl.models import Job, Run
 from pipectl.parsing import format_duration
-from pipectl.retry import after_last_retry, in_backoff
 
 
 def schedule_text(job: Job, *, stacked: bool = False) -> str:
@@ -46,9 +46,9 @@ def retry_text(job: Job) -> str:
     """The retry state in the words of `pipectl retry`: the attempt coming next, of all."""
     if job.retry_count == 0:
         return ""
-    if job.status == "failed":
-        return f"failed after {job.retry_count + 1} attempts"
-    return f"attempt {job.retry_count + 1} of {job.max_retries + 1}"
+    if job.status == "failed":  # its retry count is then the failures in a row
+        return f"failed after {job.retry_count} attempt{'s' * (job.retry_count != 1)}"
+    return f"attempt {attempt(job)} of {attempts_allowed(job)}"
 
 
 def next_run_text(job: Job, now: datetime) -> str:
@@ -63,8 +63,8 @@ def next_run_text(job: Job, now: datetime) -> str:
 def backoff_json(job: Job) -> dict[str, Any]:
     return {
         **job.to_json(),
-        "attempt": job.retry_count + 1,
-        "attempts_allowed": job.max_retries + 1,
+        "attempt": attempt(job),
+        "attempts_allowed": attempts_allowed(job),
         "after_last_retry": after_last_retry(job),
     }
 
@@ -327,7 +327,7 @@ def render_backoff(jobs: list[Job]) -> None:
             f"{job.id} {esc(job.name)}",
             brand_label(job.brand_id),
             job.job_type,
-            f"{job.retry_count + 1} of {job.max_retries + 1}",  # under the header attempt
+            f"{attempt(job)} of {attempts_allowed(job)}",  # under the header attempt
             f"{stamp(job.next_run_at)} ({until(job.next_run_at, now)})",
             truncate(job.last_error, 50),
             after_last_retry(job),

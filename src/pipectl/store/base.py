@@ -160,7 +160,7 @@ class Store(Protocol):
         only while the run is still `running` under this lease (LOST when the lease was lost).
         EDITED when the job's revision is no longer `result.job_update.revision`: an operator
         edited it during the run; everything is written but the job's retry count, and its next
-        state is to be computed again from the job as it is now (outcome.settle_edited_job) and
+        state is to be computed again from the job as it is now (lifecycle.settle_edited_job) and
         written with `reapply_job_update`."""
         ...
 
@@ -183,16 +183,16 @@ class Store(Protocol):
         to `active` with the same next_run_at."""
         ...
 
-    def stale_runs(self, heartbeat_before: datetime, started_before: datetime) -> list[Claim]:
+    def stuck_runs(self, heartbeat_before: datetime, started_before: datetime) -> list[Claim]:
         """Running runs whose heartbeat is older than `heartbeat_before` — or, for a run that
         never sent one (its heartbeat_at still equals started_at), that started before
         `started_before` (the start grace) — with their jobs."""
         ...
 
-    def fail_stale_run(
+    def fail_stuck_run(
         self, run_id: int, heartbeat_before: datetime, started_before: datetime, result: RunResult
     ) -> Recorded:
-        """Like finish_run, guarded by the stale_runs condition in the same statement, so a run
+        """Like finish_run, guarded by the stuck_runs condition in the same statement, so a run
         that finished or heartbeated meanwhile is left alone."""
         ...
 
@@ -203,7 +203,7 @@ class Store(Protocol):
         outcomes: list[tuple[int, RunResult]],
     ) -> list[Recorded]:
         """Record several (run_id, result) outcomes of stuck runs in one transaction, each as
-        `fail_stale_run` records it alone: one answer per outcome, in order."""
+        `fail_stuck_run` records it alone: one answer per outcome, in order."""
         ...
 
     # -- retention and alerts -----------------------------------------------------------
@@ -298,6 +298,6 @@ class Store(Protocol):
         """Everything `status` shows, as of one moment (one statement on PostgreSQL, one read
         transaction on SQLite): the records list_jobs(brand_id=brand_id, statuses=statuses),
         runs_by_id of those jobs' last runs, dataset_statuses(brand_id=brand_id), thresholds(),
-        stale_runs(heartbeat_before, started_before), list_runs(status="running",
+        stuck_runs(heartbeat_before, started_before), list_runs(status="running",
         limit=running_limit) and workers() return."""
         ...

@@ -223,7 +223,7 @@ class FunctionStore(ABC):
             "pipectl_release_run", p_run_id=run_id, p_lease_token=lease_token, p_now=now
         )
 
-    def stale_runs(self, heartbeat_before: datetime, started_before: datetime) -> list[Claim]:
+    def stuck_runs(self, heartbeat_before: datetime, started_before: datetime) -> list[Claim]:
         docs = self._call(
             "pipectl_stuck_runs",
             p_heartbeat_before=heartbeat_before,
@@ -231,7 +231,7 @@ class FunctionStore(ABC):
         )
         return [claim_from_json(doc) for doc in docs]
 
-    def fail_stale_run(
+    def fail_stuck_run(
         self, run_id: int, heartbeat_before: datetime, started_before: datetime, result: RunResult
     ) -> Recorded:
         (recorded,) = self.fail_stuck_runs(heartbeat_before, started_before, [(run_id, result)])

@@ -380,7 +380,7 @@ class SQLiteStore:
                 ).rowcount
             )
 
-    def fail_stale_run(
+    def fail_stuck_run(
         self, run_id: int, heartbeat_before: datetime, started_before: datetime, result: RunResult
     ) -> Recorded:
         (recorded,) = self.fail_stuck_runs(heartbeat_before, started_before, [(run_id, result)])
@@ -412,7 +412,7 @@ class SQLiteStore:
             conn.execute(SQL["release_run_job"], (previous, ts(now), row["job_id"]))
         return True
 
-    def stale_runs(self, heartbeat_before: datetime, started_before: datetime) -> list[Claim]:
+    def stuck_runs(self, heartbeat_before: datetime, started_before: datetime) -> list[Claim]:
         # Sorted here, not in SQL, so that SQLite reads the partial index of running runs.
         rows = self._read(SQL["stuck_runs"], (ts(started_before), ts(heartbeat_before)))
         rows.sort(key=lambda row: row["id"])
@@ -467,7 +467,7 @@ class SQLiteStore:
         running = status == "running"
         if running:
             # Running runs are few, and have a partial index that only this literal selects; as
-            # in stale_runs, they are sorted here so that SQLite reads that index, not the whole
+            # in stuck_runs, they are sorted here so that SQLite reads that index, not the whole
             # history newest-first.
             where.append("r.status = 'running'")
         elif status is not None:
@@ -624,7 +624,7 @@ class SQLiteStore:
                 last_runs=self.runs_by_id([job.last_run_id for job in jobs if job.last_run_id]),
                 datasets=self.dataset_statuses(brand_id=brand_id),
                 thresholds=self.thresholds(),
-                stuck_runs=self.stale_runs(heartbeat_before, started_before),
+                stuck_runs=self.stuck_runs(heartbeat_before, started_before),
                 running_runs=self.list_runs(status="running", limit=running_limit),
                 workers=self.workers(),
             )

@@ -10,12 +10,14 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from pipectl.actions import applies
 from pipectl.cli.common import MAX_ID
 from pipectl.cli.documents import worker_alert
 from pipectl.cli.render import ago, stamp, until
 from pipectl.cli.views import retry_text, schedule_text
 from pipectl.client import Client, StatusReport
 from pipectl.errors import InvalidInput, NotFound
+from pipectl.lifecycle import attempt, attempts_allowed, run_is_live
 from pipectl.models import Freshness, Job, Run
 from pipectl.parsing import format_duration
 from pipectl.tokens import Principal
@@ -209,7 +211,7 @@ def _health_body(report: StatusReport, backoff: list[Job]) -> str:
             (
                 _job_cell(j),
                 text(j.brand_id or "global"),
-                text(f"{j.retry_count + 1} of {j.max_retries + 1}"),
+                text(f"{attempt(j)} of {attempts_allowed(j)}"),
                 text(f"{stamp(j.next_run_at)} ({until(j.next_run_at, now)})"),
                 text(_first_line(j.last_error)),
             )
@@ -379,11 +381,11 @@ def _brand_body(
 def _job_buttons(brand: str, job: Job, csrf: str) -> str:
     base = f"{brand_href(brand)}/jobs/{job.id}"
     buttons = []
-    if job.status in ("active", "failed"):
+    if applies("run", job):
         buttons.append(button_form(f"{base}/run", "Run now", csrf, f"Run job {job.id} now"))
-    if job.status in ("active", "running"):
+    if applies("pause", job):
         buttons.append(button_form(f"{base}/pause", "Pause", csrf, f"Pause job {job.id}"))
-    if job.status == "paused":
+    if applies("resume", job):
         buttons.append(button_form(f"{base}/resume", "Resume", csrf, f"Resume job {job.id}"))
     return "".join(buttons)
 
@@ -423,7 +425,7 @@ def run_page(request: Request, run_id: Annotated[int, Path(ge=1, le=MAX_ID)]) ->
     with open_client(request) as client:
         run = access.visible_run(client, principal, run_id)
         job = client.store.get_job(run.job_id)
-    return visit.html(f"Run {run.id}", _run_body(run, job), refresh=run.status == "running")
+    return visit.html(f"Run {run.id}", _run_body(run, job), refresh=run_is_live(run))
 
 
 def _run_body(run: Run, job: Job | None) -> str:
