@@ -63,7 +63,7 @@ def recover_stale(
         if by is not None:  # its worker died before it could stop it: it ends as asked
             result = cancelled_result(claim.job, now, by, logs=claim.run.logs)
         else:
-            result = run_result(claim.job, now, error=stuck_error(claim, now))
+            result = run_result(claim.job, now, error=stuck_error(claim, now), logs=claim.run.logs)
         recorded = store.fail_stale_run(claim.run.id, heartbeat_before, started_before, result)
         if recorded is Recorded.EDITED:
             settle_edited_job(store, claim.job.id, claim.run.id, result)
