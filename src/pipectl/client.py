@@ -15,7 +15,13 @@ from typing import Any
 
 from pipectl import actions, clock
 from pipectl.actions import ALLOWED, BRAND_ACTIONS, DONE, applies, brings_forward
-from pipectl.concurrency import Waiting, waiting_on
+from pipectl.concurrency import (
+    Waiting,
+    default_concurrency_key,
+    default_job_name,
+    renamed_key,
+    waiting_on,
+)
 from pipectl.errors import InvalidInput, NotFound, StoreUnavailable
 from pipectl.freshness import Thresholds, freshness, freshness_report
 from pipectl.gate import (
@@ -29,6 +35,7 @@ from pipectl.gate import (
 )
 from pipectl.handlers import get_job_type
 from pipectl.handlers import validate_parameters as validate_job_parameters
+from pipectl.handlers.context import lines_after
 from pipectl.lifecycle import cancel_reason, run_is_live, stuck_cutoffs
 from pipectl.liveness import live_workers
 from pipectl.models import (
@@ -44,18 +51,18 @@ from pipectl.models import (
     Threshold,
     WorkerInfo,
 )
-from pipectl.parsing import MAX_NAME_LENGTH, check_name, check_parameters
+from pipectl.parsing import check_name, check_parameters
 from pipectl.recovery import find_stuck, recover_stuck
 from pipectl.schedule import check_cron, next_occurrence, zone
 from pipectl.settings import Settings, load_settings
 from pipectl.store import ANY, Store, open_store
 
-DEFAULT_KEY: Any = object()  # "derive the concurrency key from job type and brand"
+DEFAULT_KEY: Any = object()  # "derive the concurrency key from the job's name and brand"
 WAIT_POLL_S = 0.5  # how often a wait looks again where the store has no notifications
 WAIT_RECHECK_S = 5.0  # on PostgreSQL, a look even without a notification, in case one was lost
+FOLLOW_POLL_S = 1.0  # how often `runs logs --follow` reads a running run's log
 MAX_RUNNING_SHOWN = 10_000
 DELETE_BATCH = 5_000  # rows per transaction when pruning: short locks, steady progress
-KEY_DIGEST_LENGTH = 16  # hex digits of sha256 that end a shortened concurrency key
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,19 +182,6 @@ def operator_name() -> str:
 def dedupe_key(job_type: str, brand_id: str | None, parameters: dict[str, Any]) -> str:
     payload = json.dumps([job_type, brand_id, parameters], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def default_concurrency_key(job_type: str, brand_id: str | None) -> str:
-    """`job_type:brand` (`job_type` when global), shortened to a valid name when too long.
-
-    A key over MAX_NAME_LENGTH keeps its start and ends in `~` and a digest of the whole key,
-    so it stays readable, is the same on every call, and two long brands still get two keys.
-    """
-    key = job_type if brand_id is None else f"{job_type}:{brand_id}"
-    if len(key) <= MAX_NAME_LENGTH:
-        return key
-    digest = hashlib.sha256(key.encode()).hexdigest()[:KEY_DIGEST_LENGTH]
-    return f"{key[: MAX_NAME_LENGTH - KEY_DIGEST_LENGTH - 1]}~{digest}"
 
 
 class Client:
@@ -359,12 +353,12 @@ class Client:
         if max_retries is not None and not 0 <= max_retries <= 100:
             raise InvalidInput("max retries must be between 0 and 100")
         if concurrency_key is DEFAULT_KEY:
-            concurrency_key = default_concurrency_key(job_type, brand_id)
+            concurrency_key = default_concurrency_key(job_type, brand_id, name)
         check_name(concurrency_key, "concurrency key")
         return NewJob(
             brand_id=brand_id,
             job_type=job_type,
-            name=name or (job_type if brand_id is None else f"{job_type} {brand_id}"),
+            name=name or default_job_name(job_type, brand_id),
             parameters=parameters,
             max_retries=self.settings.max_retries if max_retries is None else max_retries,
             retry_base_seconds=int(self.settings.retry_base.total_seconds()),
@@ -468,7 +462,8 @@ class Client:
         timeout: timedelta | None = None,
     ) -> Job:
         """Change a job. `parameters` are merged into the existing ones. A new cron expression
-        or timezone reschedules the job from now."""
+        or timezone reschedules the job from now. A new name takes a default concurrency key
+        along (`name:brand`); a key given explicitly stays."""
         job = self.get_job(job_id)
         changes: dict[str, Any] = {}
         if cron_expression is not None or timezone is not None:
@@ -484,6 +479,8 @@ class Client:
             )
         if name is not None:
             changes["name"] = check_name(name, "job name")
+            if (key := renamed_key(job, name)) is not None:
+                changes["concurrency_key"] = key
         if parameters:
             merged = {**job.parameters, **parameters}
             check_parameters(merged)
@@ -604,21 +601,48 @@ class Client:
 
         return self._wait(ended, timeout)
 
-    def _wait(self, ended: Callable[[], Waited | None], timeout: timedelta | None) -> Waited:
+    def follow_run(
+        self, run_id: int, on_lines: Callable[[list[str]], None], *, poll_s: float = FOLLOW_POLL_S
+    ) -> Run:
+        """Pass a running run's log lines to `on_lines` as its worker writes them (at each
+        heartbeat), each line once, until the run ends; return the ended run. It looks every
+        `poll_s`; on PostgreSQL the run's end wakes it at once."""
+        seen = 0
+        listen = self._run_end_listener()
+        while True:
+            run = self.get_run(run_id)
+            lines, seen = lines_after(run.logs, seen)
+            if lines:
+                on_lines(lines)
+            if run.status != "running":
+                return run
+            self._pause(listen, poll_s)
+
+    def _run_end_listener(self) -> Callable[[float], object] | None:
+        """The store's wait for a run's end, listening from now on; None where it has none."""
         notified = getattr(self.store, "wait_for_run_end", None)
         if notified is not None:
             notified(0)  # listen before the first look, so no ending slips between the two
+        return notified
+
+    @staticmethod
+    def _pause(notified: Callable[[float], object] | None, seconds: float) -> None:
+        """Wait `seconds`, or less when a run ends (where the store notifies)."""
+        try:
+            if notified is None:
+                raise StoreUnavailable("no notifications")
+            notified(seconds)
+        except StoreUnavailable:  # the listener is reopened by the next call
+            time.sleep(min(seconds, WAIT_POLL_S))
+
+    def _wait(self, ended: Callable[[], Waited | None], timeout: timedelta | None) -> Waited:
+        notified = self._run_end_listener()
         deadline = None if timeout is None else time.monotonic() + timeout.total_seconds()
         while (done := ended()) is None:
             remaining = WAIT_RECHECK_S if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
                 return Waited(None, timed_out=True)
-            try:
-                if notified is None:
-                    raise StoreUnavailable("no notifications")
-                notified(min(remaining, WAIT_RECHECK_S))
-            except StoreUnavailable:  # the listener is reopened by the next call
-                time.sleep(min(remaining, WAIT_POLL_S))
+            self._pause(notified, min(remaining, WAIT_RECHECK_S))
         return done
 
     def stuck_runs(self) -> list[Claim]:

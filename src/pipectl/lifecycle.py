@@ -248,7 +248,7 @@ def recovered_result(claim: Claim, now: datetime) -> RunResult:
     by = claim.run.cancel_requested_by
     if by is not None:
         return cancelled_result(claim.job, now, by, logs=claim.run.logs)
-    return run_result(claim.job, now, error=stuck_error(claim.run, now))
+    return run_result(claim.job, now, error=stuck_error(claim.run, now), logs=claim.run.logs)
 
 
 # -- stuck runs -------------------------------------------------------------------------------

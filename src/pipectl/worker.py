@@ -21,6 +21,7 @@ from pipectl import __version__, clock
 from pipectl.errors import InvalidInput, SchemaMissing, StoreUnavailable
 from pipectl.handlers import Cancelled, JobFailed, RunContext, get_job_type
 from pipectl.lifecycle import cancel_reason, cancelled_result, run_result, settle_edited_job
+from pipectl.live_logs import LogWriter
 from pipectl.models import Claim, Recorded, RunResult
 from pipectl.parsing import format_duration
 from pipectl.recovery import recover_stuck
@@ -537,6 +538,7 @@ class Worker:
     def _heartbeat_loop(self) -> None:
         store: Store | None = None
         interval = self.settings.heartbeat_interval.total_seconds()
+        logs = LogWriter()  # live logs: each run's log so far, at each heartbeat
         while not self._done.wait(interval):
             try:
                 store = store or self._open(self.url)
@@ -546,6 +548,7 @@ class Worker:
                 lost = set(store.heartbeat(self.id, leases, clock.now()))
                 started = [h.claim.run.id for h in held if h.ctx is not None and not h.cancelled_by]
                 cancels = store.cancel_requests(started)
+                logs.write(store, [(h.claim.run, h.ctx.log) for h in held if h.ctx is not None])
             except StoreUnavailable as exc:
                 log.warning(f"heartbeat failed: {exc}", extra=self._ids("heartbeat"))
                 if store is not None:

@@ -1,13 +1,17 @@
 """Operator control across processes (issue 14): `runs cancel` from one process stops a run a
 worker process holds; `enqueue --wait` and `runs wait` block until another process ends the
-run — on SQLite and on PostgreSQL (where the wait is woken by NOTIFY)."""
+run; another process follows a running command's output live, and a run whose worker was
+killed keeps, once recovered, the log written before — on SQLite and on PostgreSQL (where the
+wait is woken by NOTIFY)."""
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -128,3 +132,73 @@ def test_runs_wait_for_a_job_returns_when_another_process_runs_it(client: Client
             waiter.kill()
     assert waiter.returncode == 0, err
     assert json.loads(out)["status"] == "completed"
+
+
+# -- live logs (issue 14 §5) ------------------------------------------------------------------
+
+
+def running_run(client: Client, job_id: int):  # type: ignore[no-untyped-def]
+    return wait_for(lambda: next(iter(client.list_runs(job_id=job_id, status="running")), None))
+
+
+def test_another_process_follows_a_running_commands_output(
+    client: Client, url: str, workers: Workers, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    command = f"echo first-line; while [ ! -f {go} ]; do sleep 0.05; done; echo last-line"
+    job = client.enqueue("command", "acme", {"command": command})
+    workers.start(url)
+    run = running_run(client, job.id)
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "pipectl", "runs", "logs", str(run.id), "--follow"],
+        env={**os.environ, "PIPECTL_DATABASE_URL": url, **FAST},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    out = follower.stdout
+    assert out is not None
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in out], daemon=True)
+    reader.start()
+    try:
+        first = lines.get(timeout=30)
+        assert first.rstrip("\n").endswith("INFO first-line"), first
+        assert client.get_run(run.id).status == "running"  # the line came before the end
+        assert follower.poll() is None
+        go.touch()
+        follower.wait(timeout=30)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    reader.join(timeout=5)
+    rest = []
+    while not lines.empty():
+        rest.append(lines.get().rstrip("\n"))
+    assert follower.returncode == 0, follower.stderr.read()  # type: ignore[union-attr]
+    assert len(rest) == 1 and rest[0].endswith("INFO last-line"), rest  # each line once
+    assert f"run {run.id} completed" in follower.stderr.read()  # type: ignore[union-attr]
+    final = client.get_run(run.id)
+    assert final.status == "completed"
+    assert [line.split(" ", 2)[2] for line in final.logs.splitlines()] == [
+        "first-line",
+        "last-line",
+    ]
+
+
+def test_a_recovered_run_keeps_the_log_written_before_its_worker_died(
+    client: Client, url: str, workers: Workers
+) -> None:
+    job = client.enqueue("command", "acme", {"command": "echo early-line; sleep 60"})
+    worker = workers.start(url)
+    run = running_run(client, job.id)
+    # Written at a heartbeat, while the command still runs.
+    wait_for(lambda: "early-line" in client.get_run(run.id).logs)
+    workers.kill(worker)  # kill -9, with the command's process group
+    recovered = pipectl(url, "recover", "--stale-after", "1ms")
+    assert recovered.returncode == 0, recovered.stderr
+    after = client.get_run(run.id)
+    assert after.status == "failed" and after.error_message.startswith("stuck:")  # type: ignore[union-attr]
+    assert after.logs.endswith("INFO early-line")
+    shown = pipectl(url, "runs", "logs", str(run.id))
+    assert shown.returncode == 0 and shown.stdout.rstrip().endswith("INFO early-line")

@@ -10,10 +10,11 @@ from pipectl.cli import common
 from pipectl.cli.common import MAX_ID, BrandFilter, JsonOption
 
 if TYPE_CHECKING:
-    from pipectl.client import Waited
+    from pipectl.client import Client, Waited
 
 app = typer.Typer(
-    help="Run history: pipectl runs [--job ID] [--status S]; runs show RUN_ID; cancel; wait."
+    help="Run history: pipectl runs [--job ID] [--status S]; runs show RUN_ID; logs [-f]; "
+    "cancel; wait."
 )
 
 OptionalRunId = Annotated[int | None, typer.Argument(min=1, max=MAX_ID, help="The run's id.")]
@@ -64,24 +65,72 @@ def runs(
         render_runs(found, jobs)
 
 
+RunId = Annotated[int, typer.Argument(min=1, max=MAX_ID, help="The run's id.")]
+FollowOption = Annotated[
+    bool,
+    typer.Option(
+        "--follow",
+        "-f",
+        help="Stream the run's log as its worker writes it (at each heartbeat) until the run "
+        "ends, then exit with its outcome as `runs wait` does.",
+    ),
+]
+
+
 @app.command()
-def show(
-    run_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="The run's id.")],
-    as_json: JsonOption = False,
-) -> None:
-    """Show one run with its steps and logs.
+def show(run_id: RunId, follow: FollowOption = False, as_json: JsonOption = False) -> None:
+    """Show one run with its steps and logs; --follow streams the log of a running run.
 
     Example: pipectl runs show 311
     """
     from pipectl.cli.render import print_json
     from pipectl.cli.views import render_run
 
+    _no_json_follow(follow, as_json)
     with common.client() as client:
         run = client.get_run(run_id)
+        if follow:
+            render_run(run, with_logs=False)
+            _follow(client, run_id)
+            return
     if as_json:
         print_json(run.to_json(with_logs=True))
     else:
         render_run(run)
+
+
+@app.command()
+def logs(run_id: RunId, follow: FollowOption = False) -> None:
+    """Print a run's log (a running run's log so far); --follow streams it until the run ends.
+
+    Example: pipectl runs logs 311 -f
+    """
+    with common.client() as client:
+        if not follow:
+            _print_lines(client.get_run(run_id).logs.splitlines())
+            return
+        _follow(client, run_id)
+
+
+def _no_json_follow(follow: bool, as_json: bool) -> None:
+    from pipectl.errors import InvalidInput
+
+    if follow and as_json:
+        raise InvalidInput("--follow streams text; it does not go with --json")
+
+
+def _print_lines(lines: list[str]) -> None:
+    from pipectl.cli.render import out
+
+    for line in lines:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _follow(client: Client, run_id: int) -> None:
+    """Stream the run's log until it ends, then exit with its outcome (as `runs wait`)."""
+    from pipectl.client import Waited
+
+    exit_with(Waited(client.follow_run(run_id, _print_lines)), None)
 
 
 @app.command()

@@ -428,7 +428,8 @@ def render_runs(runs: list[Run], jobs: dict[int, Job] | None = None) -> None:
     out.print(grid)
 
 
-def render_run(run: Run) -> None:
+def render_run(run: Run, *, with_logs: bool = True) -> None:
+    """The run, its steps and its logs (without: up to the logs' title, for a follower)."""
     grid = table(None, "", "")
     grid.show_header = False
     for key, value in (
@@ -457,7 +458,8 @@ def render_run(run: Run) -> None:
             )
         out.print(steps)
     out.print("[bold]logs[/]")
-    out.print(run.logs or "(no output)", markup=False)
+    if with_logs:
+        out.print(run.logs or "(no output)", markup=False)
 
 
 def _json_text(value: Any) -> str:

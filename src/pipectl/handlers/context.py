@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from pipectl import clock
 from pipectl.models import Job, Run
 
 MAX_LOG_CHARS = 64 * 1024
+_DROPPED = re.compile(r"… (\d+) earlier lines dropped")
 _UNSET: Any = object()
 logger = logging.getLogger("pipectl.job")
 
@@ -32,16 +34,19 @@ class RunLog:
         self._lines: list[str] = []
         self._size = 0
         self._dropped = 0
+        self._written = 0  # writes so far: tells a heartbeat whether there is news
         self._lock = threading.Lock()
 
     def write(self, level: str, message: str) -> None:
         line = f"{clock.now().strftime('%H:%M:%S')} {level} {message}"
         with self._lock:
             self._lines.append(line)
+            self._written += 1
             self._size += len(line) + 1
             while self._size > MAX_LOG_CHARS and len(self._lines) > 1:
-                self._size -= len(self._lines.pop(0)) + 1
-                self._dropped += 1
+                gone = self._lines.pop(0)
+                self._size -= len(gone) + 1
+                self._dropped += gone.count("\n") + 1  # lines, as a follower counts them
         logger.log(
             getattr(logging, level, logging.INFO), "%s", message, extra={"run_id": self.run_id}
         )
@@ -56,9 +61,30 @@ class RunLog:
         self.write("ERROR", message)
 
     def text(self) -> str:
+        return self.snapshot()[1]
+
+    def snapshot(self) -> tuple[int, str]:
+        """(writes so far, the log as stored): the text changes only with the count."""
         with self._lock:
             head = [f"… {self._dropped} earlier lines dropped"] if self._dropped else []
-            return "\n".join(head + self._lines)
+            return self._written, "\n".join(head + self._lines)
+
+
+def lines_after(logs: str, seen: int) -> tuple[list[str], int]:
+    """The lines of a stored log (RunLog.text) past the first `seen` ever written, and the new
+    count, for a reader that follows a run's log as it grows. Lines dropped from the log's head
+    before the reader saw them are announced in one line instead."""
+    lines = logs.split("\n") if logs else []
+    dropped = 0
+    if lines and (match := _DROPPED.fullmatch(lines[0])):
+        dropped = int(match.group(1))
+        lines = lines[1:]
+    total = dropped + len(lines)
+    if total <= seen:
+        return [], seen
+    if seen < dropped:
+        return [f"… {dropped - seen} lines dropped", *lines], total
+    return lines[seen - dropped :], total
 
 
 class RunContext:

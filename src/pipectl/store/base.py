@@ -155,6 +155,12 @@ class Store(Protocol):
         (what the worker holding them reads at each heartbeat)."""
         ...
 
+    def write_run_logs(self, logs: list[tuple[int, str, str]]) -> None:
+        """Store the log so far of each (run_id, lease_token, logs) run, while it is still
+        `running` under that lease (the worker's heartbeat writes them as the run goes; the
+        run's outcome writes the final log)."""
+        ...
+
     def finish_run(self, run_id: int, lease_token: str, result: RunResult) -> Recorded:
         """Record the outcome of a run, its job's next state and its datasets in one transaction,
         only while the run is still `running` under this lease (LOST when the lease was lost).

@@ -189,6 +189,19 @@ class FunctionStore(ABC):
         docs = self._call("pipectl_cancel_requests", p_run_ids=run_ids)
         return {doc["id"]: doc["by"] for doc in docs}
 
+    def write_run_logs(self, logs: list[tuple[int, str, str]]) -> None:
+        if not logs:
+            return
+        self._call_one(
+            "pipectl_write_run_logs",
+            p_runs=Json(
+                [
+                    {"run_id": run_id, "lease_token": token, "logs": _no_nul(text)}
+                    for run_id, token, text in logs
+                ]
+            ),
+        )
+
     def finish_run(self, run_id: int, lease_token: str, result: RunResult) -> Recorded:
         (recorded,) = self.finish_runs([(run_id, lease_token, result)])
         return recorded

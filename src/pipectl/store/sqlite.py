@@ -36,6 +36,7 @@ from pipectl.store.migrations import MIGRATIONS_TABLE, load_migrations, load_que
 BUSY_TIMEOUT_S = 30.0
 # The statements, by the names of the PostgreSQL functions they stand for (sql/sqlite/queries.sql).
 SQL = load_queries("sqlite")
+NAME_KEYS_VERSION = 9  # its default concurrency keys are moved in Python: _move_default_keys
 
 _JOB_TIMESTAMPS = ("next_run_at", "created_at", "updated_at")
 _RUN_TIMESTAMPS = ("started_at", "finished_at", "heartbeat_at", "cancel_requested_at")
@@ -150,6 +151,8 @@ class SQLiteStore:
                     continue
                 for statement in _statements(migration.sql):
                     conn.execute(statement)
+                if migration.version == NAME_KEYS_VERSION:
+                    _move_default_keys(conn)
                 conn.execute(
                     f"INSERT INTO {MIGRATIONS_TABLE} (version, name, applied_at) VALUES (?, ?, ?)",
                     (migration.version, migration.name, ts(clock.now())),
@@ -347,6 +350,14 @@ class SQLiteStore:
         marks = ", ".join("?" * len(run_ids))
         rows = self._read(SQL["cancel_requests"].format(marks=marks), run_ids)
         return {row["id"]: row["cancel_requested_by"] for row in rows}
+
+    def write_run_logs(self, logs: list[tuple[int, str, str]]) -> None:
+        if not logs:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                SQL["write_run_logs"], [(text, run_id, token) for run_id, token, text in logs]
+            )
 
     def finish_run(self, run_id: int, lease_token: str, result: RunResult) -> Recorded:
         (recorded,) = self.finish_runs([(run_id, lease_token, result)])
@@ -868,6 +879,19 @@ def _dataset(row: sqlite3.Row) -> DatasetStatus:
         alerted_state=row["alerted_state"],
         retired_at=_dt(row["retired_at"]),
     )
+
+
+def _move_default_keys(conn: sqlite3.Connection) -> None:
+    """Schema v9's step in Python (SQLite has no sha256): each job's key that is its old
+    default takes the new one (pipectl.concurrency.migrated_key)."""
+    from pipectl.concurrency import migrated_key
+
+    rows = conn.execute(
+        "SELECT id, job_type, brand_id, name, concurrency_key FROM scheduled_jobs "
+        "WHERE concurrency_key IS NOT NULL"
+    ).fetchall()
+    moves = [(key, row["id"]) for row in rows if (key := migrated_key(*tuple(row)[1:]))]
+    conn.executemany("UPDATE scheduled_jobs SET concurrency_key = ? WHERE id = ?", moves)
 
 
 def _statements(sql: str) -> Iterator[str]:

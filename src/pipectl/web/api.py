@@ -175,7 +175,9 @@ class EnqueueRequest(BaseModel):
     )
     max_retries: int | None = Field(None, ge=0, le=100)
     timeout: str | None = Field(None, description="Fail the run after this long, e.g. 30m.")
-    concurrency_key: str | None = Field(None, description="Default: job type and brand.")
+    concurrency_key: str | None = Field(
+        None, description="Default: name:brand (job_type:brand without a name)."
+    )
     no_concurrency_key: bool = Field(False, description="May overlap with anything.")
 
 

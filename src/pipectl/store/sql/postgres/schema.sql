@@ -1078,6 +1078,16 @@ CREATE FUNCTION pipectl_workers() RETURNS SETOF jsonb
     SELECT to_jsonb(w) FROM workers AS w ORDER BY w.last_seen_at DESC
 $$;
 
+CREATE FUNCTION pipectl_write_run_logs(p_runs jsonb) RETURNS void
+    LANGUAGE sql
+    SET search_path TO public
+    AS $$
+    UPDATE scheduled_job_runs AS r
+    SET logs = o.logs
+    FROM jsonb_to_recordset(p_runs) AS o (run_id bigint, lease_token text, logs text)
+    WHERE r.id = o.run_id AND r.lease_token = o.lease_token AND r.status = 'running'
+$$;
+
 CREATE TABLE brand_retirements (
     brand_id text NOT NULL,
     retired_at timestamp with time zone NOT NULL,

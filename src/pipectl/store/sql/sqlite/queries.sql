@@ -107,6 +107,11 @@ RETURNING *;
 SELECT id, cancel_requested_by FROM scheduled_job_runs
 WHERE id IN ({marks}) AND status = 'running' AND cancel_requested_at IS NOT NULL;
 
+-- name: write_run_logs
+-- A running run's log so far, written only under its lease.
+UPDATE scheduled_job_runs SET logs = ?
+WHERE id = ? AND lease_token = ? AND status = 'running';
+
 -- name: lease_guard
 r.lease_token = o.lease_token
 
