@@ -16,6 +16,7 @@ from typing import Any
 from pipectl import clock
 from pipectl.errors import InvalidInput, PipectlError, SchemaMissing, StoreUnavailable
 from pipectl.models import (
+    JOB_TIMESTAMPS,
     BrandRetirement,
     Claim,
     DatasetOutcome,
@@ -25,7 +26,9 @@ from pipectl.models import (
     NewJob,
     Recorded,
     Run,
+    RunHold,
     RunResult,
+    RunStart,
     StatusSnapshot,
     Threshold,
     WorkerInfo,
@@ -35,7 +38,7 @@ from pipectl.store.migrations import MIGRATIONS_TABLE, load_migrations
 
 BUSY_TIMEOUT_S = 30.0
 
-_JOB_TIMESTAMPS = ("next_run_at", "created_at", "updated_at")
+_JOB_TIMESTAMPS = JOB_TIMESTAMPS
 # A running run is stuck when its heartbeat is older than the cutoff; one that never sent a
 # heartbeat (heartbeat_at still equals started_at, as the claim set it) when it started before
 # the start-grace cutoff. Parameters: started_before, heartbeat_before.
@@ -477,6 +480,101 @@ class SQLiteStore:
         jobs = {row["j_id"]: self.get_job(row["j_id"]) for row in rows}
         return [Claim(run=_run(row), job=jobs[row["j_id"]]) for row in rows if jobs[row["j_id"]]]
 
+    # -- data-aware scheduling (the SQL beside PostgreSQL's 0014) --------------------------
+    def set_job_inputs(
+        self,
+        job_id: int,
+        inputs: list[dict[str, str]],
+        max_hold_seconds: float | None,
+        now: datetime,
+    ) -> Job | None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM job_inputs WHERE job_id = ?", (job_id,))
+            conn.executemany(
+                "INSERT OR IGNORE INTO job_inputs (job_id, kind, scope, dataset) "
+                "SELECT id, ?, ?, ? FROM scheduled_jobs WHERE id = ?",
+                [(item["kind"], item["scope"], item["dataset"], job_id) for item in inputs],
+            )
+            conn.execute(_DROP_UNLISTED_TRIGGERS, (job_id, job_id))
+            row = conn.execute(
+                "UPDATE scheduled_jobs SET inputs = ?, max_hold_seconds = ?, triggered_at = "
+                f"({_READY_AT}), updated_at = ?, revision = revision + 1 WHERE id = ? RETURNING *",
+                (json.dumps(inputs), max_hold_seconds, job_id, job_id, ts(now), job_id),
+            ).fetchone()
+        return _job(row) if row is not None else None
+
+    def start_runs(self, starts: list[RunStart]) -> dict[int, Run]:
+        started = {}
+        with self._write() as conn:
+            for start in sorted(starts, key=lambda item: item.run_id):
+                claimed = conn.execute(
+                    "SELECT job_id FROM scheduled_job_runs WHERE id = ? AND status = 'running' "
+                    "AND lease_token = ?",
+                    (start.run_id, start.lease_token),
+                ).fetchone()
+                if claimed is None:
+                    continue
+                job_id = claimed["job_id"]
+                target = start.brand_id
+                if start.pick:
+                    picked = conn.execute(_PICK_READY_BRAND, (job_id, job_id)).fetchone()
+                    if picked is not None:
+                        target = picked["brand_id"]
+                taken = conn.execute(
+                    "DELETE FROM dataset_triggers WHERE job_id = ? AND brand_id IS ? "
+                    "RETURNING scope, dataset, input_brand_id, run_id, succeeded_at, successes",
+                    (job_id, target),
+                ).fetchall()
+                triggered_by = list(start.carried) + [
+                    {
+                        "dataset": ("global:" if row["scope"] == "global" else "") + row["dataset"],
+                        "brand_id": row["input_brand_id"],
+                        "run_id": row["run_id"],
+                        "at": row["succeeded_at"],
+                        "successes": row["successes"],
+                    }
+                    for row in sorted(taken, key=lambda row: row["dataset"])
+                ]
+                conn.execute(
+                    "UPDATE scheduled_jobs SET held_since = NULL, waiting_on = NULL, "
+                    f"triggered_at = ({_READY_AT}) WHERE id = ?",
+                    (job_id, job_id, job_id),
+                )
+                row = conn.execute(
+                    "UPDATE scheduled_job_runs SET brand_id = ?, triggered_by = ? WHERE id = ? "
+                    "RETURNING *",
+                    (target, json.dumps(triggered_by), start.run_id),
+                ).fetchone()
+                started[start.run_id] = _run(row)
+        return started
+
+    def hold_runs(self, holds: list[RunHold], now: datetime) -> int:
+        held = 0
+        with self._write() as conn:
+            for hold in sorted(holds, key=lambda item: item.run_id):
+                row = conn.execute(
+                    "DELETE FROM scheduled_job_runs WHERE id = ? AND lease_token = ? "
+                    "AND status = 'running' RETURNING job_id",
+                    (hold.run_id, hold.lease_token),
+                ).fetchone()
+                if row is None:
+                    continue
+                conn.execute(
+                    "UPDATE scheduled_jobs SET status = CASE WHEN status = 'running' "
+                    "THEN 'active' ELSE status END, next_run_at = ?, held_since = ?, "
+                    "waiting_on = ?, updated_at = ?, last_run_id = (SELECT max(r.id) FROM "
+                    "scheduled_job_runs AS r WHERE r.job_id = scheduled_jobs.id) WHERE id = ?",
+                    (
+                        ts(hold.next_run_at),
+                        ts(hold.held_since),
+                        hold.waiting_on,
+                        ts(now),
+                        row["job_id"],
+                    ),
+                )
+                held += 1
+        return held
+
     # -- retention and alerts -------------------------------------------------------------
     def prune_runs(self, finished_before: datetime, keep_last: int, limit: int) -> int:
         with self._write() as conn:
@@ -821,6 +919,7 @@ _KEY_HEADS = """
         SELECT k.concurrency_key, k.next_run_at, (
                 SELECT h.id FROM scheduled_jobs AS h
                 WHERE h.concurrency_key = k.concurrency_key AND h.status = 'active'
+                  AND h.next_run_at IS NOT NULL  -- SQLite sorts NULL first: a job waiting on data
                 ORDER BY h.next_run_at, h.id
                 LIMIT 1
             ) AS head_id
@@ -845,6 +944,33 @@ _PRUNABLE = """
       AND r.id < (SELECT n.id FROM scheduled_job_runs AS n WHERE n.job_id = r.job_id
                   ORDER BY n.id DESC LIMIT 1 OFFSET ?)
     ORDER BY r.finished_at
+"""
+
+
+# When a job's pending triggers first make some brand's run ready (triggers.ready_at).
+# Parameters: job_id, job_id.
+_READY_AT = """
+    SELECT min(ready.at) FROM (
+        SELECT max(t.succeeded_at) AS at FROM dataset_triggers AS t
+        WHERE t.job_id = ? GROUP BY coalesce(t.brand_id, '')
+        HAVING count(*) >= (SELECT count(*) FROM job_inputs AS i
+                            WHERE i.job_id = ? AND i.kind = 'after')
+    ) AS ready
+"""
+# The brand whose triggers were ready first. Parameters: job_id, job_id.
+_PICK_READY_BRAND = """
+    SELECT t.brand_id FROM dataset_triggers AS t WHERE t.job_id = ?
+    GROUP BY t.brand_id
+    HAVING count(*) >= (SELECT count(*) FROM job_inputs AS i
+                        WHERE i.job_id = ? AND i.kind = 'after')
+    ORDER BY max(t.succeeded_at), t.brand_id
+    LIMIT 1
+"""
+# Pending triggers of inputs the job no longer lists. Parameters: job_id, job_id.
+_DROP_UNLISTED_TRIGGERS = """
+    DELETE FROM dataset_triggers AS t WHERE t.job_id = ? AND NOT EXISTS (
+        SELECT 1 FROM job_inputs AS i WHERE i.job_id = ? AND i.kind = 'after'
+          AND i.scope = t.scope AND i.dataset = t.dataset)
 """
 
 
@@ -1052,6 +1178,7 @@ def _job(row: sqlite3.Row) -> Job:
     for key in _JOB_TIMESTAMPS:
         values[key] = _dt(values[key])
     values["parameters"] = json.loads(values["parameters"])
+    values["inputs"] = json.loads(values["inputs"])
     return Job(**values)
 
 
@@ -1060,6 +1187,7 @@ def _run(row: sqlite3.Row) -> Run:
     for key in _RUN_TIMESTAMPS:
         values[key] = _dt(values[key])
     values["steps"] = json.loads(values["steps"])
+    values["triggered_by"] = json.loads(values["triggered_by"])
     return Run(**values)
 
 
