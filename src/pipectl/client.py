@@ -54,9 +54,11 @@ from pipectl.schedule import check_cron, next_occurrence, zone
 from pipectl.settings import Settings, load_settings
 from pipectl.store import ANY, Store, open_store
 from pipectl.triggers import (
+    HeldWaiting,
     JobInput,
     describe_cycle,
     find_cycle,
+    held_waiting,
     inputs_of,
     lineage,
     parse_inputs,
@@ -136,7 +138,7 @@ class StatusReport:
     stuck_runs: list[Claim]
     workers: list[WorkerInfo]
     worker_stale_after: timedelta
-    waiting: dict[int, Waiting]
+    waiting: dict[int, Waiting | HeldWaiting]
     retired: frozenset[tuple[str | None, str]] = frozenset()  # retired (brand, dataset) pairs
     selected_brands: tuple[str, ...] = ()  # the brands a gate was asked about by name
 
@@ -647,10 +649,10 @@ class Client:
             raise InvalidInput(f"job {job_id} is {current.status} and cannot be {verb}")
         return job
 
-    def waiting(self, jobs: list[Job]) -> dict[int, Waiting]:
+    def waiting(self, jobs: list[Job]) -> dict[int, Waiting | HeldWaiting]:
         """Which of these jobs are due but held back by a running run with their key."""
         running = self.store.list_runs(status="running", limit=MAX_RUNNING_SHOWN)
-        return waiting_on(jobs, running, clock.now())
+        return {**held_waiting(jobs), **waiting_on(jobs, running, clock.now())}
 
     def jobs_in_backoff(self, *, brand_id: str | None = ANY) -> list[Job]:
         return self.store.list_jobs(brand_id=brand_id, in_backoff=True)
@@ -898,7 +900,7 @@ class Client:
             ],
             workers=seen.workers,
             worker_stale_after=self.settings.worker_stale_after,
-            waiting=waiting_on(seen.jobs, seen.running_runs, now),
+            waiting={**held_waiting(seen.jobs), **waiting_on(seen.jobs, seen.running_runs, now)},
             retired=retired,
         )
 

@@ -292,7 +292,10 @@ def find_cycle(jobs: Iterable[Job]) -> list[int] | None:
 
 
 def describe_cycle(cycle: list[int], jobs: Mapping[int, Job]) -> str:
-    return " → ".join(f"job {job_id} ({jobs[job_id].name})" for job_id in cycle)
+    return " → ".join(
+        f"job {job_id} ({jobs[job_id].name})" if job_id else f"the new job ({jobs[0].name})"
+        for job_id in cycle
+    )
 
 
 def unknown_inputs(
@@ -374,3 +377,56 @@ def to_dot(graph: dict) -> str:
             lines.append(f"  {node} -> {quote('job:' + str(consumer['job_id']))}{style};")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def producer_index(jobs: Iterable[Job]) -> dict[tuple[str | None, str], list[int]]:
+    """(brand, dataset) → the ids of the jobs that declare they refresh it (brand None: a global
+    job naming no brands, which may refresh any brand's)."""
+    index: dict[tuple[str | None, str], list[int]] = {}
+    for job in jobs:
+        if job.status == "archived":
+            continue
+        for key in produces(job):
+            if job.id not in index.setdefault(key, []):
+                index[key].append(job.id)
+    return index
+
+
+def producers_of(
+    index: Mapping[tuple[str | None, str], list[int]], brand_id: str | None, dataset: str
+) -> list[int]:
+    return index.get((brand_id, dataset)) or index.get((None, dataset)) or []
+
+
+# -- what a held job waits on (shown beside concurrency keys) -------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HeldWaiting:
+    """A due job held back by a `--requires-fresh` input that is stale or never succeeded."""
+
+    job_id: int
+    since: datetime
+    description: str
+    requires_fresh: list[str]
+
+    def describe(self) -> str:
+        return f"{self.description} (held since {self.since:%Y-%m-%d %H:%M:%S} UTC)"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requires_fresh": self.requires_fresh,
+            "job_id": self.job_id,
+            "since": self.since.isoformat(),
+            "description": self.describe(),
+        }
+
+
+def held_waiting(jobs: Iterable[Job]) -> dict[int, HeldWaiting]:
+    return {
+        job.id: HeldWaiting(
+            job.id, job.held_since, job.waiting_on, [item.name for item in fresh_inputs(job)]
+        )
+        for job in jobs
+        if job.status == "active" and job.held_since is not None and job.waiting_on
+    }
