@@ -305,11 +305,11 @@ class Worker:
             claims = store.claim_due(self.id, clock.now(), max(limit, 1))
             # Data-aware scheduling: holds, max-hold failures, triggered brands (dataflow.py).
             thresholds = (self.settings.warn_after, self.settings.error_after)
-            claims, expired = start_claims(store, claims, clock.now(), thresholds)
+            started, expired = start_claims(store, claims, clock.now(), thresholds)
             with self._held_lock:
-                for claim in claims + [claim for claim, _ in expired]:
+                for claim in started + [claim for claim, _ in expired]:
                     self._held[claim.run.id] = _Held(claim)
-            self._unstarted = list(claims)
+            self._unstarted = list(started)
             for claim, result in expired:
                 ran = _Ran(claim, result, result.error_message, 0.0, time.monotonic())
                 self._unrecorded.append(ran)

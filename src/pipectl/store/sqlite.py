@@ -530,7 +530,7 @@ class SQLiteStore:
                         "dataset": ("global:" if row["scope"] == "global" else "") + row["dataset"],
                         "brand_id": row["input_brand_id"],
                         "run_id": row["run_id"],
-                        "at": row["succeeded_at"],
+                        "at": _dt(row["succeeded_at"]).isoformat(),  # type: ignore[union-attr]
                         "successes": row["successes"],
                     }
                     for row in sorted(taken, key=lambda row: row["dataset"])
