@@ -20,6 +20,7 @@ from freezegun.api import FrozenDateTimeFactory
 from pipectl.client import Client
 from pipectl.models import Job, Run
 from pipectl.settings import load_settings
+from pipectl.store import open_store
 from pipectl.worker import Worker, WorkerStats
 
 Work = Callable[[], WorkerStats]
@@ -34,8 +35,12 @@ def produces(*datasets: str, command: str = "true") -> dict[str, Any]:
 
 
 @pytest.fixture
-def clock() -> Iterator[FrozenDateTimeFactory]:
-    with freeze_time("2026-03-02 08:00:00+00:00") as frozen:
+def clock(store_url: str) -> Iterator[FrozenDateTimeFactory]:
+    # Open the store once before freezing, so that its client library (supabase's pydantic
+    # models) is imported with the real datetime class.
+    open_store(store_url).close()
+    # After the Supabase stand-in's API keys were issued (it checks their `iat`).
+    with freeze_time("2027-03-02 08:00:00+00:00") as frozen:
         yield frozen
 
 
@@ -78,7 +83,7 @@ def test_a_chain_of_three_runs_through_for_its_brand_only(client: Client, work: 
     (sync_run,) = runs_of(client, acme[0])
     (rollup_run,) = runs_of(client, acme[1])
     (report_run,) = runs_of(client, acme[2])
-    now = at("2026-03-02 08:00").isoformat()
+    now = at("2027-03-02 08:00").isoformat()
     assert rollup_run.brand_id == "acme"
     assert rollup_run.triggered_by == [
         {"dataset": "ads", "brand_id": "acme", "run_id": sync_run.id, "at": now, "successes": 1}
@@ -123,14 +128,14 @@ def test_a_failed_input_triggers_nothing_and_keeps_its_last_success(
         "ads", command=command
     ))
     rollup = client.add_job("command", brand_id="acme", parameters=produces("roas"), after=["ads"])
-    clock.move_to(at("2026-03-02 09:00"))
+    clock.move_to(at("2027-03-02 09:00"))
     assert work().completed == 2
     flag.touch()
-    clock.move_to(at("2026-03-02 10:00"))
+    clock.move_to(at("2027-03-02 10:00"))
     assert work().failed == 1
     assert len(runs_of(client, rollup)) == 1
     ads = client.freshness("ads", "acme")
-    assert ads.last_success_at == at("2026-03-02 09:00")
+    assert ads.last_success_at == at("2027-03-02 09:00")
     assert ads.last_attempt_failed
     assert client.get_job(rollup.id).next_run_at is None
     assert runs_of(client, sync)[-1].status == "failed"
@@ -142,13 +147,13 @@ def test_a_paused_producer_triggers_nothing_until_resumed(
     sync = client.add_job("command", "0 * * * *", brand_id="acme", parameters=produces("ads"))
     rollup = client.add_job("command", brand_id="acme", parameters=produces("roas"), after=["ads"])
     client.pause(sync.id)
-    clock.move_to(at("2026-03-02 12:30"))
+    clock.move_to(at("2027-03-02 12:30"))
     assert work().completed == 0
     client.resume(sync.id)
-    clock.move_to(at("2026-03-02 13:00"))
+    clock.move_to(at("2027-03-02 13:00"))
     assert work().completed == 2
     assert [run.triggered_by[0]["at"] for run in runs_of(client, rollup)] == [
-        at("2026-03-02 13:00").isoformat()
+        at("2027-03-02 13:00").isoformat()
     ]
 
 
@@ -162,21 +167,21 @@ def test_catch_up_after_downtime_is_one_run(
     )
     client.pause(rollup.id)
     for hour in ("09", "10", "11"):  # three manual syncs of ads, one of fx
-        clock.move_to(at(f"2026-03-02 {hour}:00"))
+        clock.move_to(at(f"2027-03-02 {hour}:00"))
         client.enqueue("command", "acme", produces("ads"), allow_duplicate=True)
         assert work().completed == 1
     assert client.get_job(rollup.id).triggered_at is None  # fx has not refreshed yet
     client.enqueue("command", None, produces("fx"))
     assert work().completed == 1
-    assert client.get_job(rollup.id).triggered_at == at("2026-03-02 11:00")
+    assert client.get_job(rollup.id).triggered_at == at("2027-03-02 11:00")
 
-    clock.move_to(at("2026-03-02 15:00"))  # the consumer was paused (the worker "down")
+    clock.move_to(at("2027-03-02 15:00"))  # the consumer was paused (the worker "down")
     client.resume(rollup.id)
     assert work().completed == 1
     (run,) = runs_of(client, rollup)
     by_input = {item["dataset"]: item for item in run.triggered_by}
     assert by_input["ads"]["successes"] == 3
-    assert by_input["ads"]["at"] == at("2026-03-02 11:00").isoformat()
+    assert by_input["ads"]["at"] == at("2027-03-02 11:00").isoformat()
     assert by_input["global:fx"]["brand_id"] is None
     assert work().completed == 0
 
@@ -190,23 +195,23 @@ def test_a_hold_waits_for_fresh_input_then_runs(
         "command", "0 9 * * *", brand_id="acme", parameters=produces("report"),
         requires_fresh=["ads"],
     )
-    clock.move_to(at("2026-03-02 09:00"))
+    clock.move_to(at("2027-03-02 09:00"))
     assert work().completed == 0
     held = client.get_job(report.id)
-    assert held.status == "active" and held.held_since == at("2026-03-02 09:00")
+    assert held.status == "active" and held.held_since == at("2027-03-02 09:00")
     assert held.waiting_on == "waiting for acme/ads (never succeeded)"
     (waiting,) = client.waiting([held]).values()
     assert waiting.to_json()["requires_fresh"] == ["ads"]
     assert runs_of(client, report) == []
 
-    clock.move_to(at("2026-03-02 09:30"))
+    clock.move_to(at("2027-03-02 09:30"))
     client.enqueue("command", "acme", produces("ads"))
     assert work().completed == 2  # the sync, then at once the held report
     (run,) = runs_of(client, report)
-    assert run.started_at == at("2026-03-02 09:30")
+    assert run.started_at == at("2027-03-02 09:30")
     job = client.get_job(report.id)
     assert (job.held_since, job.waiting_on) == (None, None)
-    assert job.next_run_at == at("2026-03-03 09:00")
+    assert job.next_run_at == at("2027-03-03 09:00")
 
 
 def test_a_hold_past_max_hold_fails_the_run_and_retries(
@@ -217,31 +222,31 @@ def test_a_hold_past_max_hold_fails_the_run_and_retries(
         "command", "0 9 * * *", brand_id="acme", parameters=produces("report"),
         requires_fresh=["ads"], max_hold=timedelta(hours=2), max_retries=1,
     )
-    clock.move_to(at("2026-03-02 09:00"))
+    clock.move_to(at("2027-03-02 09:00"))
     work()
-    clock.move_to(at("2026-03-02 10:59"))
-    assert (work().failed, client.get_job(report.id).held_since) == (0, at("2026-03-02 09:00"))
+    clock.move_to(at("2027-03-02 10:59"))
+    assert (work().failed, client.get_job(report.id).held_since) == (0, at("2027-03-02 09:00"))
     # The recovery sweep and other jobs are not blocked meanwhile.
     other = client.enqueue("command", "acme", {"command": "true"})
     assert work().completed == 1
     assert client.get_job(other.id).status == "archived"
 
-    clock.move_to(at("2026-03-02 11:00"))
+    clock.move_to(at("2027-03-02 11:00"))
     assert work().failed == 1
     (run,) = runs_of(client, report)
     assert run.error_message == (
         "held longer than max-hold (2h): waiting for acme/ads (never succeeded)"
     )
     job = client.get_job(report.id)
-    assert (job.retry_count, job.next_run_at) == (1, at("2026-03-02 11:05"))
+    assert (job.retry_count, job.next_run_at) == (1, at("2027-03-02 11:05"))
     assert (job.held_since, job.waiting_on) == (None, None)
     assert client.freshness("report", "acme").last_attempt_failed
 
     # The retry is held again, for a max-hold of its own, then fails: retries exhausted, the
     # job back on its cron.
-    clock.move_to(at("2026-03-02 11:05"))
+    clock.move_to(at("2027-03-02 11:05"))
     assert work().failed == 0
-    clock.move_to(at("2026-03-02 13:05"))
+    clock.move_to(at("2027-03-02 13:05"))
     assert work().failed == 1
     job = client.get_job(report.id)
-    assert (job.retry_count, job.next_run_at) == (0, at("2026-03-03 09:00"))
+    assert (job.retry_count, job.next_run_at) == (0, at("2027-03-03 09:00"))

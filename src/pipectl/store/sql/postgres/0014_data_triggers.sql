@@ -123,7 +123,10 @@ BEGIN
             ON CONFLICT (job_id, (coalesce(brand_id, '')), scope, dataset) DO UPDATE
             SET run_id = excluded.run_id, succeeded_at = excluded.succeeded_at,
                 successes = t.successes + 1;
-            UPDATE scheduled_jobs SET triggered_at = pipectl_ready_at(id)
+            -- next_run_at is named so that the key-head trigger (0008) sees the move that
+            -- scheduled_jobs_due_when_triggered makes.
+            UPDATE scheduled_jobs
+            SET triggered_at = pipectl_ready_at(id), next_run_at = next_run_at
             WHERE id = consumer.job_id;
         ELSE
             UPDATE scheduled_jobs SET next_run_at = NEW.last_success_at
@@ -164,7 +167,7 @@ BEGIN
         SELECT FROM job_inputs AS i WHERE i.job_id = p_job_id AND i.kind = 'after'
           AND i.scope = t.scope AND i.dataset = t.dataset);
     UPDATE scheduled_jobs AS j
-    SET inputs = p_inputs, max_hold_seconds = p_max_hold_seconds,
+    SET inputs = p_inputs, max_hold_seconds = p_max_hold_seconds, next_run_at = j.next_run_at,
         triggered_at = pipectl_ready_at(j.id), updated_at = p_now, revision = j.revision + 1
     WHERE j.id = p_job_id
     RETURNING to_jsonb(j.*) INTO job;
