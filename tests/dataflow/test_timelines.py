@@ -98,9 +98,7 @@ def test_a_chain_of_three_runs_through_for_its_brand_only(client: Client, work: 
     assert work().completed == 0
 
 
-def test_a_global_consumer_fans_out_one_run_per_refreshed_brand(
-    client: Client, work: Work
-) -> None:
+def test_a_global_consumer_fans_out_one_run_per_refreshed_brand(client: Client, work: Work) -> None:
     for brand in ("acme", "beta", "gamma"):
         client.add_job("command", "0 6 * * *", brand_id=brand, parameters=produces("ads"))
     rollup = client.add_job("command", name="rollup", parameters=produces("roas"), after=["ads"])
@@ -124,9 +122,9 @@ def test_a_failed_input_triggers_nothing_and_keeps_its_last_success(
 ) -> None:
     flag = tmp_path / "fail"
     command = f"test ! -e {shlex.quote(str(flag))}"
-    sync = client.add_job("command", "0 * * * *", brand_id="acme", parameters=produces(
-        "ads", command=command
-    ))
+    sync = client.add_job(
+        "command", "0 * * * *", brand_id="acme", parameters=produces("ads", command=command)
+    )
     rollup = client.add_job("command", brand_id="acme", parameters=produces("roas"), after=["ads"])
     clock.move_to(at("2027-03-02 09:00"))
     assert work().completed == 2
@@ -192,7 +190,10 @@ def test_a_hold_waits_for_fresh_input_then_runs(
     client.set_threshold("ads", warn_after=timedelta(hours=1), error_after=timedelta(hours=2))
     client.add_job("command", "0 6 * * *", brand_id="acme", parameters=produces("ads"))
     report = client.add_job(
-        "command", "0 9 * * *", brand_id="acme", parameters=produces("report"),
+        "command",
+        "0 9 * * *",
+        brand_id="acme",
+        parameters=produces("report"),
         requires_fresh=["ads"],
     )
     clock.move_to(at("2027-03-02 09:00"))
@@ -219,8 +220,13 @@ def test_a_hold_past_max_hold_fails_the_run_and_retries(
 ) -> None:
     client.add_job("command", "0 6 * * *", brand_id="acme", parameters=produces("ads"))
     report = client.add_job(
-        "command", "0 9 * * *", brand_id="acme", parameters=produces("report"),
-        requires_fresh=["ads"], max_hold=timedelta(hours=2), max_retries=1,
+        "command",
+        "0 9 * * *",
+        brand_id="acme",
+        parameters=produces("report"),
+        requires_fresh=["ads"],
+        max_hold=timedelta(hours=2),
+        max_retries=1,
     )
     clock.move_to(at("2027-03-02 09:00"))
     work()
