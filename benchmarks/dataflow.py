@@ -3,33 +3,16 @@ drain of jobs without dependencies."""
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
+
 from benchmarks.measure import Pipectl
 from benchmarks.stores import Store, brand_name
 from benchmarks.workers import _run_workers
 from pipectl import clock
-from pipectl.models import NewJob
-from pipectl.store import open_store
-from pipectl.triggers import parse_inputs
+from pipectl.store.sqlite import ts
 
-
-def _new(brand: str, datasets: list[str], *, due: bool) -> NewJob:
-    return NewJob(
-        brand_id=brand,
-        job_type="noop",
-        name="bench",
-        schedule_type="one_time" if due else "datasets",
-        cron_expression=None,
-        timezone="UTC",
-        next_run_at=clock.now() if due else None,
-        status="active",
-        parameters={"datasets": datasets},
-        max_retries=3,
-        retry_base_seconds=300,
-        retry_cap_seconds=3600,
-        timeout_seconds=None,
-        dedupe_key=None,
-        concurrency_key=f"noop:{brand}",
-    )
+AFTER_ADS = json.dumps([{"kind": "after", "scope": "brand", "dataset": "ads"}])
 
 
 def dependent_drain(pipectl: Pipectl, store: Store, jobs: int, *, dependent: bool) -> float:
@@ -38,19 +21,50 @@ def dependent_drain(pipectl: Pipectl, store: Store, jobs: int, *, dependent: boo
     brand's upstream success, in that success's transaction); without, each is simply due.
     Times one `run-worker --once` running all 2 × `jobs`; returns jobs per second. Fails unless
     every job ran exactly once and completed."""
-    opened = open_store(store.url)
-    ids = []
-    try:
-        after = [item.to_json() for item in parse_inputs("b", ["ads"], [])]
-        for index in range(jobs):
-            brand = brand_name(index)
-            ids.append(opened.insert_job(_new(brand, ["ads"], due=True), clock.now()).id)
-            downstream = opened.insert_job(_new(brand, ["roas"], due=not dependent), clock.now())
-            ids.append(downstream.id)
-            if dependent:
-                opened.set_job_inputs(downstream.id, after, None, clock.now())
-    finally:
-        opened.close()
+    ids = _insert(store, jobs, dependent)
     elapsed = _run_workers(pipectl, store, 1, {})
-    store.check_drained((min(ids), max(ids)))
+    store.check_drained(ids)
     return 2 * jobs / elapsed
+
+
+def _insert(store: Store, jobs: int, dependent: bool) -> tuple[int, int]:
+    """The jobs as `jobs add`/`enqueue` would write them, in one transaction; their id range."""
+    due = clock.now() - timedelta(seconds=1)
+    sqlite = store.dialect == "sqlite"
+    mark = "?" if sqlite else "%s"
+    at = ts if sqlite else (lambda value: value)
+    rows = []
+    for index in range(jobs):
+        brand = brand_name(index)
+        rows.append((brand, "one_time", at(due), '{"datasets": ["ads"]}', "[]"))
+        if dependent:
+            rows.append((brand, "datasets", None, '{"datasets": ["roas"]}', AFTER_ADS))
+        else:
+            rows.append((brand, "one_time", at(due), '{"datasets": ["roas"]}', "[]"))
+    insert = f"""
+        INSERT INTO scheduled_jobs (brand_id, job_type, name, schedule_type, timezone,
+            next_run_at, status, parameters, max_retries, retry_base_seconds, retry_cap_seconds,
+            concurrency_key, created_at, updated_at, inputs)
+        VALUES ({mark}, 'noop', 'noop', {mark}, 'UTC', {mark}, 'active', {mark}, 3, 300, 3600,
+            'noop:' || {mark}, {mark}, {mark}, {mark})
+    """
+    (first,) = store.sql("SELECT coalesce(max(id), 0) + 1 FROM scheduled_jobs")[0]
+    now = at(clock.now())
+    params = [(b, kind, when, doc, b, now, now, inputs) for b, kind, when, doc, inputs in rows]
+    inputs = (
+        "INSERT INTO job_inputs (job_id, kind, scope, dataset) SELECT id, 'after', 'brand', "
+        f"'ads' FROM scheduled_jobs WHERE schedule_type = 'datasets' AND id >= {int(first)}"
+    )
+    if sqlite:
+        store.conn.execute("BEGIN IMMEDIATE")
+        store.conn.executemany(insert, params)
+        store.conn.execute(inputs)
+        store.conn.execute("COMMIT")
+    else:
+        with store.conn.transaction(), store.conn.cursor() as cursor:
+            cursor.executemany(insert, params)
+            cursor.execute(inputs)
+        store.conn.execute("ANALYZE scheduled_jobs, job_inputs")
+    (last,) = store.sql("SELECT max(id) FROM scheduled_jobs")[0]
+    assert last - first + 1 == 2 * jobs, (first, last, jobs)
+    return first, last
