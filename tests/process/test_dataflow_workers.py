@@ -3,6 +3,7 @@ across 20 brands trigger exactly one downstream run per brand per batch of succe
 
 from __future__ import annotations
 
+import itertools
 import signal
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -91,5 +92,5 @@ def test_two_workers_run_each_brand_once_per_batch_of_upstream_successes(
         by_key[run.concurrency_key].append((run.started_at, run.finished_at))
     for key, spans in by_key.items():
         spans.sort()
-        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        for (_, end), (start, _) in itertools.pairwise(spans):
             assert end <= start, f"two runs of key {key} overlapped"

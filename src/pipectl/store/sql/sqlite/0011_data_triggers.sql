@@ -48,14 +48,22 @@ BEGIN
     UPDATE scheduled_jobs SET next_run_at = NEW.triggered_at WHERE id = NEW.id;
 END;
 
--- A dataset's new success, in the transaction that records it (see PostgreSQL's 0014).
-CREATE TRIGGER dataset_status_succeeded_insert AFTER INSERT ON dataset_status
-WHEN NEW.last_success_at IS NOT NULL
+-- A dataset's new success, in the transaction that records it (see PostgreSQL's 0014): the two
+-- triggers on dataset_status hand it to the one on dataset_successes, which does the work and
+-- leaves the table empty.
+CREATE TABLE dataset_successes (
+    brand_id TEXT,
+    dataset  TEXT NOT NULL,
+    run_id   INTEGER,
+    at       TEXT NOT NULL
+);
+
+CREATE TRIGGER dataset_successes_trigger AFTER INSERT ON dataset_successes
 BEGIN
     INSERT INTO dataset_triggers (job_id, brand_id, scope, dataset, input_brand_id, run_id,
         succeeded_at)
     SELECT i.job_id, CASE WHEN i.scope = 'global' THEN j.brand_id ELSE NEW.brand_id END,
-        i.scope, NEW.dataset, NEW.brand_id, NEW.last_run_id, NEW.last_success_at
+        i.scope, NEW.dataset, NEW.brand_id, NEW.run_id, NEW.at
     FROM job_inputs AS i JOIN scheduled_jobs AS j ON j.id = i.job_id
     WHERE i.dataset = NEW.dataset AND i.kind = 'after' AND j.status <> 'archived'
       AND CASE WHEN i.scope = 'global' THEN NEW.brand_id IS NULL
@@ -73,38 +81,23 @@ BEGIN
         ) AS ready)
     WHERE id IN (SELECT i.job_id FROM job_inputs AS i
                  WHERE i.dataset = NEW.dataset AND i.kind = 'after');
-    UPDATE scheduled_jobs SET next_run_at = NEW.last_success_at
-    WHERE status = 'active' AND held_since IS NOT NULL AND next_run_at > NEW.last_success_at
+    UPDATE scheduled_jobs SET next_run_at = NEW.at
+    WHERE status = 'active' AND held_since IS NOT NULL AND next_run_at > NEW.at
       AND id IN (SELECT i.job_id FROM job_inputs AS i
                  WHERE i.dataset = NEW.dataset AND i.kind = 'fresh');
+    DELETE FROM dataset_successes WHERE rowid = NEW.rowid;
+END;
+
+CREATE TRIGGER dataset_status_succeeded_insert AFTER INSERT ON dataset_status
+WHEN NEW.last_success_at IS NOT NULL
+BEGIN
+    INSERT INTO dataset_successes (brand_id, dataset, run_id, at)
+    VALUES (NEW.brand_id, NEW.dataset, NEW.last_run_id, NEW.last_success_at);
 END;
 
 CREATE TRIGGER dataset_status_succeeded_update AFTER UPDATE OF last_success_at ON dataset_status
 WHEN NEW.last_success_at IS NOT NULL AND NEW.last_success_at IS NOT OLD.last_success_at
 BEGIN
-    INSERT INTO dataset_triggers (job_id, brand_id, scope, dataset, input_brand_id, run_id,
-        succeeded_at)
-    SELECT i.job_id, CASE WHEN i.scope = 'global' THEN j.brand_id ELSE NEW.brand_id END,
-        i.scope, NEW.dataset, NEW.brand_id, NEW.last_run_id, NEW.last_success_at
-    FROM job_inputs AS i JOIN scheduled_jobs AS j ON j.id = i.job_id
-    WHERE i.dataset = NEW.dataset AND i.kind = 'after' AND j.status <> 'archived'
-      AND CASE WHEN i.scope = 'global' THEN NEW.brand_id IS NULL
-               ELSE NEW.brand_id IS NOT NULL
-                    AND (j.brand_id IS NULL OR j.brand_id = NEW.brand_id) END
-    ON CONFLICT (job_id, coalesce(brand_id, ''), scope, dataset) DO UPDATE
-    SET run_id = excluded.run_id, succeeded_at = excluded.succeeded_at,
-        successes = successes + 1;
-    UPDATE scheduled_jobs SET triggered_at = (
-        SELECT min(ready.at) FROM (
-            SELECT max(t.succeeded_at) AS at FROM dataset_triggers AS t
-            WHERE t.job_id = scheduled_jobs.id GROUP BY coalesce(t.brand_id, '')
-            HAVING count(*) >= (SELECT count(*) FROM job_inputs AS c
-                                WHERE c.job_id = scheduled_jobs.id AND c.kind = 'after')
-        ) AS ready)
-    WHERE id IN (SELECT i.job_id FROM job_inputs AS i
-                 WHERE i.dataset = NEW.dataset AND i.kind = 'after');
-    UPDATE scheduled_jobs SET next_run_at = NEW.last_success_at
-    WHERE status = 'active' AND held_since IS NOT NULL AND next_run_at > NEW.last_success_at
-      AND id IN (SELECT i.job_id FROM job_inputs AS i
-                 WHERE i.dataset = NEW.dataset AND i.kind = 'fresh');
+    INSERT INTO dataset_successes (brand_id, dataset, run_id, at)
+    VALUES (NEW.brand_id, NEW.dataset, NEW.last_run_id, NEW.last_success_at);
 END;
