@@ -93,7 +93,7 @@ def parse_inputs(
 
 
 def inputs_of(job: Job) -> list[JobInput]:
-    return [JobInput(item["kind"], item["scope"], item["dataset"]) for item in job.inputs]  # type: ignore[arg-type]
+    return [JobInput(item["kind"], item["scope"], item["dataset"]) for item in job.inputs or ()]  # type: ignore[arg-type]
 
 
 def after_inputs(job: Job) -> list[JobInput]:
