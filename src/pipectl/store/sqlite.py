@@ -504,7 +504,9 @@ class SQLiteStore:
         return _job(row) if row is not None else None
 
     def start_runs(self, starts: list[RunStart]) -> dict[int, Run]:
-        started = {}
+        started: dict[int, Run] = {}
+        if not starts:
+            return started
         with self._write() as conn:
             for start in sorted(starts, key=lambda item: item.run_id):
                 claimed = conn.execute(
@@ -550,6 +552,8 @@ class SQLiteStore:
 
     def hold_runs(self, holds: list[RunHold], now: datetime) -> int:
         held = 0
+        if not holds:
+            return held
         with self._write() as conn:
             for hold in sorted(holds, key=lambda item: item.run_id):
                 row = conn.execute(
