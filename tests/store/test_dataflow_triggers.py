@@ -5,23 +5,15 @@ triggers exactly the runs `target_brand` says, in the same transaction."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from trigger_cases import TARGET_CASES
 
 from pipectl.models import DatasetOutcome, JobUpdate, NewJob, RunHold, RunResult, RunStart
-from pipectl.store import Store, open_store
+from pipectl.store import Store
 from pipectl.triggers import NO_TARGET, parse_inputs, ready_at, target_brand
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(store_url: str) -> Any:
-    opened = open_store(store_url)
-    yield opened
-    opened.close()
 
 
 def new_job(
