@@ -5,7 +5,7 @@ many samples).
     python -m benchmarks --quick    # a smaller history, same checks (about 2 minutes)
 
 Prints a table, then one JSON line; exits 1 when a target is missed, 2 when it cannot run.
-Options: --only SECTION[,SECTION] (startup, sqlite, postgres, keys, memory), --explain (query plans of
+Options: --only SECTION[,SECTION] (startup, sqlite, postgres, keys, memory, dataflow), --explain (query plans of
 the claim and of `status` on the big history), --postgres-url (an admin URL; a fresh database
 is created there and dropped afterwards).
 """
@@ -36,7 +36,7 @@ from benchmarks.workers import (
     warm_up,
 )
 
-SECTIONS = ("startup", "sqlite", "postgres", "keys", "memory")
+SECTIONS = ("startup", "sqlite", "postgres", "keys", "memory", "dataflow")
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 MB = 1024 * 1024
 T = TypeVar("T")
@@ -57,6 +57,7 @@ class Sizes:
     memory_jobs: tuple[int, int]
     startup_rounds: int
     commit_seconds: float
+    dependent_jobs: int = 1_000  # issue 17's size
     key_queue_jobs: tuple[int, int] = (1_000, 4_000)  # issue 20's sizes (--quick: half)
     twenty_key_jobs: int = 2_000
     behind_one_key: tuple[int, int] = (5_000, 2_000)  # distinct keys, then one key
@@ -498,6 +499,39 @@ def key_queues(bench: Bench, name: str, create: Callable[[str], Store]) -> None:
         bench.plans.append(f"== {name}, a key taken\n{plans}")
 
 
+# -- issue 17: jobs triggered by their inputs ---------------------------------------------------
+def dataflow(bench: Bench, name: str, create: Callable[[str], Store]) -> None:
+    from benchmarks.dataflow import dependent_drain
+
+    jobs, pipectl = bench.sizes.dependent_jobs, bench.pipectl
+    figures = []
+    for index in range(bench.sizes.repetitions):
+        note(f"dataflow {name}: repetition {index + 1}: {jobs:,} dependent jobs, then none")
+        store = create(f"dataflow{index}")
+        warm_up(pipectl, store)
+        figures.append(
+            (
+                dependent_drain(pipectl, store, jobs, dependent=True),
+                dependent_drain(pipectl, store, jobs, dependent=False),
+            )
+        )
+        store.close()
+    ratio = median([with_inputs / plain for with_inputs, plain in figures])
+    bench.add(
+        Result(
+            f"dataflow_drain_{name}",
+            f"17. drain of {jobs:,} upstream + {jobs:,} dependent jobs / without dependencies, "
+            f"{name}",
+            ratio,
+            "×",
+            "≥ 0.8",
+            ratio >= 0.8,
+            f"{median([f[0] for f in figures]):.0f} vs {median([f[1] for f in figures]):.0f} "
+            "jobs/s",
+        )
+    )
+
+
 # -- 7. memory ----------------------------------------------------------------------------------
 def memory(bench: Bench) -> None:
     small_n, large_n = bench.sizes.memory_jobs
@@ -578,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = QUICK if args.quick else FULL
 
     server = None
-    if {"postgres", "keys"} & set(sections):
+    if {"postgres", "keys", "dataflow"} & set(sections):
         try:
             server = PostgresServer(args.postgres_url)
         except Exception as exc:
@@ -606,6 +640,10 @@ def main(argv: list[str] | None = None) -> int:
                     key_queues(bench, "postgres", server.create)
             if "memory" in sections:
                 memory(bench)
+            if "dataflow" in sections:
+                dataflow(bench, "sqlite", lambda purpose: SQLiteBench(Path(tmp) / f"{purpose}.db"))
+                if server is not None:
+                    dataflow(bench, "postgres", server.create)
         finally:
             if server is not None:
                 server.drop_all()

@@ -56,6 +56,17 @@ from pipectl.recovery import find_stuck, recover_stuck
 from pipectl.schedule import check_cron, next_occurrence, zone
 from pipectl.settings import Settings, load_settings
 from pipectl.store import ANY, Store, open_store
+from pipectl.triggers import (
+    HeldWaiting,
+    JobInput,
+    describe_cycle,
+    find_cycle,
+    held_waiting,
+    inputs_of,
+    lineage,
+    parse_inputs,
+    unknown_inputs,
+)
 
 DEFAULT_KEY: Any = object()  # "derive the concurrency key from the job's name and brand"
 WAIT_POLL_S = 0.5  # how often a wait looks again where the store has no notifications
@@ -130,7 +141,7 @@ class StatusReport:
     stuck_runs: list[Claim]
     workers: list[WorkerInfo]
     worker_stale_after: timedelta
-    waiting: dict[int, Waiting]
+    waiting: dict[int, Waiting | HeldWaiting]
     retired: frozenset[tuple[str | None, str]] = frozenset()  # retired (brand, dataset) pairs
     selected_brands: tuple[str, ...] = ()  # the brands a gate was asked about by name
 
@@ -245,7 +256,7 @@ class Client:
     def add_job(
         self,
         job_type: str,
-        cron_expression: str,
+        cron_expression: str | None = None,
         *,
         timezone: str = "UTC",
         brand_id: str | None = None,
@@ -255,10 +266,26 @@ class Client:
         timeout: timedelta | None = None,
         paused: bool = False,
         concurrency_key: str | None = DEFAULT_KEY,
+        after: Sequence[str] = (),
+        requires_fresh: Sequence[str] = (),
+        max_hold: timedelta | None = None,
+        allow_unknown: bool = False,
     ) -> Job:
-        """Add a recurring job; it first runs at the next occurrence of its cron expression."""
-        cron_expression = check_cron(cron_expression)
+        """Add a recurring job; it first runs at the next occurrence of its cron expression.
+
+        `after` (datasets, `global:NAME` for a global one) makes it run when each has had a new
+        success since its last run: without a cron its schedule_type is `datasets`; with one it
+        runs at each occurrence *or* when its inputs refresh (docs/concepts.md). It is held while
+        a `requires_fresh` input is stale or never succeeded, for at most `max_hold`. An input
+        no job produces and no threshold declares is refused unless `allow_unknown`; so is a
+        cycle."""
+        inputs = parse_inputs(brand_id, after, requires_fresh)
+        if cron_expression is None and not any(item.kind == "after" for item in inputs):
+            raise InvalidInput("give --cron, --after DATASET, or both")
+        if cron_expression is not None:
+            cron_expression = check_cron(cron_expression)
         zone(timezone)
+        now = clock.now()
         new = self._new_job(
             job_type,
             brand_id,
@@ -267,14 +294,61 @@ class Client:
             max_retries=max_retries,
             timeout=timeout,
             concurrency_key=concurrency_key,
-            schedule_type="recurring",
+            schedule_type="recurring" if cron_expression else "datasets",
             cron_expression=cron_expression,
             timezone=timezone,
-            next_run_at=next_occurrence(cron_expression, timezone, clock.now()),
+            next_run_at=next_occurrence(cron_expression, timezone, now)
+            if cron_expression
+            else None,
             status="paused" if paused else "active",
             dedupe=False,
         )
-        return self.store.insert_job(new, clock.now())
+        max_hold_seconds = _hold_seconds(max_hold)
+        if inputs:
+            provisional = Job(
+                id=0,
+                retry_count=0,
+                last_error=None,
+                last_run_id=None,
+                created_at=now,
+                updated_at=now,
+                inputs=[item.to_json() for item in inputs],
+                **{k: v for k, v in dataclasses.asdict(new).items() if k != "dedupe_key"},
+                dedupe_key=None,
+            )
+            self._check_inputs(provisional, inputs, allow_unknown)
+        job = self.store.insert_job(new, now)
+        if inputs or max_hold_seconds is not None:
+            job = (
+                self.store.set_job_inputs(
+                    job.id, [item.to_json() for item in inputs], max_hold_seconds, now
+                )
+                or job
+            )
+        return job
+
+    def _check_inputs(self, job: Job, inputs: list[JobInput], allow_unknown: bool) -> None:
+        """Refuse a cycle through `job` (as it would be), and inputs nobody produces."""
+        others = [
+            other
+            for other in self.store.list_jobs(statuses=UNARCHIVED_JOB_STATUSES)
+            if other.id != job.id
+        ]
+        everyone = [*others, job]
+        cycle = find_cycle(everyone)
+        if cycle is not None:
+            named = describe_cycle(cycle, {item.id: item for item in everyone})
+            raise InvalidInput(f"refused: the inputs would make a cycle: {named}")
+        if allow_unknown:
+            return
+        declared = {threshold.dataset for threshold in self.store.thresholds()}
+        unknown = unknown_inputs(inputs, everyone, declared)
+        if unknown:
+            names = ", ".join(item.name for item in unknown)
+            raise InvalidInput(
+                f"no job produces and no threshold declares {names}; give --allow-unknown if "
+                "its producer comes later"
+            )
 
     def enqueue(
         self,
@@ -460,11 +534,26 @@ class Client:
         parameters: dict[str, Any] | None = None,
         max_retries: int | None = None,
         timeout: timedelta | None = None,
+        after: Sequence[str] | None = None,
+        requires_fresh: Sequence[str] | None = None,
+        max_hold: timedelta | None = None,
+        allow_unknown: bool = False,
     ) -> Job:
         """Change a job. `parameters` are merged into the existing ones. A new cron expression
         or timezone reschedules the job from now. A new name takes a default concurrency key
-        along (`name:brand`); a key given explicitly stays."""
+        along (`name:brand`); a key given explicitly stays. `after` / `requires_fresh`, when given,
+        replace the job's inputs of that kind (checked as `add_job` checks them)."""
         job = self.get_job(job_id)
+        if after is not None or requires_fresh is not None or max_hold is not None:
+            job = self._edit_inputs(job, after, requires_fresh, max_hold, allow_unknown, parameters)
+            if (
+                not any(
+                    value is not None
+                    for value in (cron_expression, timezone, name, max_retries, timeout)
+                )
+                and not parameters
+            ):
+                return job
         changes: dict[str, Any] = {}
         if cron_expression is not None or timezone is not None:
             if not job.is_recurring:
@@ -485,6 +574,11 @@ class Client:
             merged = {**job.parameters, **parameters}
             check_parameters(merged)
             validate_job_parameters(job.job_type, merged)
+            if job.inputs or any(other.inputs for other in self.store.list_jobs()):
+                # What a job declares it produces may close a cycle through its consumers.
+                self._check_inputs(
+                    dataclasses.replace(job, parameters=merged), inputs_of(job), allow_unknown=True
+                )
             changes["parameters"] = merged
         if max_retries is not None:
             if not 0 <= max_retries <= 100:
@@ -496,6 +590,47 @@ class Client:
             raise InvalidInput("nothing to change: give --cron, --tz, --name, --param, …")
         return self._transition(job_id, changes, None, "edited")
 
+    def _edit_inputs(
+        self,
+        job: Job,
+        after: Sequence[str] | None,
+        requires_fresh: Sequence[str] | None,
+        max_hold: timedelta | None,
+        allow_unknown: bool,
+        parameters: dict[str, Any] | None,
+    ) -> Job:
+        current = inputs_of(job)
+        kept_after = [item.name for item in current if item.kind == "after"]
+        kept_fresh = [item.name for item in current if item.kind == "fresh"]
+        inputs = parse_inputs(
+            job.brand_id,
+            kept_after if after is None else after,
+            kept_fresh if requires_fresh is None else requires_fresh,
+        )
+        if job.waits_for_data and not any(item.kind == "after" for item in inputs):
+            raise InvalidInput(f"job {job.id} runs on its inputs; it needs at least one --after")
+        merged = {**job.parameters, **(parameters or {})}
+        self._check_inputs(
+            dataclasses.replace(job, inputs=[item.to_json() for item in inputs], parameters=merged),
+            [item for item in inputs if item not in current],  # only new ones can be unknown
+            allow_unknown,
+        )
+        max_hold_seconds = _hold_seconds(max_hold) if max_hold is not None else job.max_hold_seconds
+        edited = self.store.set_job_inputs(
+            job.id, [item.to_json() for item in inputs], max_hold_seconds, clock.now()
+        )
+        if edited is None:
+            raise NotFound(f"no job with id {job.id}")
+        return edited
+
+    def lineage(self, *, brand_id: str | None = ANY) -> dict[str, Any]:
+        """Producers → datasets → consumers (`datasets graph`), of every brand or of one brand
+        (and the global jobs)."""
+        jobs = self.store.list_jobs(statuses=UNARCHIVED_JOB_STATUSES)
+        if brand_id is ANY:
+            return lineage(jobs)
+        return lineage(jobs, brand_id, every_brand=False)
+
     def _transition(
         self, job_id: int, changes: dict[str, Any], allowed: tuple[str, ...] | None, verb: str
     ) -> Job:
@@ -505,10 +640,10 @@ class Client:
             raise InvalidInput(f"job {job_id} is {current.status} and cannot be {verb}")
         return job
 
-    def waiting(self, jobs: list[Job]) -> dict[int, Waiting]:
+    def waiting(self, jobs: list[Job]) -> dict[int, Waiting | HeldWaiting]:
         """Which of these jobs are due but held back by a running run with their key."""
         running = self.store.list_runs(status="running", limit=MAX_RUNNING_SHOWN)
-        return waiting_on(jobs, running, clock.now())
+        return {**held_waiting(jobs), **waiting_on(jobs, running, clock.now())}
 
     def jobs_in_backoff(self, *, brand_id: str | None = ANY) -> list[Job]:
         return self.store.list_jobs(brand_id=brand_id, in_backoff=True)
@@ -783,7 +918,7 @@ class Client:
             ],
             workers=seen.workers,
             worker_stale_after=self.settings.worker_stale_after,
-            waiting=waiting_on(seen.jobs, seen.running_runs, now),
+            waiting={**held_waiting(seen.jobs), **waiting_on(seen.jobs, seen.running_runs, now)},
             retired=retired,
         )
 
@@ -946,3 +1081,11 @@ class Client:
         wanted = [datasets] if isinstance(datasets, str) else list(datasets or [])
         report = self.gate_status(brands, wanted)
         return report.gate(strict=strict, require_worker=require_worker)
+
+
+def _hold_seconds(max_hold: timedelta | None) -> float | None:
+    if max_hold is None:
+        return None
+    if max_hold <= timedelta(0):
+        raise InvalidInput("--max-hold must be longer than 0")
+    return max_hold.total_seconds()

@@ -78,6 +78,8 @@ def attempts_allowed(job: Job) -> int:
 
 def after_last_retry(job: Job) -> str:
     """What happens when the job's last retry fails, in an operator's words."""
+    if job.waits_for_data:
+        return "it waits for its inputs again"
     return "back to its cron schedule" if job.is_recurring else "the job ends failed"
 
 
@@ -94,7 +96,10 @@ def retry_delay(retry_count: int, base: timedelta, cap: timedelta) -> timedelta:
 
 
 def after_success(job: Job, now: datetime) -> JobUpdate:
-    """A success resets the retry count; a one-time job is archived, a recurring one goes on."""
+    """A success resets the retry count; a one-time job is archived, a recurring one goes on, a
+    data-triggered one waits for its inputs again."""
+    if job.waits_for_data:
+        return JobUpdate("active", None, 0, None, job.revision)
     if job.is_recurring:
         return JobUpdate(
             status="active",
@@ -124,14 +129,17 @@ def after_failure(job: Job, now: datetime, error: str) -> JobUpdate:
         if regular is not None and regular < next_run_at:
             next_run_at = regular
         return JobUpdate("active", next_run_at, retry_count, error, job.revision)
-    if regular is not None:
+    if regular is not None or job.waits_for_data:
         return JobUpdate("active", regular, 0, error, job.revision)
     return JobUpdate("failed", None, retry_count, error, job.revision)
 
 
 def after_cancel(job: Job, now: datetime, reason: str) -> JobUpdate:
     """An operator's cancellation is neither a success nor a failure: the retry count stands, a
-    recurring job goes back to its cron schedule and a one-time job leaves the queue."""
+    recurring job goes back to its cron schedule (a data-triggered one to waiting for its
+    inputs) and a one-time job leaves the queue."""
+    if job.waits_for_data:
+        return JobUpdate("active", None, job.retry_count, job.last_error, job.revision)
     if job.is_recurring:
         return JobUpdate(
             status="active",

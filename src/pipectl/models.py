@@ -7,11 +7,12 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Literal
 
-ScheduleType = Literal["recurring", "one_time"]
+ScheduleType = Literal["recurring", "one_time", "datasets"]
 JobStatus = Literal["active", "paused", "running", "failed", "archived"]
 RunStatus = Literal["running", "completed", "failed", "cancelled"]
 FreshnessState = Literal["never", "fresh", "warn", "stale"]
 
+JOB_TIMESTAMPS = ("next_run_at", "created_at", "updated_at", "held_since", "triggered_at")
 JOB_STATUSES: tuple[JobStatus, ...] = ("active", "paused", "running", "failed", "archived")
 RUN_STATUSES: tuple[RunStatus, ...] = ("running", "completed", "failed", "cancelled")
 # A job that will run again on its own (a paused one once resumed): its datasets count, and a
@@ -60,14 +61,26 @@ class Job:
     updated_at: datetime
     # Bumped by every operator edit; a run's outcome is written against the revision it saw.
     revision: int = 0
+    # Data-aware scheduling (triggers.py): the job's inputs ({"kind", "scope", "dataset"}), how
+    # long a run may be held for stale ones, and, while held, since when and on what.
+    inputs: list[dict[str, str]] = field(default_factory=list)
+    max_hold_seconds: float | None = None
+    held_since: datetime | None = None
+    waiting_on: str | None = None
+    triggered_at: datetime | None = None  # when its input successes made a run ready
 
     @property
     def is_recurring(self) -> bool:
         return self.schedule_type == "recurring"
 
+    @property
+    def waits_for_data(self) -> bool:
+        """Runs when its `--after` inputs refresh, with no cron (schedule_type `datasets`)."""
+        return self.schedule_type == "datasets"
+
     def to_json(self) -> dict[str, Any]:
         doc = fields_of(self)
-        for key in ("next_run_at", "created_at", "updated_at"):
+        for key in JOB_TIMESTAMPS:
             doc[key] = iso(doc[key])
         return doc
 
@@ -89,6 +102,8 @@ class Run:
     concurrency_key: str | None
     cancel_requested_at: datetime | None = None  # an operator asked for it to stop (`runs cancel`)
     cancel_requested_by: str | None = None
+    brand_id: str | None = None  # the brand a global job's triggered run carries
+    triggered_by: list[dict[str, Any]] = field(default_factory=list)  # the input successes
 
     @property
     def failed_steps(self) -> int:
@@ -285,3 +300,28 @@ class RunResult:
     steps: list[dict[str, Any]]
     job_update: JobUpdate
     datasets: list[DatasetOutcome]
+
+
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    """A claimed run of a job with inputs, about to start: it takes the pending triggers of its
+    brand (with `pick`, of the brand whose triggers were ready first, else `brand_id`), after
+    `carried` (what a retried run carries over from the run it retries)."""
+
+    run_id: int
+    lease_token: str = field(repr=False)
+    pick: bool
+    brand_id: str | None
+    carried: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RunHold:
+    """A claimed run held back by stale inputs: given back, its job due since `held_since` and
+    looked at again at `next_run_at`."""
+
+    run_id: int
+    lease_token: str = field(repr=False)
+    next_run_at: datetime
+    held_since: datetime
+    waiting_on: str

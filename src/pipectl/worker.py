@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from pipectl import __version__, clock
+from pipectl.dataflow import start_claims
 from pipectl.errors import InvalidInput, SchemaMissing, StoreUnavailable
 from pipectl.handlers import Cancelled, JobFailed, RunContext, get_job_type
 from pipectl.lifecycle import cancel_reason, cancelled_result, run_result, settle_edited_job
@@ -303,10 +304,16 @@ class Worker:
             claims = list(self._unstarted)
         else:
             claims = store.claim_due(self.id, clock.now(), max(limit, 1))
+            # Data-aware scheduling: holds, max-hold failures, triggered brands (dataflow.py).
+            thresholds = (self.settings.warn_after, self.settings.error_after)
+            started, expired = start_claims(store, claims, clock.now(), thresholds)
             with self._held_lock:
-                for claim in claims:
+                for claim in started + [claim for claim, _ in expired]:
                     self._held[claim.run.id] = _Held(claim)
-            self._unstarted = list(claims)
+            self._unstarted = list(started)
+            for claim, result in expired:
+                ran = _Ran(claim, result, result.error_message, 0.0, time.monotonic())
+                self._unrecorded.append(ran)
         all_quick = True
         while self._unstarted:
             if self._stop.is_set():

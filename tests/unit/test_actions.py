@@ -1,5 +1,5 @@
 """The operator's job transitions as pure rules (pipectl.actions), and what a cancelled run
-writes (pipectl.outcome, pipectl.retry)."""
+writes (pipectl.lifecycle)."""
 
 from __future__ import annotations
 

@@ -209,3 +209,31 @@ def unset(
             common.known_brand(client, brand)
         client.unset_threshold(dataset, brand_id=brand)
     note(f"{dataset}: threshold removed" + (f" for {brand}" if brand else ""))
+
+
+@app.command("graph")
+def graph(
+    brand: BrandFilter = None,
+    dot: Annotated[bool, typer.Option("--dot", help="Graphviz DOT, for `dot -Tsvg`.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """The lineage: which job produces each dataset and which jobs take it as input (--after
+    triggers, --requires-fresh holds).
+
+    Example: pipectl datasets graph --brand acme --dot | dot -Tsvg > lineage.svg
+    """
+    from pipectl.cli.render import print_json
+    from pipectl.cli.views import render_lineage
+    from pipectl.errors import InvalidInput
+    from pipectl.triggers import to_dot
+
+    if dot and as_json:
+        raise InvalidInput("give --dot or --json, not both")
+    with common.client() as client:
+        lineage = client.lineage(brand_id=common.known_brand(client, brand))
+    if as_json:
+        print_json(lineage)
+    elif dot:
+        typer.echo(to_dot(lineage), nl=False)
+    else:
+        render_lineage(lineage)

@@ -28,8 +28,11 @@ def print_json(document: Any) -> None:
 def status_json(report: StatusReport, gate: GateResult | None = None) -> dict[str, Any]:
     """The status document; `ok`, `counts` and `failures` are the gate's verdict (by default
     the plain `status --check`)."""
+    from pipectl.triggers import producer_index, producers_of
+
     live = report.live_workers
     gate = gate or report.gate()
+    producers = producer_index(report.jobs)
     return {
         "generated_at": report.now.isoformat(),
         "ok": gate.ok,
@@ -37,7 +40,10 @@ def status_json(report: StatusReport, gate: GateResult | None = None) -> dict[st
         "require_worker": gate.require_worker,
         "counts": gate.counts,
         "failures": [failure.to_json() for failure in gate.failures],
-        "datasets": [d.to_json() for d in report.datasets],
+        "datasets": [
+            {**d.to_json(), "producers": producers_of(producers, d.brand_id, d.dataset)}
+            for d in report.datasets
+        ],
         "jobs": [
             {
                 **job.to_json(),

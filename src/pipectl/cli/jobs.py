@@ -32,6 +32,35 @@ Timeout = Annotated[
 MaxRetries = Annotated[
     int | None, typer.Option("--max-retries", min=0, max=100, help="Retries after a failure.")
 ]
+After = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--after",
+        help="Run when this dataset (the same brand's; global:NAME for the global one) has had "
+        "a new success since the job's last run; repeat for several (each must have).",
+    ),
+]
+RequiresFresh = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--requires-fresh",
+        help="Hold a due run while this dataset is stale or never succeeded; repeatable.",
+    ),
+]
+MaxHold = Annotated[
+    str | None,
+    typer.Option(
+        "--max-hold",
+        help="Fail a run held longer than this, e.g. 6h (default: the schedule's interval, "
+        "24h without a cron).",
+    ),
+]
+AllowUnknown = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unknown", help="Accept inputs no job produces and no threshold declares (yet)."
+    ),
+]
 
 
 def _emit(job, as_json: bool, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -51,7 +80,10 @@ def add(
             help="Job type, e.g. meta_sync or command.", autocompletion=common.complete_job_type
         ),
     ],
-    cron: Cron,
+    cron: Annotated[
+        str | None,
+        typer.Option("--cron", help="Cron expression, e.g. '0 3 * * *' (or give --after)."),
+    ] = None,
     tz: Tz = "UTC",
     brand: BrandOption = None,
     name: Annotated[str | None, typer.Option("--name", help="A name for the job.")] = None,
@@ -66,11 +98,17 @@ def add(
     no_concurrency_key: Annotated[
         bool, typer.Option("--no-concurrency-key", help="May overlap with anything.")
     ] = False,
+    after: After = None,
+    requires_fresh: RequiresFresh = None,
+    max_hold: MaxHold = None,
+    allow_unknown: AllowUnknown = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Add a recurring job; prints its id.
+    """Add a recurring job, or one that runs when its inputs refresh (--after); prints its id.
 
     Example: pipectl jobs add meta_sync --cron '0 */6 * * *' --tz Europe/Berlin --brand acme
+
+    Example: pipectl jobs add roas_rollup --after ads_performance --brand acme
     """
     from pipectl.cli.ops import _concurrency_key
     from pipectl.cli.render import note, print_json
@@ -90,12 +128,20 @@ def add(
             timeout=common.duration(timeout),
             paused=paused,
             concurrency_key=_concurrency_key(concurrency_key, no_concurrency_key, DEFAULT_KEY),
+            after=after or (),
+            requires_fresh=requires_fresh or (),
+            max_hold=common.duration(max_hold),
+            allow_unknown=allow_unknown,
         )
     if as_json:
         print_json(job.to_json())
     else:
         typer.echo(job.id)
-        note(f"added job {job.id} ({job.name}); next run {job.next_run_at:%Y-%m-%d %H:%M} UTC")
+        if job.next_run_at is None:
+            inputs = ", ".join(item["dataset"] for item in job.inputs if item["kind"] == "after")
+            note(f"added job {job.id} ({job.name}); it runs after {inputs} refresh")
+        else:
+            note(f"added job {job.id} ({job.name}); next run {job.next_run_at:%Y-%m-%d %H:%M} UTC")
 
 
 @app.command("list")
@@ -290,9 +336,14 @@ def edit(
     params: ParamsOption = None,
     max_retries: MaxRetries = None,
     timeout: Timeout = None,
+    after: After = None,
+    requires_fresh: RequiresFresh = None,
+    max_hold: MaxHold = None,
+    allow_unknown: AllowUnknown = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Change a job; --param/--params merge into its parameters.
+    """Change a job; --param/--params merge into its parameters; --after / --requires-fresh
+    replace its inputs of that kind.
 
     Example: pipectl jobs edit 12 --cron '30 2 * * *' --param limit=500
     """
@@ -308,6 +359,10 @@ def edit(
             parameters=parameters,
             max_retries=max_retries,
             timeout=common.duration(timeout),
+            after=after,
+            requires_fresh=requires_fresh,
+            max_hold=common.duration(max_hold),
+            allow_unknown=allow_unknown,
         )
     _emit(job, as_json, f"job {job.id} updated")
 

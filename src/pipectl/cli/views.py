@@ -33,12 +33,17 @@ from pipectl.freshness import STATES_WORST_FIRST, worst_first, worst_state
 from pipectl.lifecycle import after_last_retry, attempt, attempts_allowed, in_backoff
 from pipectl.models import Job, Run
 from pipectl.parsing import format_duration
+from pipectl.triggers import HeldWaiting, after_inputs, producer_index, producers_of
 
 
 def schedule_text(job: Job, *, stacked: bool = False) -> str:
     """`0 3 * * * Europe/Berlin`; `stacked`: the timezone on a line of its own."""
+    after = ", ".join(item.name for item in after_inputs(job))
     if job.is_recurring:
-        return f"{job.cron_expression}{chr(10) if stacked else ' '}{job.timezone}"
+        cron = f"{job.cron_expression}{chr(10) if stacked else ' '}{job.timezone}"
+        return f"{cron}{chr(10) if stacked else ' '}or after {after}" if after else cron
+    if job.waits_for_data:
+        return f"after {after}"
     return "one-time"
 
 
@@ -55,6 +60,8 @@ def next_run_text(job: Job, now: datetime) -> str:
     """When the job runs next: `paused` and `running` say so rather than a time."""
     if job.status in ("paused", "running"):
         return styled(job.status)
+    if job.status == "active" and job.next_run_at is None and job.waits_for_data:
+        return "on new data"
     if job.status != "active" or job.next_run_at is None:
         return "—"
     return until(job.next_run_at, now)
@@ -69,11 +76,11 @@ def backoff_json(job: Job) -> dict[str, Any]:
     }
 
 
-def job_state(job: Job, waiting: Waiting | None) -> str:
+def job_state(job: Job, waiting: Waiting | HeldWaiting | None) -> str:
     return f"[yellow]{esc(waiting.describe())}[/]" if waiting else styled(job.status)
 
 
-def jobs_json(jobs: list[Job], waiting: dict[int, Waiting]) -> list[dict[str, Any]]:
+def jobs_json(jobs: list[Job], waiting: dict[int, Waiting | HeldWaiting]) -> list[dict[str, Any]]:
     return [{**job.to_json(), "waiting_on": waiting_json(waiting.get(job.id))} for job in jobs]
 
 
@@ -167,6 +174,7 @@ def status_sections(
         head += _failing_rows(report)
         brands = []
     blocks = []
+    producers = producer_index(report.jobs)
     for brand in brands:
         parts: list[RenderableType] = []
         datasets = [d for d in report.datasets if d.brand_id == brand]
@@ -177,8 +185,9 @@ def status_sections(
             grid = table(None, "dataset", "state", "age", "last success", "last attempt", "error")
             for d in datasets:
                 failed = f"[red]run {d.last_run_id} failed:[/] " if d.last_attempt_failed else ""
+                made_by = producers_of(producers, d.brand_id, d.dataset)
                 grid.add_row(
-                    esc(d.dataset),
+                    esc(d.dataset) + (f" [dim]← job {made_by[0]}[/]" if made_by else ""),
                     styled(d.state),
                     format_duration(d.age) if d.age is not None else "—",
                     ago(d.last_success_at, now),
@@ -335,7 +344,9 @@ def render_backoff(jobs: list[Job]) -> None:
     out.print(grid)
 
 
-def render_jobs(jobs: list[Job], waiting: dict[int, Waiting], *, to_stderr: bool = False) -> None:
+def render_jobs(
+    jobs: list[Job], waiting: dict[int, Waiting | HeldWaiting], *, to_stderr: bool = False
+) -> None:
     """The jobs table, on stdout (or stderr, when it only shows what a command is about to do)."""
     if not jobs:
         err.print("no jobs")
@@ -468,3 +479,29 @@ def _json_text(value: Any) -> str:
     from rich.markup import escape
 
     return escape(json.dumps(value, ensure_ascii=False))
+
+
+def render_lineage(lineage: dict[str, Any]) -> None:
+    """`datasets graph`: each dataset as a tree, its producers above, its consumers below."""
+    from rich.tree import Tree
+
+    if not lineage["datasets"]:
+        out.print("No dataset is produced or consumed by any job yet.")
+        return
+
+    def job_text(item: dict[str, Any]) -> str:
+        return f"job {item['job_id']} {esc(item['name'])} [dim]({brand_label(item['brand_id'])})[/]"
+
+    for item in lineage["datasets"]:
+        tree = Tree(f"[bold]{esc(item['dataset'])}[/]")
+        made = tree.add("produced by")
+        for producer in item["producers"] or []:
+            made.add(job_text(producer))
+        if not item["producers"]:
+            made.add("[yellow]no job[/]")
+        if item["consumers"]:
+            used = tree.add("consumed by")
+            for consumer in item["consumers"]:
+                how = "triggers" if consumer["kind"] == "after" else "requires fresh"
+                used.add(f"{job_text(consumer)} — {how} ({esc(consumer['input'])})")
+        out.print(tree)

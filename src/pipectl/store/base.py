@@ -14,7 +14,9 @@ from pipectl.models import (
     NewJob,
     Recorded,
     Run,
+    RunHold,
     RunResult,
+    RunStart,
     StatusSnapshot,
     Threshold,
     WorkerInfo,
@@ -210,6 +212,29 @@ class Store(Protocol):
     ) -> list[Recorded]:
         """Record several (run_id, result) outcomes of stuck runs in one transaction, each as
         `fail_stuck_run` records it alone: one answer per outcome, in order."""
+
+    # -- data-aware scheduling (triggers.py) ---------------------------------------------
+    def set_job_inputs(
+        self,
+        job_id: int,
+        inputs: list[dict[str, str]],
+        max_hold_seconds: float | None,
+        now: datetime,
+    ) -> Job | None:
+        """Replace the job's inputs ({"kind", "scope", "dataset"}) and max hold, bumping its
+        revision; pending triggers of inputs no longer listed go. None when there is no job."""
+        ...
+
+    def start_runs(self, starts: list[RunStart]) -> dict[int, Run]:
+        """In one transaction, each claimed run (still running under its lease) takes its
+        brand's pending triggers into `triggered_by` (after `carried`) and records that brand;
+        its job's hold ends. Returns the runs so started, by id."""
+        ...
+
+    def hold_runs(self, holds: list[RunHold], now: datetime) -> int:
+        """In one transaction, give back each claimed run (still running under its lease) and
+        put its job back to `active`, due at `next_run_at`, held since `held_since` on
+        `waiting_on`. Returns how many were held."""
         ...
 
     # -- retention and alerts -----------------------------------------------------------

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipectl.models import (
+    JOB_TIMESTAMPS,
     BrandRetirement,
     Claim,
     DatasetStatus,
@@ -23,14 +24,17 @@ from pipectl.models import (
     NewJob,
     Recorded,
     Run,
+    RunHold,
     RunResult,
+    RunStart,
     StatusSnapshot,
     Threshold,
     WorkerInfo,
+    fields_of,
 )
 from pipectl.store.base import ANY, EDITABLE_JOB_FIELDS
 
-_JOB_TIMESTAMPS = ("next_run_at", "created_at", "updated_at")
+_JOB_TIMESTAMPS = JOB_TIMESTAMPS
 _RUN_TIMESTAMPS = ("started_at", "finished_at", "heartbeat_at", "cancel_requested_at")
 
 
@@ -266,6 +270,40 @@ class FunctionStore(ABC):
         )
         return [Recorded(word) for word in words]
 
+    # -- data-aware scheduling ----------------------------------------------------------
+    def set_job_inputs(
+        self,
+        job_id: int,
+        inputs: list[dict[str, str]],
+        max_hold_seconds: float | None,
+        now: datetime,
+    ) -> Job | None:
+        doc = self._call_one(
+            "pipectl_set_job_inputs",
+            p_job_id=job_id,
+            p_inputs=Json(inputs),
+            p_max_hold_seconds=max_hold_seconds,
+            p_now=now,
+        )
+        return job_from_json(doc) if doc is not None else None
+
+    def start_runs(self, starts: list[RunStart]) -> dict[int, Run]:
+        if not starts:
+            return {}
+        docs = self._call(
+            "pipectl_start_runs",
+            p_starts=Json([{**fields_of(start), "carried": start.carried} for start in starts]),
+        )
+        return {run.id: run for run in map(run_from_json, docs)}
+
+    def hold_runs(self, holds: list[RunHold], now: datetime) -> int:
+        if not holds:
+            return 0
+        doc = [
+            {key: _json_value(value) for key, value in fields_of(hold).items()} for hold in holds
+        ]
+        return int(self._call_one("pipectl_hold_runs", p_holds=Json(doc), p_now=now))
+
     # -- retention and alerts -----------------------------------------------------------
     def prune_runs(self, finished_before: datetime, keep_last: int, limit: int) -> int:
         return self._call_one(
@@ -498,7 +536,8 @@ def job_from_json(doc: dict[str, Any]) -> Job:
     # A schema older than v6 has no revision column: the default (0) stands in.
     values = {key: doc[key] for key in Job.__dataclass_fields__ if key in doc}
     for key in _JOB_TIMESTAMPS:
-        values[key] = _dt(values[key])
+        if key in values:
+            values[key] = _dt(values[key])
     if values["timeout_seconds"] is not None:
         values["timeout_seconds"] = float(values["timeout_seconds"])
     return Job(**values)

@@ -16,6 +16,7 @@ from typing import Any
 from pipectl import clock
 from pipectl.errors import InvalidInput, PipectlError, SchemaMissing, StoreUnavailable
 from pipectl.models import (
+    JOB_TIMESTAMPS,
     BrandRetirement,
     Claim,
     DatasetOutcome,
@@ -25,7 +26,9 @@ from pipectl.models import (
     NewJob,
     Recorded,
     Run,
+    RunHold,
     RunResult,
+    RunStart,
     StatusSnapshot,
     Threshold,
     WorkerInfo,
@@ -38,7 +41,7 @@ BUSY_TIMEOUT_S = 30.0
 SQL = load_queries("sqlite")
 NAME_KEYS_VERSION = 9  # its default concurrency keys are moved in Python: _move_default_keys
 
-_JOB_TIMESTAMPS = ("next_run_at", "created_at", "updated_at")
+_JOB_TIMESTAMPS = JOB_TIMESTAMPS
 _RUN_TIMESTAMPS = ("started_at", "finished_at", "heartbeat_at", "cancel_requested_at")
 
 
@@ -430,6 +433,105 @@ class SQLiteStore:
         jobs = {row["j_id"]: self.get_job(row["j_id"]) for row in rows}
         return [Claim(run=_run(row), job=jobs[row["j_id"]]) for row in rows if jobs[row["j_id"]]]
 
+    # -- data-aware scheduling (the SQL beside PostgreSQL's 0014) --------------------------
+    def set_job_inputs(
+        self,
+        job_id: int,
+        inputs: list[dict[str, str]],
+        max_hold_seconds: float | None,
+        now: datetime,
+    ) -> Job | None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM job_inputs WHERE job_id = ?", (job_id,))
+            conn.executemany(
+                "INSERT OR IGNORE INTO job_inputs (job_id, kind, scope, dataset) "
+                "SELECT id, ?, ?, ? FROM scheduled_jobs WHERE id = ?",
+                [(item["kind"], item["scope"], item["dataset"], job_id) for item in inputs],
+            )
+            conn.execute(_DROP_UNLISTED_TRIGGERS, (job_id, job_id))
+            row = conn.execute(
+                "UPDATE scheduled_jobs SET inputs = ?, max_hold_seconds = ?, triggered_at = "
+                f"({_READY_AT}), updated_at = ?, revision = revision + 1 WHERE id = ? RETURNING *",
+                (json.dumps(inputs), max_hold_seconds, job_id, job_id, ts(now), job_id),
+            ).fetchone()
+        return _job(row) if row is not None else None
+
+    def start_runs(self, starts: list[RunStart]) -> dict[int, Run]:
+        started: dict[int, Run] = {}
+        if not starts:
+            return started
+        with self._write() as conn:
+            for start in sorted(starts, key=lambda item: item.run_id):
+                claimed = conn.execute(
+                    "SELECT job_id FROM scheduled_job_runs WHERE id = ? AND status = 'running' "
+                    "AND lease_token = ?",
+                    (start.run_id, start.lease_token),
+                ).fetchone()
+                if claimed is None:
+                    continue
+                job_id = claimed["job_id"]
+                target = start.brand_id
+                if start.pick:
+                    picked = conn.execute(_PICK_READY_BRAND, (job_id, job_id)).fetchone()
+                    if picked is not None:
+                        target = picked["brand_id"]
+                taken = conn.execute(
+                    "DELETE FROM dataset_triggers WHERE job_id = ? AND brand_id IS ? "
+                    "RETURNING scope, dataset, input_brand_id, run_id, succeeded_at, successes",
+                    (job_id, target),
+                ).fetchall()
+                triggered_by = list(start.carried) + [
+                    {
+                        "dataset": ("global:" if row["scope"] == "global" else "") + row["dataset"],
+                        "brand_id": row["input_brand_id"],
+                        "run_id": row["run_id"],
+                        "at": _dt(row["succeeded_at"]).isoformat(),  # type: ignore[union-attr]
+                        "successes": row["successes"],
+                    }
+                    for row in sorted(taken, key=lambda row: row["dataset"])
+                ]
+                conn.execute(
+                    "UPDATE scheduled_jobs SET held_since = NULL, waiting_on = NULL, "
+                    f"triggered_at = ({_READY_AT}) WHERE id = ?",
+                    (job_id, job_id, job_id),
+                )
+                row = conn.execute(
+                    "UPDATE scheduled_job_runs SET brand_id = ?, triggered_by = ? WHERE id = ? "
+                    "RETURNING *",
+                    (target, json.dumps(triggered_by), start.run_id),
+                ).fetchone()
+                started[start.run_id] = _run(row)
+        return started
+
+    def hold_runs(self, holds: list[RunHold], now: datetime) -> int:
+        held = 0
+        if not holds:
+            return held
+        with self._write() as conn:
+            for hold in sorted(holds, key=lambda item: item.run_id):
+                row = conn.execute(
+                    "DELETE FROM scheduled_job_runs WHERE id = ? AND lease_token = ? "
+                    "AND status = 'running' RETURNING job_id",
+                    (hold.run_id, hold.lease_token),
+                ).fetchone()
+                if row is None:
+                    continue
+                conn.execute(
+                    "UPDATE scheduled_jobs SET status = CASE WHEN status = 'running' "
+                    "THEN 'active' ELSE status END, next_run_at = ?, held_since = ?, "
+                    "waiting_on = ?, updated_at = ?, last_run_id = (SELECT max(r.id) FROM "
+                    "scheduled_job_runs AS r WHERE r.job_id = scheduled_jobs.id) WHERE id = ?",
+                    (
+                        ts(hold.next_run_at),
+                        ts(hold.held_since),
+                        hold.waiting_on,
+                        ts(now),
+                        row["job_id"],
+                    ),
+                )
+                held += 1
+        return held
+
     # -- retention and alerts -------------------------------------------------------------
     def prune_runs(self, finished_before: datetime, keep_last: int, limit: int) -> int:
         with self._write() as conn:
@@ -706,6 +808,33 @@ def _pick_due(conn: sqlite3.Connection, at: str, limit: int) -> list[tuple[int, 
 _END_OF_TIME = "~"  # after every timestamp in text order
 
 
+# When a job's pending triggers first make some brand's run ready (triggers.ready_at).
+# Parameters: job_id, job_id.
+_READY_AT = """
+    SELECT min(ready.at) FROM (
+        SELECT max(t.succeeded_at) AS at FROM dataset_triggers AS t
+        WHERE t.job_id = ? GROUP BY coalesce(t.brand_id, '')
+        HAVING count(*) >= (SELECT count(*) FROM job_inputs AS i
+                            WHERE i.job_id = ? AND i.kind = 'after')
+    ) AS ready
+"""
+# The brand whose triggers were ready first. Parameters: job_id, job_id.
+_PICK_READY_BRAND = """
+    SELECT t.brand_id FROM dataset_triggers AS t WHERE t.job_id = ?
+    GROUP BY t.brand_id
+    HAVING count(*) >= (SELECT count(*) FROM job_inputs AS i
+                        WHERE i.job_id = ? AND i.kind = 'after')
+    ORDER BY max(t.succeeded_at), t.brand_id
+    LIMIT 1
+"""
+# Pending triggers of inputs the job no longer lists. Parameters: job_id, job_id.
+_DROP_UNLISTED_TRIGGERS = """
+    DELETE FROM dataset_triggers AS t WHERE t.job_id = ? AND NOT EXISTS (
+        SELECT 1 FROM job_inputs AS i WHERE i.job_id = ? AND i.kind = 'after'
+          AND i.scope = t.scope AND i.dataset = t.dataset)
+"""
+
+
 def _update_job(
     conn: sqlite3.Connection,
     job_id: int,
@@ -856,6 +985,7 @@ def _job(row: sqlite3.Row) -> Job:
     for key in _JOB_TIMESTAMPS:
         values[key] = _dt(values[key])
     values["parameters"] = json.loads(values["parameters"])
+    values["inputs"] = json.loads(values["inputs"])
     return Job(**values)
 
 
@@ -864,6 +994,7 @@ def _run(row: sqlite3.Row) -> Run:
     for key in _RUN_TIMESTAMPS:
         values[key] = _dt(values[key])
     values["steps"] = json.loads(values["steps"])
+    values["triggered_by"] = json.loads(values["triggered_by"])
     return Run(**values)
 
 

@@ -253,6 +253,46 @@ CREATE FUNCTION pipectl_dataset_statuses(p_all_brands boolean DEFAULT true, p_br
    ORDER BY (COALESCE(d.brand_id, ''::text) COLLATE "C"), (d.dataset COLLATE "C");
 END;
 
+CREATE FUNCTION pipectl_dataset_succeeded() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO public
+    AS $$
+DECLARE
+    consumer record;
+BEGIN
+    FOR consumer IN
+        SELECT i.job_id, i.kind, i.scope,
+            CASE WHEN i.scope = 'global' THEN j.brand_id ELSE NEW.brand_id END AS target
+        FROM job_inputs AS i JOIN scheduled_jobs AS j ON j.id = i.job_id
+        WHERE i.dataset = NEW.dataset AND j.status <> 'archived'
+          AND CASE WHEN i.scope = 'global' THEN NEW.brand_id IS NULL
+                   ELSE NEW.brand_id IS NOT NULL
+                        AND (j.brand_id IS NULL OR j.brand_id = NEW.brand_id) END
+        ORDER BY i.job_id
+    LOOP
+        IF consumer.kind = 'after' THEN
+            INSERT INTO dataset_triggers AS t (job_id, brand_id, scope, dataset, input_brand_id,
+                run_id, succeeded_at)
+            VALUES (consumer.job_id, consumer.target, consumer.scope, NEW.dataset, NEW.brand_id,
+                NEW.last_run_id, NEW.last_success_at)
+            ON CONFLICT (job_id, (coalesce(brand_id, '')), scope, dataset) DO UPDATE
+            SET run_id = excluded.run_id, succeeded_at = excluded.succeeded_at,
+                successes = t.successes + 1;
+            -- next_run_at is named so that the key-head trigger (0008) sees the move that
+            -- scheduled_jobs_due_when_triggered makes.
+            UPDATE scheduled_jobs
+            SET triggered_at = pipectl_ready_at(id), next_run_at = next_run_at
+            WHERE id = consumer.job_id;
+        ELSE
+            UPDATE scheduled_jobs SET next_run_at = NEW.last_success_at
+            WHERE id = consumer.job_id AND status = 'active' AND held_since IS NOT NULL
+              AND next_run_at > NEW.last_success_at;
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
 CREATE FUNCTION pipectl_db_now() RETURNS timestamp with time zone
     LANGUAGE sql
     SET search_path TO public
@@ -298,6 +338,19 @@ CREATE FUNCTION pipectl_delete_threshold(p_dataset text, p_brand_id text) RETURN
         WHERE coalesce(brand_id, '') = coalesce(p_brand_id, '') AND dataset = p_dataset
         RETURNING 1)
     SELECT EXISTS (SELECT FROM gone)
+$$;
+
+CREATE FUNCTION pipectl_due_when_triggered() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO public
+    AS $$
+BEGIN
+    IF NEW.status = 'active' AND NEW.triggered_at IS NOT NULL
+       AND (NEW.next_run_at IS NULL OR NEW.next_run_at > NEW.triggered_at) THEN
+        NEW.next_run_at := NEW.triggered_at;
+    END IF;
+    RETURN NEW;
+END
 $$;
 
 CREATE FUNCTION pipectl_enqueue(p_brand_id text, p_job_type text, p_name text, p_schedule_type text, p_cron_expression text, p_timezone text, p_next_run_at timestamp with time zone, p_status text, p_parameters jsonb, p_max_retries integer, p_retry_base_seconds integer, p_retry_cap_seconds integer, p_timeout_seconds double precision, p_dedupe_key text, p_concurrency_key text, p_now timestamp with time zone) RETURNS jsonb
@@ -482,6 +535,36 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION pipectl_hold_runs(p_holds jsonb, p_now timestamp with time zone) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO public
+    AS $$
+DECLARE
+    hold record;
+    released bigint;
+    held integer := 0;
+BEGIN
+    FOR hold IN
+        SELECT * FROM jsonb_to_recordset(p_holds) AS h (run_id bigint, lease_token text,
+            next_run_at timestamptz, held_since timestamptz, waiting_on text)
+        ORDER BY h.run_id
+    LOOP
+        DELETE FROM scheduled_job_runs AS r
+        WHERE r.id = hold.run_id AND r.lease_token = hold.lease_token AND r.status = 'running'
+        RETURNING r.job_id INTO released;
+        CONTINUE WHEN NOT FOUND;
+        UPDATE scheduled_jobs AS j
+        SET status = CASE WHEN j.status = 'running' THEN 'active' ELSE j.status END,
+            next_run_at = hold.next_run_at, held_since = hold.held_since,
+            waiting_on = hold.waiting_on, updated_at = p_now,
+            last_run_id = (SELECT max(r.id) FROM scheduled_job_runs AS r WHERE r.job_id = j.id)
+        WHERE j.id = released;
+        held := held + 1;
+    END LOOP;
+    RETURN held;
+END
+$$;
+
 CREATE FUNCTION pipectl_insert_job(p_brand_id text, p_job_type text, p_name text, p_schedule_type text, p_cron_expression text, p_timezone text, p_next_run_at timestamp with time zone, p_status text, p_parameters jsonb, p_max_retries integer, p_retry_base_seconds integer, p_retry_cap_seconds integer, p_timeout_seconds double precision, p_dedupe_key text, p_concurrency_key text, p_now timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO public
@@ -520,6 +603,8 @@ CREATE TABLE scheduled_job_runs (
     steps jsonb DEFAULT '[]'::jsonb NOT NULL,
     cancel_requested_at timestamp with time zone,
     cancel_requested_by text,
+    brand_id text,
+    triggered_by jsonb DEFAULT '[]'::jsonb NOT NULL,
     CONSTRAINT scheduled_job_runs_status_check CHECK ((status = ANY (ARRAY['running'::text, 'completed'::text, 'failed'::text, 'cancelled'::text])))
 );
 
@@ -554,7 +639,12 @@ CREATE TABLE scheduled_jobs (
     created_at timestamp with time zone NOT NULL,
     updated_at timestamp with time zone NOT NULL,
     revision integer DEFAULT 0 NOT NULL,
-    CONSTRAINT scheduled_jobs_schedule_type_check CHECK ((schedule_type = ANY (ARRAY['recurring'::text, 'one_time'::text]))),
+    inputs jsonb DEFAULT '[]'::jsonb NOT NULL,
+    max_hold_seconds double precision,
+    held_since timestamp with time zone,
+    waiting_on text,
+    triggered_at timestamp with time zone,
+    CONSTRAINT scheduled_jobs_schedule_type_check CHECK ((schedule_type = ANY (ARRAY['recurring'::text, 'one_time'::text, 'datasets'::text]))),
     CONSTRAINT scheduled_jobs_status_check CHECK ((status = ANY (ARRAY['active'::text, 'paused'::text, 'running'::text, 'completed'::text, 'failed'::text, 'archived'::text])))
 );
 
@@ -652,6 +742,20 @@ BEGIN
     GET DIAGNOSTICS deleted = ROW_COUNT;
     RETURN deleted;
 END
+$$;
+
+CREATE FUNCTION pipectl_ready_at(p_job_id bigint) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    SET search_path TO public
+    AS $$
+    SELECT min(ready.at) FROM (
+        SELECT max(t.succeeded_at) AS at
+        FROM dataset_triggers AS t
+        WHERE t.job_id = p_job_id
+        GROUP BY coalesce(t.brand_id, '')
+        HAVING count(*) >= (SELECT count(*) FROM job_inputs AS i
+                            WHERE i.job_id = p_job_id AND i.kind = 'after')
+    ) AS ready
 $$;
 
 CREATE FUNCTION pipectl_reapply_job_update(p_job_id bigint, p_run_id bigint, p_revision integer, p_written_status text, p_job_status text, p_next_run_at timestamp with time zone, p_retry_count integer, p_last_error text, p_at timestamp with time zone) RETURNS boolean
@@ -933,6 +1037,30 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION pipectl_set_job_inputs(p_job_id bigint, p_inputs jsonb, p_max_hold_seconds double precision, p_now timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO public
+    AS $$
+DECLARE
+    job jsonb;
+BEGIN
+    DELETE FROM job_inputs WHERE job_id = p_job_id;
+    INSERT INTO job_inputs (job_id, kind, scope, dataset)
+    SELECT DISTINCT p_job_id, i.kind, i.scope, i.dataset
+    FROM jsonb_to_recordset(p_inputs) AS i (kind text, scope text, dataset text);
+    DELETE FROM dataset_triggers AS t
+    WHERE t.job_id = p_job_id AND NOT EXISTS (
+        SELECT FROM job_inputs AS i WHERE i.job_id = p_job_id AND i.kind = 'after'
+          AND i.scope = t.scope AND i.dataset = t.dataset);
+    UPDATE scheduled_jobs AS j
+    SET inputs = p_inputs, max_hold_seconds = p_max_hold_seconds, next_run_at = j.next_run_at,
+        triggered_at = pipectl_ready_at(j.id), updated_at = p_now, revision = j.revision + 1
+    WHERE j.id = p_job_id
+    RETURNING to_jsonb(j.*) INTO job;
+    RETURN job;
+END
+$$;
+
 CREATE FUNCTION pipectl_set_threshold(p_brand_id text, p_dataset text, p_warn_after_seconds double precision, p_error_after_seconds double precision, p_now timestamp with time zone) RETURNS void
     LANGUAGE sql
     SET search_path TO public
@@ -944,6 +1072,61 @@ CREATE FUNCTION pipectl_set_threshold(p_brand_id text, p_dataset text, p_warn_af
         warn_after_seconds = excluded.warn_after_seconds,
         error_after_seconds = excluded.error_after_seconds,
         updated_at = excluded.updated_at
+$$;
+
+CREATE FUNCTION pipectl_start_runs(p_starts jsonb) RETURNS SETOF jsonb
+    LANGUAGE plpgsql
+    SET search_path TO public
+    AS $$
+DECLARE
+    start record;
+    claimed record;
+    target text;
+    taken jsonb;
+    run jsonb;
+BEGIN
+    FOR start IN
+        SELECT * FROM jsonb_to_recordset(p_starts)
+            AS s (run_id bigint, lease_token text, pick boolean, brand_id text, carried jsonb)
+        ORDER BY s.run_id
+    LOOP
+        SELECT r.id, r.job_id INTO claimed FROM scheduled_job_runs AS r
+        WHERE r.id = start.run_id AND r.status = 'running' AND r.lease_token = start.lease_token;
+        CONTINUE WHEN NOT FOUND;
+        PERFORM FROM scheduled_jobs WHERE id = claimed.job_id FOR UPDATE;
+        target := start.brand_id;
+        IF start.pick THEN
+            SELECT t.brand_id INTO target FROM dataset_triggers AS t
+            WHERE t.job_id = claimed.job_id
+            GROUP BY t.brand_id
+            HAVING count(*) >= (SELECT count(*) FROM job_inputs AS i
+                                WHERE i.job_id = claimed.job_id AND i.kind = 'after')
+            ORDER BY max(t.succeeded_at), t.brand_id
+            LIMIT 1;
+            IF NOT FOUND THEN
+                target := start.brand_id;
+            END IF;
+        END IF;
+        WITH gone AS (
+            DELETE FROM dataset_triggers AS t
+            WHERE t.job_id = claimed.job_id AND t.brand_id IS NOT DISTINCT FROM target
+            RETURNING t.*
+        )
+        SELECT coalesce(jsonb_agg(jsonb_build_object('dataset', CASE WHEN g.scope = 'global'
+                    THEN 'global:' || g.dataset ELSE g.dataset END,
+                'brand_id', g.input_brand_id, 'run_id', g.run_id, 'at', g.succeeded_at,
+                'successes', g.successes) ORDER BY g.dataset), '[]')
+        INTO taken FROM gone AS g;
+        UPDATE scheduled_jobs AS j
+        SET held_since = NULL, waiting_on = NULL, triggered_at = pipectl_ready_at(j.id)
+        WHERE j.id = claimed.job_id;
+        UPDATE scheduled_job_runs AS r
+        SET brand_id = target, triggered_by = coalesce(start.carried, '[]') || taken
+        WHERE r.id = claimed.id
+        RETURNING to_jsonb(r.*) INTO run;
+        RETURN NEXT run;
+    END LOOP;
+END
 $$;
 
 CREATE TABLE dataset_thresholds (
@@ -1101,6 +1284,26 @@ CREATE TABLE concurrency_key_heads (
     version bigint DEFAULT 0 NOT NULL
 );
 
+CREATE TABLE dataset_triggers (
+    job_id bigint NOT NULL,
+    brand_id text,
+    scope text NOT NULL,
+    dataset text NOT NULL,
+    input_brand_id text,
+    run_id bigint,
+    succeeded_at timestamp with time zone NOT NULL,
+    successes integer DEFAULT 1 NOT NULL
+);
+
+CREATE TABLE job_inputs (
+    job_id bigint NOT NULL,
+    kind text NOT NULL,
+    scope text NOT NULL,
+    dataset text NOT NULL,
+    CONSTRAINT job_inputs_kind_check CHECK ((kind = ANY (ARRAY['after'::text, 'fresh'::text]))),
+    CONSTRAINT job_inputs_scope_check CHECK ((scope = ANY (ARRAY['brand'::text, 'global'::text])))
+);
+
 CREATE TABLE pipectl_schema_migrations (
     version integer NOT NULL,
     name text NOT NULL,
@@ -1131,6 +1334,9 @@ ALTER TABLE ONLY brand_retirements
 ALTER TABLE ONLY concurrency_key_heads
     ADD CONSTRAINT concurrency_key_heads_pkey PRIMARY KEY (concurrency_key);
 
+ALTER TABLE ONLY job_inputs
+    ADD CONSTRAINT job_inputs_pkey PRIMARY KEY (job_id, kind, scope, dataset);
+
 ALTER TABLE ONLY pipectl_schema_migrations
     ADD CONSTRAINT pipectl_schema_migrations_pkey PRIMARY KEY (version);
 
@@ -1148,6 +1354,10 @@ CREATE INDEX concurrency_key_heads_due ON concurrency_key_heads USING btree (nex
 CREATE UNIQUE INDEX dataset_status_key ON dataset_status USING btree (COALESCE(brand_id, ''::text), dataset);
 
 CREATE UNIQUE INDEX dataset_thresholds_key ON dataset_thresholds USING btree (COALESCE(brand_id, ''::text), dataset);
+
+CREATE UNIQUE INDEX dataset_triggers_key ON dataset_triggers USING btree (job_id, COALESCE(brand_id, ''::text), scope, dataset);
+
+CREATE INDEX job_inputs_dataset ON job_inputs USING btree (dataset);
 
 CREATE UNIQUE INDEX scheduled_job_runs_concurrency ON scheduled_job_runs USING btree (concurrency_key) WHERE ((status = 'running'::text) AND (concurrency_key IS NOT NULL));
 
@@ -1169,11 +1379,23 @@ CREATE INDEX scheduled_jobs_key_queue ON scheduled_jobs USING btree (concurrency
 
 CREATE INDEX scheduled_jobs_live ON scheduled_jobs USING btree (brand_id, id) WHERE (status <> 'archived'::text);
 
+CREATE TRIGGER dataset_status_succeeded_insert AFTER INSERT ON dataset_status FOR EACH ROW WHEN ((new.last_success_at IS NOT NULL)) EXECUTE FUNCTION pipectl_dataset_succeeded();
+
+CREATE TRIGGER dataset_status_succeeded_update AFTER UPDATE OF last_success_at ON dataset_status FOR EACH ROW WHEN ((new.last_success_at IS DISTINCT FROM old.last_success_at)) EXECUTE FUNCTION pipectl_dataset_succeeded();
+
 CREATE TRIGGER scheduled_job_runs_ended AFTER UPDATE OF status ON scheduled_job_runs FOR EACH ROW WHEN (((old.status = 'running'::text) AND (new.status <> 'running'::text))) EXECUTE FUNCTION pipectl_notify_run_ended();
+
+CREATE TRIGGER scheduled_jobs_due_when_triggered BEFORE INSERT OR UPDATE ON scheduled_jobs FOR EACH ROW WHEN ((new.triggered_at IS NOT NULL)) EXECUTE FUNCTION pipectl_due_when_triggered();
 
 CREATE TRIGGER scheduled_jobs_inserted_head AFTER INSERT ON scheduled_jobs FOR EACH ROW WHEN (((new.status = 'active'::text) AND (new.concurrency_key IS NOT NULL) AND (new.next_run_at IS NOT NULL))) EXECUTE FUNCTION pipectl_lower_key_head();
 
 CREATE TRIGGER scheduled_jobs_updated_head AFTER UPDATE OF status, next_run_at, concurrency_key ON scheduled_jobs FOR EACH ROW WHEN (((new.status = 'active'::text) AND (new.concurrency_key IS NOT NULL) AND (new.next_run_at IS NOT NULL))) EXECUTE FUNCTION pipectl_lower_key_head();
+
+ALTER TABLE ONLY dataset_triggers
+    ADD CONSTRAINT dataset_triggers_job_id_fkey FOREIGN KEY (job_id) REFERENCES scheduled_jobs(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY job_inputs
+    ADD CONSTRAINT job_inputs_job_id_fkey FOREIGN KEY (job_id) REFERENCES scheduled_jobs(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY scheduled_job_runs
     ADD CONSTRAINT scheduled_job_runs_job_id_fkey FOREIGN KEY (job_id) REFERENCES scheduled_jobs(id) ON DELETE CASCADE;
@@ -1185,6 +1407,10 @@ ALTER TABLE concurrency_key_heads ENABLE ROW LEVEL SECURITY;
 ALTER TABLE dataset_status ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE dataset_thresholds ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE dataset_triggers ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE job_inputs ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE pipectl_schema_migrations ENABLE ROW LEVEL SECURITY;
 

@@ -57,6 +57,7 @@ FROM (
     SELECT k.concurrency_key, k.next_run_at, (
             SELECT h.id FROM scheduled_jobs AS h
             WHERE h.concurrency_key = k.concurrency_key AND h.status = 'active'
+              AND h.next_run_at IS NOT NULL  -- SQLite sorts NULL first: a job waiting on data
             ORDER BY h.next_run_at, h.id
             LIMIT 1
         ) AS head_id

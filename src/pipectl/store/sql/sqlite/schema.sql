@@ -24,12 +24,38 @@ CREATE TABLE dataset_status (
     updated_at      TEXT NOT NULL
 , alerted_state TEXT, retired_at TEXT);
 
+CREATE TABLE dataset_successes (
+    brand_id TEXT,
+    dataset  TEXT NOT NULL,
+    run_id   INTEGER,
+    at       TEXT NOT NULL
+);
+
 CREATE TABLE dataset_thresholds (
     brand_id            TEXT,                         -- NULL = every brand without its own
     dataset             TEXT NOT NULL,
     warn_after_seconds  REAL NOT NULL,
     error_after_seconds REAL NOT NULL,
     updated_at          TEXT NOT NULL
+);
+
+CREATE TABLE dataset_triggers (
+    job_id         INTEGER NOT NULL REFERENCES scheduled_jobs (id) ON DELETE CASCADE,
+    brand_id       TEXT,
+    scope          TEXT NOT NULL,
+    dataset        TEXT NOT NULL,
+    input_brand_id TEXT,
+    run_id         INTEGER,
+    succeeded_at   TEXT NOT NULL,
+    successes      INTEGER NOT NULL DEFAULT 1
+);
+
+CREATE TABLE job_inputs (
+    job_id  INTEGER NOT NULL REFERENCES scheduled_jobs (id) ON DELETE CASCADE,
+    kind    TEXT NOT NULL CHECK (kind IN ('after', 'fresh')),
+    scope   TEXT NOT NULL CHECK (scope IN ('brand', 'global')),
+    dataset TEXT NOT NULL,
+    PRIMARY KEY (job_id, kind, scope, dataset)
 );
 
 CREATE TABLE pipectl_schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
@@ -48,14 +74,14 @@ CREATE TABLE scheduled_job_runs (
     error_message   TEXT,
     logs            TEXT NOT NULL DEFAULT '',
     steps           TEXT NOT NULL DEFAULT '[]'
-, cancel_requested_at TEXT, cancel_requested_by TEXT);
+, cancel_requested_at TEXT, cancel_requested_by TEXT, brand_id TEXT, triggered_by TEXT NOT NULL DEFAULT '[]');
 
 CREATE TABLE scheduled_jobs (
     id                 INTEGER PRIMARY KEY AUTOINCREMENT,
     brand_id           TEXT,                          -- NULL = global (cross-brand)
     job_type           TEXT NOT NULL,
     name               TEXT NOT NULL,
-    schedule_type      TEXT NOT NULL CHECK (schedule_type IN ('recurring', 'one_time')),
+    schedule_type      TEXT NOT NULL CHECK (schedule_type IN ('recurring', 'one_time', 'datasets')),
     cron_expression    TEXT,
     timezone           TEXT NOT NULL DEFAULT 'UTC',
     next_run_at        TEXT,
@@ -73,7 +99,7 @@ CREATE TABLE scheduled_jobs (
     last_run_id        INTEGER,
     created_at         TEXT NOT NULL,
     updated_at         TEXT NOT NULL
-, revision INTEGER NOT NULL DEFAULT 0);
+, revision INTEGER NOT NULL DEFAULT 0, inputs TEXT NOT NULL DEFAULT '[]', max_hold_seconds REAL, held_since TEXT, waiting_on TEXT, triggered_at TEXT);
 
 CREATE TABLE workers (
     id           TEXT PRIMARY KEY,
@@ -89,6 +115,11 @@ CREATE INDEX concurrency_key_heads_due ON concurrency_key_heads (next_run_at, co
 CREATE UNIQUE INDEX dataset_status_key ON dataset_status (coalesce(brand_id, ''), dataset);
 
 CREATE UNIQUE INDEX dataset_thresholds_key ON dataset_thresholds (coalesce(brand_id, ''), dataset);
+
+CREATE UNIQUE INDEX dataset_triggers_key
+    ON dataset_triggers (job_id, coalesce(brand_id, ''), scope, dataset);
+
+CREATE INDEX job_inputs_dataset ON job_inputs (dataset);
 
 CREATE UNIQUE INDEX scheduled_job_runs_concurrency ON scheduled_job_runs (concurrency_key)
     WHERE status = 'running' AND concurrency_key IS NOT NULL;
@@ -114,6 +145,58 @@ CREATE INDEX scheduled_jobs_key_queue ON scheduled_jobs (concurrency_key, next_r
     WHERE status = 'active' AND concurrency_key IS NOT NULL;
 
 CREATE INDEX scheduled_jobs_live ON scheduled_jobs (brand_id, id) WHERE status <> 'archived';
+
+CREATE TRIGGER dataset_status_succeeded_insert AFTER INSERT ON dataset_status
+WHEN NEW.last_success_at IS NOT NULL
+BEGIN
+    INSERT INTO dataset_successes (brand_id, dataset, run_id, at)
+    VALUES (NEW.brand_id, NEW.dataset, NEW.last_run_id, NEW.last_success_at);
+END;
+
+CREATE TRIGGER dataset_status_succeeded_update AFTER UPDATE OF last_success_at ON dataset_status
+WHEN NEW.last_success_at IS NOT NULL AND NEW.last_success_at IS NOT OLD.last_success_at
+BEGIN
+    INSERT INTO dataset_successes (brand_id, dataset, run_id, at)
+    VALUES (NEW.brand_id, NEW.dataset, NEW.last_run_id, NEW.last_success_at);
+END;
+
+CREATE TRIGGER dataset_successes_trigger AFTER INSERT ON dataset_successes
+BEGIN
+    INSERT INTO dataset_triggers (job_id, brand_id, scope, dataset, input_brand_id, run_id,
+        succeeded_at)
+    SELECT i.job_id, CASE WHEN i.scope = 'global' THEN j.brand_id ELSE NEW.brand_id END,
+        i.scope, NEW.dataset, NEW.brand_id, NEW.run_id, NEW.at
+    FROM job_inputs AS i JOIN scheduled_jobs AS j ON j.id = i.job_id
+    WHERE i.dataset = NEW.dataset AND i.kind = 'after' AND j.status <> 'archived'
+      AND CASE WHEN i.scope = 'global' THEN NEW.brand_id IS NULL
+               ELSE NEW.brand_id IS NOT NULL
+                    AND (j.brand_id IS NULL OR j.brand_id = NEW.brand_id) END
+    ON CONFLICT (job_id, coalesce(brand_id, ''), scope, dataset) DO UPDATE
+    SET run_id = excluded.run_id, succeeded_at = excluded.succeeded_at,
+        successes = successes + 1;
+    UPDATE scheduled_jobs SET triggered_at = (
+        SELECT min(ready.at) FROM (
+            SELECT max(t.succeeded_at) AS at FROM dataset_triggers AS t
+            WHERE t.job_id = scheduled_jobs.id GROUP BY coalesce(t.brand_id, '')
+            HAVING count(*) >= (SELECT count(*) FROM job_inputs AS c
+                                WHERE c.job_id = scheduled_jobs.id AND c.kind = 'after')
+        ) AS ready)
+    WHERE id IN (SELECT i.job_id FROM job_inputs AS i
+                 WHERE i.dataset = NEW.dataset AND i.kind = 'after');
+    UPDATE scheduled_jobs SET next_run_at = NEW.at
+    WHERE status = 'active' AND held_since IS NOT NULL AND next_run_at > NEW.at
+      AND id IN (SELECT i.job_id FROM job_inputs AS i
+                 WHERE i.dataset = NEW.dataset AND i.kind = 'fresh');
+    DELETE FROM dataset_successes WHERE rowid = NEW.rowid;
+END;
+
+CREATE TRIGGER scheduled_jobs_due_when_triggered
+AFTER UPDATE OF status, next_run_at, triggered_at ON scheduled_jobs
+WHEN NEW.status = 'active' AND NEW.triggered_at IS NOT NULL
+    AND (NEW.next_run_at IS NULL OR NEW.next_run_at > NEW.triggered_at)
+BEGIN
+    UPDATE scheduled_jobs SET next_run_at = NEW.triggered_at WHERE id = NEW.id;
+END;
 
 CREATE TRIGGER scheduled_jobs_inserted_heads AFTER INSERT ON scheduled_jobs
 WHEN NEW.status = 'active' AND NEW.concurrency_key IS NOT NULL AND NEW.next_run_at IS NOT NULL

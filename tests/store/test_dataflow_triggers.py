@@ -1,0 +1,141 @@
+"""The store's restatement of the trigger rules (migration 0014 / SQLite 0011) against
+triggers.py's, on a table of cases, on every store: a success recorded in a run's outcome
+triggers exactly the runs `target_brand` says, in the same transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from trigger_cases import TARGET_CASES
+
+from pipectl.models import DatasetOutcome, JobUpdate, NewJob, RunHold, RunResult, RunStart
+from pipectl.store import Store
+from pipectl.triggers import NO_TARGET, parse_inputs, ready_at, target_brand
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def new_job(
+    brand: str | None, *, next_run_at: datetime | None = NOW, key: str | None = None
+) -> NewJob:
+    return NewJob(
+        brand_id=brand,
+        job_type="command",
+        name="j",
+        schedule_type="one_time",
+        cron_expression=None,
+        timezone="UTC",
+        next_run_at=next_run_at,
+        status="active",
+        parameters={"command": "true"},
+        max_retries=3,
+        retry_base_seconds=300,
+        retry_cap_seconds=3600,
+        timeout_seconds=None,
+        dedupe_key=None,
+        concurrency_key=key,
+    )
+
+
+def succeed(store: Store, brand: str | None, dataset: str, at: datetime, ok: bool = True) -> int:
+    """A producer run that records `dataset` for `brand` through the finish path."""
+    producer = store.insert_job(new_job(brand, next_run_at=at), at)
+    (claim,) = [c for c in store.claim_due("w", at, 10) if c.job.id == producer.id]
+    result = RunResult(
+        status="completed",
+        finished_at=at,
+        error_message=None,
+        logs="",
+        steps=[],
+        job_update=JobUpdate("archived", None, 0, None, claim.job.revision),
+        datasets=[DatasetOutcome(brand, dataset, ok, None if ok else "boom")],
+    )
+    assert store.finish_runs([(claim.run.id, claim.run.lease_token, result)])
+    return claim.run.id
+
+
+@pytest.mark.parametrize(("job_brand", "text", "success_brand", "expected"), TARGET_CASES)
+def test_a_success_triggers_what_the_rule_says(
+    store: Store, job_brand: str | None, text: str, success_brand: str | None, expected: object
+) -> None:
+    (item,) = parse_inputs(job_brand, [text], [])
+    consumer = store.insert_job(new_job(job_brand, next_run_at=None), NOW)
+    store.set_job_inputs(consumer.id, [item.to_json()], None, NOW)
+    run_id = succeed(store, success_brand, "orders", NOW)
+    job = store.get_job(consumer.id)
+    assert target_brand(job_brand, item, success_brand) == expected
+    if expected is NO_TARGET:
+        assert (job.triggered_at, job.next_run_at) == (None, None)
+        return
+    assert (job.triggered_at, job.next_run_at) == (NOW, NOW)
+    (claim,) = [c for c in store.claim_due("w", NOW, 10) if c.job.id == consumer.id]
+    started = store.start_runs(
+        [RunStart(claim.run.id, claim.run.lease_token, job_brand is None, job_brand)]
+    )
+    run = started[claim.run.id]
+    assert run.brand_id == expected
+    assert run.triggered_by == [
+        {
+            "dataset": text,
+            "brand_id": success_brand,
+            "run_id": run_id,
+            "at": NOW.isoformat(),
+            "successes": 1,
+        }
+    ]
+    assert store.get_job(consumer.id).triggered_at is None
+
+
+def test_ready_at_in_the_store_is_the_rule(store: Store) -> None:
+    consumer = store.insert_job(new_job(None, next_run_at=None), NOW)
+    inputs = parse_inputs(None, ["orders", "stock"], [])
+    store.set_job_inputs(consumer.id, [item.to_json() for item in inputs], None, NOW)
+    pending: list[tuple[str | None, str, datetime]] = []
+    steps = [
+        ("acme", "orders"),
+        ("beta", "stock"),
+        ("beta", "orders"),
+        ("acme", "orders"),
+        ("acme", "stock"),
+        ("failing", "stock"),
+    ]
+    for minute, (brand, dataset) in enumerate(steps):
+        at = NOW + timedelta(minutes=minute)
+        ok = brand != "failing"
+        succeed(store, brand, dataset, at, ok)
+        if ok:
+            pending = [p for p in pending if (p[0], p[1]) != (brand, dataset)] + [
+                (brand, dataset, at)
+            ]
+        assert store.get_job(consumer.id).triggered_at == ready_at(pending, 2), (brand, dataset)
+
+
+def test_failed_success_and_unlisted_inputs_leave_no_trigger(store: Store) -> None:
+    consumer = store.insert_job(new_job("acme", next_run_at=None), NOW)
+    (item,) = parse_inputs("acme", ["orders"], [])
+    store.set_job_inputs(consumer.id, [item.to_json()], None, NOW)
+    succeed(store, "acme", "orders", NOW, ok=False)
+    assert store.get_job(consumer.id).triggered_at is None
+    succeed(store, "acme", "orders", NOW + timedelta(minutes=1))
+    assert store.get_job(consumer.id).next_run_at == NOW + timedelta(minutes=1)
+    # Dropping the input drops its pending trigger.
+    (other,) = parse_inputs("acme", ["stock"], [])
+    job = store.set_job_inputs(consumer.id, [other.to_json()], 60.0, NOW)
+    assert (job.triggered_at, job.max_hold_seconds, job.inputs) == (None, 60.0, [other.to_json()])
+
+
+def test_a_hold_gives_the_run_back_and_keeps_the_job_due(store: Store) -> None:
+    job = store.insert_job(new_job("acme", key="k"), NOW)
+    (claim,) = store.claim_due("w", NOW, 10)
+    later = NOW + timedelta(minutes=1)
+    hold = RunHold(claim.run.id, claim.run.lease_token, later, NOW, "waiting for acme/orders")
+    assert store.hold_runs([hold], NOW) == 1
+    assert store.hold_runs([hold], NOW) == 0  # the lease is gone: nothing twice
+    held = store.get_job(job.id)
+    assert (held.status, held.next_run_at, held.held_since) == ("active", later, NOW)
+    assert held.waiting_on == "waiting for acme/orders"
+    assert store.get_run(claim.run.id) is None
+    assert store.claim_due("w", NOW, 10) == []
+    (again,) = store.claim_due("w", later, 10)
+    assert again.job.id == job.id
