@@ -136,7 +136,8 @@ def status(
             report = client.gate_status(brands, datasets)
         gate = report.gate(strict=strict, require_worker=require_worker)
         if as_json:
-            from pipectl.cli.documents import print_json, status_json
+            from pipectl.cli.json_output import print_json
+            from pipectl.documents import status_json
 
             print_json(status_json(report, gate))
         else:

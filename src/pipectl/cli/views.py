@@ -11,7 +11,6 @@ from typing import Any
 from rich.console import Console, Group, RenderableType
 from rich.rule import Rule
 
-from pipectl.cli.documents import waiting_json, worker_alert
 from pipectl.cli.render import (
     STATE_STYLES,
     ago,
@@ -29,26 +28,12 @@ from pipectl.cli.render import (
 )
 from pipectl.client import StatusReport
 from pipectl.concurrency import Waiting
+from pipectl.documents import worker_alert
 from pipectl.freshness import STATES_WORST_FIRST, worst_first, worst_state
 from pipectl.models import Job, Run
 from pipectl.parsing import format_duration
+from pipectl.phrases import retry_text, schedule_text
 from pipectl.retry import after_last_retry, in_backoff
-
-
-def schedule_text(job: Job, *, stacked: bool = False) -> str:
-    """`0 3 * * * Europe/Berlin`; `stacked`: the timezone on a line of its own."""
-    if job.is_recurring:
-        return f"{job.cron_expression}{chr(10) if stacked else ' '}{job.timezone}"
-    return "one-time"
-
-
-def retry_text(job: Job) -> str:
-    """The retry state in the words of `pipectl retry`: the attempt coming next, of all."""
-    if job.retry_count == 0:
-        return ""
-    if job.status == "failed":
-        return f"failed after {job.retry_count + 1} attempts"
-    return f"attempt {job.retry_count + 1} of {job.max_retries + 1}"
 
 
 def next_run_text(job: Job, now: datetime) -> str:
@@ -71,10 +56,6 @@ def backoff_json(job: Job) -> dict[str, Any]:
 
 def job_state(job: Job, waiting: Waiting | None) -> str:
     return f"[yellow]{esc(waiting.describe())}[/]" if waiting else styled(job.status)
-
-
-def jobs_json(jobs: list[Job], waiting: dict[int, Waiting]) -> list[dict[str, Any]]:
-    return [{**job.to_json(), "waiting_on": waiting_json(waiting.get(job.id))} for job in jobs]
 
 
 def summary_view(report: StatusReport) -> list[str]:
