@@ -8,8 +8,9 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from pipectl.client import Client
+    from pipectl.worker import Worker
 
-__all__ = ["Client", "__version__"]
+__all__ = ["Client", "Worker", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -18,4 +19,8 @@ def __getattr__(name: str) -> Any:
         from pipectl.client import Client
 
         return Client
+    if name == "Worker":
+        from pipectl.worker import Worker
+
+        return Worker
     raise AttributeError(name)

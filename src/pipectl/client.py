@@ -7,14 +7,14 @@ import getpass
 import hashlib
 import json
 import socket
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pipectl import actions, clock
+from pipectl import actions, retention
 from pipectl.actions import ALLOWED, BRAND_ACTIONS, DONE, applies, brings_forward
+from pipectl.clock import SYSTEM, Clock
 from pipectl.concurrency import (
     Waiting,
     default_concurrency_key,
@@ -56,6 +56,7 @@ from pipectl.recovery import find_stuck, recover_stuck
 from pipectl.schedule import check_cron, next_occurrence, zone
 from pipectl.settings import Settings, load_settings
 from pipectl.store import ANY, Store, open_store
+from pipectl.store.base import listener
 from pipectl.triggers import (
     HeldWaiting,
     JobInput,
@@ -73,7 +74,6 @@ WAIT_POLL_S = 0.5  # how often a wait looks again where the store has no notific
 WAIT_RECHECK_S = 5.0  # on PostgreSQL, a look even without a notification, in case one was lost
 FOLLOW_POLL_S = 1.0  # how often `runs logs --follow` reads a running run's log
 MAX_RUNNING_SHOWN = 10_000
-DELETE_BATCH = 5_000  # rows per transaction when pruning: short locks, steady progress
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,15 +172,6 @@ class StatusReport:
         )
 
 
-def _in_batches(delete_batch: Callable[[], int]) -> int:
-    total = 0
-    while deleted := delete_batch():
-        total += deleted
-        if deleted < DELETE_BATCH:
-            break
-    return total
-
-
 def operator_name() -> str:
     """Who is asking, for the record (`runs cancel`): user@host."""
     try:
@@ -211,13 +202,19 @@ class Client:
     gunicorn's post_fork hook or lazily on first use in each worker process.
     """
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, *, clock: Clock = SYSTEM) -> None:
         self.store = store
         self.settings = settings
+        self.clock = clock  # what "now" is, for every write and read this client makes
 
     @classmethod
     def from_url(
-        cls, url: str, settings: Settings | None = None, *, check_schema: bool = True
+        cls,
+        url: str,
+        settings: Settings | None = None,
+        *,
+        check_schema: bool = True,
+        clock: Clock = SYSTEM,
     ) -> Client:
         settings = settings or load_settings(database_url=url)
         store = open_store(url, settings=settings)
@@ -227,12 +224,12 @@ class Client:
             except Exception:
                 store.close()
                 raise
-        return cls(store, settings)
+        return cls(store, settings, clock=clock)
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> Client:
+    def from_env(cls, *, clock: Clock = SYSTEM, **overrides: Any) -> Client:
         settings = load_settings(**overrides)
-        return cls.from_url(settings.database_url, settings)
+        return cls.from_url(settings.database_url, settings, clock=clock)
 
     @classmethod
     def migrate_url(cls, url: str, settings: Settings | None = None) -> list[int]:
@@ -285,7 +282,7 @@ class Client:
         if cron_expression is not None:
             cron_expression = check_cron(cron_expression)
         zone(timezone)
-        now = clock.now()
+        now = self.clock.now()
         new = self._new_job(
             job_type,
             brand_id,
@@ -391,11 +388,11 @@ class Client:
             schedule_type="one_time",
             cron_expression=None,
             timezone="UTC",
-            next_run_at=run_at or clock.now(),
+            next_run_at=run_at or self.clock.now(),
             status="active",
             dedupe=not allow_duplicate,
         )
-        now = clock.now()
+        now = self.clock.now()
         job, created = self.store.enqueue(new, now)
         if not created and brings_forward(job, new.next_run_at):
             moved = self.store.update_job(
@@ -491,7 +488,7 @@ class Client:
     def _act(self, action: str, job_id: int) -> Job:
         job = self.get_job(job_id)
         return self._transition(
-            job_id, actions.changes(action, job, clock.now()), ALLOWED[action], DONE[action]
+            job_id, actions.changes(action, job, self.clock.now()), ALLOWED[action], DONE[action]
         )
 
     def jobs_for_action(
@@ -513,7 +510,7 @@ class Client:
     def act_on_jobs(self, action: str, jobs: Sequence[Job]) -> list[Job]:
         """Apply `action` to these jobs in one transaction; returns the jobs it changed (a job
         whose status changed meanwhile so that the action no longer applies is left alone)."""
-        now = clock.now()
+        now = self.clock.now()
         updates = [(job.id, actions.changes(action, job, now)) for job in jobs]
         return self.store.update_jobs(updates, now, only_if_status=ALLOWED[action])
 
@@ -564,7 +561,7 @@ class Client:
             changes.update(
                 cron_expression=cron,
                 timezone=tz,
-                next_run_at=next_occurrence(cron, tz, clock.now()),
+                next_run_at=next_occurrence(cron, tz, self.clock.now()),
             )
         if name is not None:
             changes["name"] = check_name(name, "job name")
@@ -617,7 +614,7 @@ class Client:
         )
         max_hold_seconds = _hold_seconds(max_hold) if max_hold is not None else job.max_hold_seconds
         edited = self.store.set_job_inputs(
-            job.id, [item.to_json() for item in inputs], max_hold_seconds, clock.now()
+            job.id, [item.to_json() for item in inputs], max_hold_seconds, self.clock.now()
         )
         if edited is None:
             raise NotFound(f"no job with id {job.id}")
@@ -634,7 +631,7 @@ class Client:
     def _transition(
         self, job_id: int, changes: dict[str, Any], allowed: tuple[str, ...] | None, verb: str
     ) -> Job:
-        job = self.store.update_job(job_id, changes, clock.now(), only_if_status=allowed)
+        job = self.store.update_job(job_id, changes, self.clock.now(), only_if_status=allowed)
         if job is None:
             current = self.get_job(job_id)
             raise InvalidInput(f"job {job_id} is {current.status} and cannot be {verb}")
@@ -643,7 +640,7 @@ class Client:
     def waiting(self, jobs: list[Job]) -> dict[int, Waiting | HeldWaiting]:
         """Which of these jobs are due but held back by a running run with their key."""
         running = self.store.list_runs(status="running", limit=MAX_RUNNING_SHOWN)
-        return {**held_waiting(jobs), **waiting_on(jobs, running, clock.now())}
+        return {**held_waiting(jobs), **waiting_on(jobs, running, self.clock.now())}
 
     def jobs_in_backoff(self, *, brand_id: str | None = ANY) -> list[Job]:
         return self.store.list_jobs(brand_id=brand_id, in_backoff=True)
@@ -677,7 +674,7 @@ class Client:
         run = self.get_run(run_id)
         requested = None
         if run_is_live(run):
-            requested = self.store.request_cancel(run_id, by or operator_name(), clock.now())
+            requested = self.store.request_cancel(run_id, by or operator_name(), self.clock.now())
         if requested is None:
             run = self.get_run(run_id)
             raise InvalidInput(f"run {run_id} is {run.status}; only a running run can be cancelled")
@@ -696,7 +693,9 @@ class Client:
                 "cancel (pipectl jobs pause or archive stop a recurring job)"
             )
         changes = {"status": "archived", "last_error": cancel_reason(who)}
-        archived = self.store.update_job(job_id, changes, clock.now(), only_if_status=("active",))
+        archived = self.store.update_job(
+            job_id, changes, self.clock.now(), only_if_status=("active",)
+        )
         if archived is None:  # a worker claimed it meanwhile
             return self.cancel_job(job_id, who)
         return Cancelled(archived, None)
@@ -755,26 +754,26 @@ class Client:
 
     def _run_end_listener(self) -> Callable[[float], object] | None:
         """The store's wait for a run's end, listening from now on; None where it has none."""
-        notified = getattr(self.store, "wait_for_run_end", None)
+        listening = listener(self.store)
+        notified = listening.wait_for_run_end if listening is not None else None
         if notified is not None:
             notified(0)  # listen before the first look, so no ending slips between the two
         return notified
 
-    @staticmethod
-    def _pause(notified: Callable[[float], object] | None, seconds: float) -> None:
+    def _pause(self, notified: Callable[[float], object] | None, seconds: float) -> None:
         """Wait `seconds`, or less when a run ends (where the store notifies)."""
         try:
             if notified is None:
                 raise StoreUnavailable("no notifications")
             notified(seconds)
         except StoreUnavailable:  # the listener is reopened by the next call
-            time.sleep(min(seconds, WAIT_POLL_S))
+            self.clock.sleep(min(seconds, WAIT_POLL_S))
 
     def _wait(self, ended: Callable[[], Waited | None], timeout: timedelta | None) -> Waited:
         notified = self._run_end_listener()
-        deadline = None if timeout is None else time.monotonic() + timeout.total_seconds()
+        deadline = None if timeout is None else self.clock.monotonic() + timeout.total_seconds()
         while (done := ended()) is None:
-            remaining = WAIT_RECHECK_S if deadline is None else deadline - time.monotonic()
+            remaining = WAIT_RECHECK_S if deadline is None else deadline - self.clock.monotonic()
             if remaining <= 0:
                 return Waited(None, timed_out=True)
             self._pause(notified, min(remaining, WAIT_RECHECK_S))
@@ -783,7 +782,7 @@ class Client:
     def stuck_runs(self) -> list[Claim]:
         """Running runs the next sweep would recover."""
         return find_stuck(
-            self.store, clock.now(), self.settings.stuck_after, self.settings.start_grace
+            self.store, self.clock.now(), self.settings.stuck_after, self.settings.start_grace
         )
 
     def recover(
@@ -794,7 +793,7 @@ class Client:
         (an operator's `recover --stuck-after`) applies to both."""
         return recover_stuck(
             self.store,
-            clock.now(),
+            self.clock.now(),
             stuck_after or self.settings.stuck_after,
             stuck_after or self.settings.start_grace,
             dry_run=dry_run,
@@ -808,17 +807,17 @@ class Client:
         run, never one of a job's newest `keep_last`. Returns how many (would) go."""
         if keep_last < 1:
             raise InvalidInput("--keep-last must be at least 1: a job's latest run always stays")
-        cutoff = clock.now() - older_than
+        cutoff = self.clock.now() - older_than
         if dry_run:
             return self.store.count_prunable_runs(cutoff, keep_last)
-        return _in_batches(lambda: self.store.prune_runs(cutoff, keep_last, DELETE_BATCH))
+        return retention.prune_runs(self.store, cutoff, keep_last)
 
     def purge_archived_jobs(self, older_than: timedelta, *, dry_run: bool = False) -> int:
         """Delete archived jobs last changed more than `older_than` ago, with their runs."""
-        cutoff = clock.now() - older_than
+        cutoff = self.clock.now() - older_than
         if dry_run:
             return self.store.count_purgeable_jobs(cutoff)
-        return _in_batches(lambda: self.store.purge_archived_jobs(cutoff, DELETE_BATCH))
+        return retention.purge_archived_jobs(self.store, cutoff)
 
     # -- freshness ----------------------------------------------------------------------
     def set_threshold(
@@ -834,7 +833,7 @@ class Client:
         if error_after < warn_after:
             raise InvalidInput("--error-after must not be shorter than --warn-after")
         threshold = Threshold(dataset, brand_id, warn_after, error_after)
-        self.store.set_threshold(threshold, clock.now())
+        self.store.set_threshold(threshold, self.clock.now())
         return threshold
 
     def _thresholds(self, thresholds: list[Threshold]) -> Thresholds:
@@ -845,7 +844,7 @@ class Client:
         """Is `dataset` for `brand_id` (None: global) fresh, and since when?"""
         status = self.store.dataset_status(dataset, brand_id)
         found = freshness(
-            dataset, brand_id, status, self._thresholds(self.store.thresholds()), clock.now()
+            dataset, brand_id, status, self._thresholds(self.store.thresholds()), self.clock.now()
         )
         return self._with_jobs([found], [])[0]
 
@@ -857,7 +856,7 @@ class Client:
             self.store.dataset_statuses(brand_id=brand_id),
             jobs,
             self._thresholds(self.store.thresholds()),
-            clock.now(),
+            self.clock.now(),
         )
         if brand_id is not ANY:
             report = [item for item in report if item.brand_id == brand_id]
@@ -884,7 +883,7 @@ class Client:
 
     # -- the whole picture --------------------------------------------------------------
     def status(self, *, brand_id: str | None = ANY) -> StatusReport:
-        now = clock.now()
+        now = self.clock.now()
         heartbeat_before, started_before = stuck_cutoffs(
             now, self.settings.stuck_after, self.settings.start_grace
         )
@@ -942,7 +941,7 @@ class Client:
             if any(name == dataset for _, name in report.retired):
                 raise InvalidInput(f"dataset {dataset!r} is already retired{where}")
             raise unknown_name("dataset", dataset, {d.dataset for d in report.datasets}, where)
-        now = clock.now()
+        now = self.clock.now()
         self.store.set_datasets_retired(keys, now, now)
         return keys
 
@@ -958,7 +957,7 @@ class Client:
         if not keys:
             where = f" for brand {brand_id}" if isinstance(brand_id, str) else ""
             raise InvalidInput(f"dataset {dataset!r} is not retired{where}")
-        self.store.set_datasets_retired(keys, None, clock.now())
+        self.store.set_datasets_retired(keys, None, self.clock.now())
         return keys
 
     def unset_threshold(self, dataset: str, *, brand_id: str | None = None) -> None:
@@ -998,7 +997,7 @@ class Client:
     def retire_brand(self, plan: BrandPlan) -> list[Job]:
         """Offboard a brand in one transaction: archive its jobs and retire its datasets.
         Returns the jobs archived."""
-        return self.store.retire_brand(plan.brand_id, plan.datasets, clock.now())
+        return self.store.retire_brand(plan.brand_id, plan.datasets, self.clock.now())
 
     def restore_brand(self, brand_id: str) -> BrandRetirement:
         """Undo `retire_brand`: each job it archived gets its status back (a recurring job
@@ -1007,7 +1006,7 @@ class Client:
         if found is None:
             self.require_known_brands([brand_id])
             raise InvalidInput(f"brand {brand_id!r} is not retired")
-        now = clock.now()
+        now = self.clock.now()
         changes: list[tuple[int, str, datetime | None]] = []
         for entry in found.jobs:
             job = self.store.get_job(entry["id"])

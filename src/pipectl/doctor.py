@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pipectl import clock
 from pipectl.errors import InvalidInput, PipectlError
 from pipectl.settings import Settings
+from pipectl.store.base import Listener, listener
 
 Level = Literal["ok", "warn", "fail"]
 
@@ -69,8 +70,8 @@ def run_checks(settings: Settings) -> list[Check]:
     client = Client(store, settings)
     try:
         checks.append(_clock_check(client))
-        if hasattr(store, "listen_check"):
-            checks.append(_listen_check(store))
+        if (listening := listener(store)) is not None:
+            checks.append(_listen_check(listening))
         checks.extend(_worker_checks(client))
         checks.extend(_job_checks(client))
     finally:
@@ -94,7 +95,7 @@ def _clock_check(client: Any) -> Check:
     )
 
 
-def _listen_check(store: Any) -> Check:
+def _listen_check(store: Listener) -> Check:
     """The workers' wake-up path: does a NOTIFY reach a LISTEN (not through a transaction
     pooler)? Without it workers still work, picking jobs up at the next poll."""
     if store.listen_check():

@@ -133,7 +133,7 @@ def serve(
     `Client.gate_status` does, for `?brand=` and `?dataset=` (each repeatable). /ready answers
     the readiness gate (`&strict=1`, `&require_worker=1` as on the command line): 200 when it
     passes, 503 when it does not, the status document as the body either way."""
-    from pipectl.cli.documents import status_json
+    from pipectl.documents import status_json
     from pipectl.errors import PipectlError
 
     class Handler(BaseHTTPRequestHandler):

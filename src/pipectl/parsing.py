@@ -13,6 +13,7 @@ from pipectl.errors import InvalidInput
 
 MAX_PARAMETERS_BYTES = 64 * 1024
 MAX_NAME_LENGTH = 200
+MAX_ID = 2**63 - 1  # ids are 64-bit integers in every store
 
 _UNITS_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.ASCII)

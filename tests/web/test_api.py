@@ -12,9 +12,8 @@ from freezegun import freeze_time
 from helpers_web import ACME, NEWCO, OPS, READ, Seed, bearer
 from procs import pipectl
 
-from pipectl.cli.documents import status_json
-from pipectl.cli.views import jobs_json
 from pipectl.client import Client
+from pipectl.documents import jobs_json, status_json
 from pipectl.schedule import next_occurrence
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from pipectl.parsing import MAX_ID as MAX_ID  # commands import it from here
+
 if TYPE_CHECKING:
     from datetime import timedelta
 
@@ -101,8 +103,6 @@ def complete_job_id(incomplete: str) -> list[tuple[str, str]]:
         if job.status != "archived" and str(job.id).startswith(incomplete)
     ]
 
-
-MAX_ID = 2**63 - 1  # ids are 64-bit integers in every store
 
 JsonOption = Annotated[
     bool,

@@ -165,7 +165,8 @@ def list_(
     Example: pipectl jobs list --brand acme --status active
     """
     from pipectl.cli.render import print_json
-    from pipectl.cli.views import jobs_json, render_jobs
+    from pipectl.cli.views import render_jobs
+    from pipectl.documents import jobs_json
     from pipectl.errors import InvalidInput
     from pipectl.models import JOB_STATUSES
 

@@ -57,52 +57,20 @@ def run_worker(
     Example: pipectl run-worker --once   (from cron, every minute)
     """
     from pipectl import logs
-    from pipectl.parsing import check_name
     from pipectl.worker import Worker
 
     interval = common.duration(poll_interval)
-    check_name(worker_id, "worker id")
     current = common.settings()
     logs.configure(current.log_level)
-    from pipectl.worker import Broadcast
-
-    watchers = []
-    if metrics_port is not None:
-        watchers.append(_serve_metrics(current, metrics_host, metrics_port, interval))
-    if current.alert_webhooks:
-        from pipectl.alerts import AlertEvents
-        from pipectl.store import open_store
-
-        watchers.append(
-            AlertEvents(current, lambda: open_store(current.database_url, settings=current))
-        )
-    worker = Worker(
-        current.database_url,
+    Worker.from_settings(
         current,
         worker_id=worker_id,
         once=once,
         max_jobs=max_jobs,
         poll_interval=interval,
-        events=Broadcast(watchers),
-    )
-    worker.run()
-
-
-def _serve_metrics(current, host: str, port: int, interval):  # type: ignore[no-untyped-def]
-    from pipectl import metrics
-    from pipectl.errors import InvalidInput
-
-    loader = metrics.status_loader(current.database_url, current)
-    registry = metrics.store_registry(loader)
-    poll_s = (interval or current.poll_interval).total_seconds()
-    # Alive = the loop ticked lately: it ticks every poll, every idle slice and every 0.1 s
-    # while it supervises a run, so a long run is not mistaken for a hang.
-    events = metrics.WorkerMetrics(registry, healthy_within_s=max(30.0, 3 * poll_s))
-    try:
-        metrics.serve(host, port, registry, loader, events)
-    except OSError as exc:
-        raise InvalidInput(f"cannot serve metrics on {host}:{port}: {exc.strerror}") from None
-    return events
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
+    ).run()
 
 
 def status(
@@ -168,7 +136,8 @@ def status(
             report = client.gate_status(brands, datasets)
         gate = report.gate(strict=strict, require_worker=require_worker)
         if as_json:
-            from pipectl.cli.documents import print_json, status_json
+            from pipectl.cli.json_output import print_json
+            from pipectl.documents import status_json
 
             print_json(status_json(report, gate))
         else:

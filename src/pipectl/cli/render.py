@@ -3,15 +3,15 @@ looks and serialises alike."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pipectl.cli.documents import print_json as print_json  # commands import it from here too
+from pipectl.cli.json_output import print_json as print_json  # commands import it from here too
 from pipectl.models import Run
-from pipectl.parsing import format_duration
+from pipectl.phrases import ago as ago  # the phrases are the library's (the web says them too)
+from pipectl.phrases import stamp as stamp
+from pipectl.phrases import until as until
 
 STATE_STYLES = {
     "fresh": "green",
@@ -54,26 +54,6 @@ def run_status(run: Run) -> str:
     if run.status == "completed" and run.failed_steps:
         return f"[yellow]completed ({run.failed_steps} of {len(run.steps)} steps failed)[/]"
     return styled(run.status)
-
-
-def ago(when: datetime | None, now: datetime) -> str:
-    if when is None:
-        return "—"
-    delta = now - when
-    return "just now" if abs(delta.total_seconds()) < 1 else f"{format_duration(delta)} ago"
-
-
-def until(when: datetime | None, now: datetime) -> str:
-    if when is None:
-        return "—"
-    delta = when - now
-    if delta.total_seconds() <= 0:
-        return "due now"
-    return f"in {format_duration(delta)}"
-
-
-def stamp(when: datetime | None) -> str:
-    return when.strftime("%Y-%m-%d %H:%M:%S UTC") if when else "—"
 
 
 def table(title: str | None, *columns: str) -> Table:

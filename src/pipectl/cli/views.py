@@ -11,7 +11,6 @@ from typing import Any
 from rich.console import Console, Group, RenderableType
 from rich.rule import Rule
 
-from pipectl.cli.documents import waiting_json, worker_alert
 from pipectl.cli.render import (
     STATE_STYLES,
     ago,
@@ -29,31 +28,13 @@ from pipectl.cli.render import (
 )
 from pipectl.client import StatusReport
 from pipectl.concurrency import Waiting
+from pipectl.documents import worker_alert
 from pipectl.freshness import STATES_WORST_FIRST, worst_first, worst_state
 from pipectl.lifecycle import after_last_retry, attempt, attempts_allowed, in_backoff
 from pipectl.models import Job, Run
 from pipectl.parsing import format_duration
-from pipectl.triggers import HeldWaiting, after_inputs, producer_index, producers_of
-
-
-def schedule_text(job: Job, *, stacked: bool = False) -> str:
-    """`0 3 * * * Europe/Berlin`; `stacked`: the timezone on a line of its own."""
-    after = ", ".join(item.name for item in after_inputs(job))
-    if job.is_recurring:
-        cron = f"{job.cron_expression}{chr(10) if stacked else ' '}{job.timezone}"
-        return f"{cron}{chr(10) if stacked else ' '}or after {after}" if after else cron
-    if job.waits_for_data:
-        return f"after {after}"
-    return "one-time"
-
-
-def retry_text(job: Job) -> str:
-    """The retry state in the words of `pipectl retry`: the attempt coming next, of all."""
-    if job.retry_count == 0:
-        return ""
-    if job.status == "failed":  # its retry count is then the failures in a row
-        return f"failed after {job.retry_count} attempt{'s' * (job.retry_count != 1)}"
-    return f"attempt {attempt(job)} of {attempts_allowed(job)}"
+from pipectl.phrases import retry_text, schedule_text
+from pipectl.triggers import HeldWaiting, producer_index, producers_of
 
 
 def next_run_text(job: Job, now: datetime) -> str:
@@ -78,10 +59,6 @@ def backoff_json(job: Job) -> dict[str, Any]:
 
 def job_state(job: Job, waiting: Waiting | HeldWaiting | None) -> str:
     return f"[yellow]{esc(waiting.describe())}[/]" if waiting else styled(job.status)
-
-
-def jobs_json(jobs: list[Job], waiting: dict[int, Waiting | HeldWaiting]) -> list[dict[str, Any]]:
-    return [{**job.to_json(), "waiting_on": waiting_json(waiting.get(job.id))} for job in jobs]
 
 
 def summary_view(report: StatusReport) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pipectl.models import (
     BrandRetirement,
@@ -332,3 +332,28 @@ class Store(Protocol):
         stuck_runs(heartbeat_before, started_before), list_runs(status="running",
         limit=running_limit) and workers() return."""
         ...
+
+
+@runtime_checkable
+class Listener(Protocol):
+    """The LISTEN capability: a store whose writes notify waiting processes (PostgreSQL's
+    LISTEN/NOTIFY), so a worker wakes as soon as a job is enqueued and a waiting caller as soon
+    as a run ends. A store declares it by subclassing; stores without it are polled."""
+
+    def listen_check(self) -> bool:
+        """Whether a notification sent through the store reaches its LISTEN (behind a
+        transaction pooler it does not); when it does not, the LISTEN connection is closed."""
+        ...
+
+    def wait_for_work(self, timeout_s: float) -> bool:
+        """Block until a job is enqueued or `timeout_s` passes; True when woken."""
+        ...
+
+    def wait_for_run_end(self, timeout_s: float) -> bool:
+        """Block until some run ends or `timeout_s` passes; True when woken."""
+        ...
+
+
+def listener(store: Store) -> Listener | None:
+    """The store's LISTEN capability, or None when it has none."""
+    return store if isinstance(store, Listener) else None

@@ -41,6 +41,7 @@ from psycopg.types.json import Jsonb
 
 from pipectl import clock
 from pipectl.errors import InvalidInput, SchemaMissing, StoreUnavailable
+from pipectl.store.base import Listener
 from pipectl.store.functions import FunctionStore, Json
 from pipectl.store.migrations import (
     MIGRATE_LOCK_KEY,
@@ -60,7 +61,7 @@ _STATEMENT_MODE = "transaction blocks not allowed"
 RUN_ENDED_CHANNEL = "pipectl_runs"  # a run's id once it ends (migration 0011's trigger)
 
 
-class PostgresStore(FunctionStore):
+class PostgresStore(FunctionStore, Listener):
     """One session connection, shared by the threads that share this store: psycopg runs one
     statement at a time on it, each function call its own transaction (autocommit), and a lost
     connection is reopened by one thread only."""

@@ -12,13 +12,11 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipectl.cli.common import MAX_ID
-from pipectl.cli.documents import status_json
-from pipectl.cli.views import jobs_json
 from pipectl.client import DEFAULT_KEY, Client
+from pipectl.documents import jobs_json, status_json
 from pipectl.errors import InvalidInput
 from pipectl.models import JOB_STATUSES, RUN_STATUSES
-from pipectl.parsing import check_name, parse_duration, parse_when
+from pipectl.parsing import MAX_ID, check_name, parse_duration, parse_when
 from pipectl.tokens import Principal
 from pipectl.web import access
 from pipectl.web.auth import AuthError, require_operate

@@ -11,15 +11,13 @@ from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from pipectl.actions import applies
-from pipectl.cli.common import MAX_ID
-from pipectl.cli.documents import worker_alert
-from pipectl.cli.render import ago, stamp, until
-from pipectl.cli.views import retry_text, schedule_text
 from pipectl.client import Client, StatusReport
+from pipectl.documents import worker_alert
 from pipectl.errors import InvalidInput, NotFound
 from pipectl.lifecycle import attempt, attempts_allowed, run_is_live
 from pipectl.models import Freshness, Job, Run
-from pipectl.parsing import format_duration
+from pipectl.parsing import MAX_ID, format_duration
+from pipectl.phrases import ago, retry_text, schedule_text, stamp, until
 from pipectl.tokens import Principal
 from pipectl.web import access
 from pipectl.web.auth import (

@@ -1,12 +1,10 @@
-"""JSON documents: what `--json` prints, one document on stdout.
+"""JSON documents: what `--json` prints, the HTTP API answers and /status serves.
 
 Nothing here imports rich: loading rich's console is about a tenth of `pipectl status --json`'s
 time, and a script polling `status --json` never draws a table (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import TYPE_CHECKING, Any
 
 from pipectl.liveness import last_sign_of_life
@@ -15,14 +13,8 @@ if TYPE_CHECKING:
     from pipectl.client import StatusReport
     from pipectl.concurrency import Waiting
     from pipectl.gate import GateResult
-
-
-def print_json(document: Any) -> None:
-    """Indented for a person at a terminal; compact when piped to a program or a file, which is
-    where big documents go: an indent makes `json` use its pure-Python encoder, about four times
-    slower than the C one (0.16 s against 0.04 s for `status --json` over 1,000 brands)."""
-    indent = 2 if sys.stdout.isatty() else None
-    sys.stdout.write(json.dumps(document, indent=indent, ensure_ascii=False, default=str) + "\n")
+    from pipectl.models import Job
+    from pipectl.triggers import HeldWaiting
 
 
 def status_json(report: StatusReport, gate: GateResult | None = None) -> dict[str, Any]:
@@ -62,7 +54,7 @@ def status_json(report: StatusReport, gate: GateResult | None = None) -> dict[st
     }
 
 
-def waiting_json(waiting: Waiting | None) -> dict[str, Any] | None:
+def waiting_json(waiting: Waiting | HeldWaiting | None) -> dict[str, Any] | None:
     return waiting.to_json() if waiting else None
 
 
@@ -72,3 +64,7 @@ def worker_alert(report: StatusReport) -> str | None:
     if not report.workers:
         return "no worker has ever registered: start one with `pipectl run-worker` (or --once from cron)"
     return f"no live worker ({last_sign_of_life(report.workers, report.now)}): jobs are not running"
+
+
+def jobs_json(jobs: list[Job], waiting: dict[int, Waiting | HeldWaiting]) -> list[dict[str, Any]]:
+    return [{**job.to_json(), "waiting_on": waiting_json(waiting.get(job.id))} for job in jobs]
