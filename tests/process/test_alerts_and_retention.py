@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from ageing import age_run
 from procs import Workers, pipectl, wait_for
 
 from pipectl.client import Client
@@ -59,8 +60,8 @@ def test_retries_exhausted_and_stuck_runs_are_announced(
     wait_for(lambda: receiver.of("retries_exhausted"))
     wait_for(lambda: client.list_runs(job_id=stuck.id, status="running"))
     workers.kill(doomed)
-    time.sleep(1.2)
-    workers.start(sqlite_url, PIPECTL_STALE_AFTER="1s", **alerting)
+    age_run(sqlite_url, client.list_runs(job_id=stuck.id)[0].id)
+    workers.start(sqlite_url, **alerting)
     wait_for(lambda: receiver.of("stuck_run_recovered"))
     wait_for(lambda: len(receiver.of("retries_exhausted")) == 2)
 
