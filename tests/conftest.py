@@ -61,13 +61,20 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def settings(sqlite_url: str) -> Settings:
-    return load_settings(database_url=sqlite_url, poll_interval="0.2s", heartbeat_interval="0.5s")
+def client_url(sqlite_url: str) -> str:
+    """The store `settings` and `client` open: SQLite; tests/integration/conftest.py makes it
+    `store_url`, so that its tests run on every store."""
+    return sqlite_url
 
 
 @pytest.fixture
-def client(sqlite_url: str, settings: Settings) -> Iterator[Client]:
-    with Client.from_url(sqlite_url, settings) as opened:
+def settings(client_url: str) -> Settings:
+    return load_settings(database_url=client_url, poll_interval="0.2s", heartbeat_interval="0.5s")
+
+
+@pytest.fixture
+def client(client_url: str, settings: Settings) -> Iterator[Client]:
+    with Client.from_url(client_url, settings) as opened:
         yield opened
 
 
