@@ -34,9 +34,9 @@ from __future__ import annotations
 import json
 import queue
 import threading
-import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -84,11 +84,16 @@ _STATUS_BY_CODE = (
 )
 
 
+# The keys' validity: issued long ago and valid for long, so that they hold at any instant a
+# test moves freezegun's clock to (the stand-in checks `iat` and `exp` against that clock).
+KEY_ISSUED_AT = 946_684_800  # 2000-01-01
+KEY_EXPIRES_AT = 4_102_444_800  # 2100-01-01
+
+
 def make_key(role: str, secret: str = JWT_SECRET) -> str:
     """A project API key as Supabase issues them: a long-lived HS256 JWT with a `role` claim."""
-    now = int(time.time())
     claims = {"iss": "supabase", "ref": "pipectl-tests", "role": role}
-    return jwt.encode({**claims, "iat": now, "exp": now + 10 * 365 * 86400}, secret)
+    return jwt.encode({**claims, "iat": KEY_ISSUED_AT, "exp": KEY_EXPIRES_AT}, secret)
 
 
 def http_status(code: str) -> int:
@@ -378,14 +383,10 @@ def _with_database(url: str, dbname: str) -> str:
     return urlunsplit(parts._replace(path=f"/{dbname}"))
 
 
-@pytest.fixture
-def supabase_project(postgres_url: str) -> Iterator[SupabaseProject]:
-    """A fresh database with Supabase's roles and grants, and the API stand-in in front of it.
-    The pipectl schema is not installed: call `install_schema()`. (`postgres_url` skips the
-    test without a PostgreSQL server, or fails it under CI=true.)"""
-    from pipectl.store.postgres import split_schema
-
-    server_url, _ = split_schema(postgres_url)
+@contextmanager
+def new_project(server_url: str) -> Iterator[SupabaseProject]:
+    """A fresh database on the server at `server_url` with Supabase's roles and grants, and the
+    API stand-in in front of it; dropped afterwards. The pipectl schema is not installed."""
     dbname = f"pipectl_supabase_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute(SUPABASE_ROLES)
@@ -411,6 +412,16 @@ def supabase_project(postgres_url: str) -> Iterator[SupabaseProject]:
 
 
 @pytest.fixture
+def supabase_project(postgres_url: str) -> Iterator[SupabaseProject]:
+    """A project of this test's own (`new_project`): call `install_schema()`. (`postgres_url`
+    skips the test without a PostgreSQL server, or fails it under CI=true.)"""
+    from pipectl.store.postgres import split_schema
+
+    with new_project(split_schema(postgres_url)[0]) as project:
+        yield project
+
+
+@pytest.fixture
 def supabase_url(supabase_project: SupabaseProject, monkeypatch: pytest.MonkeyPatch) -> str:
     """A migrated project, selected the way users select it: SUPABASE_URL and the service_role
     key in the environment. Returns the store URL they imply."""
@@ -420,4 +431,4 @@ def supabase_url(supabase_project: SupabaseProject, monkeypatch: pytest.MonkeyPa
     return supabase_project.store_url
 
 
-__all__ = ["SupabaseProject", "make_key", "supabase_project", "supabase_url"]
+__all__ = ["SupabaseProject", "make_key", "new_project", "supabase_project", "supabase_url"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -597,7 +597,24 @@ def test_status_brand_filter(cli: Cli) -> None:
     assert "global_ds" not in table
 
 
-def test_status_check_exit_codes(cli: Cli) -> None:
+def age_datasets(db_path: Path, by: timedelta) -> None:
+    """Move every dataset's last success and attempt `by` into the past, in the SQLite file."""
+    with sqlite3.connect(db_path) as conn:
+        rows = conn.execute("SELECT rowid, last_success_at, last_attempt_at FROM dataset_status")
+        for rowid, *stamps in rows.fetchall():
+            aged = [
+                stamp and (datetime.fromisoformat(stamp) - by).isoformat(timespec="microseconds")
+                for stamp in stamps
+            ]
+            conn.execute(
+                "UPDATE dataset_status SET last_success_at = ?, last_attempt_at = ? "
+                "WHERE rowid = ?",
+                [*aged, rowid],
+            )
+    conn.close()
+
+
+def test_status_check_exit_codes(cli: Cli, db_path: Path) -> None:
     assert cli("status", "--check").exit_code == 0  # nothing to be stale yet
     enqueue(cli, "noop", "--brand", "acme", "--param", 'datasets:=["ads"]')
 
@@ -613,13 +630,12 @@ def test_status_check_exit_codes(cli: Cli) -> None:
     assert fresh.json()["ok"] is True
     assert cli("status", "--check").exit_code == 0
 
-    cli("datasets", "set", "ads", "--warn-after", "1ms", "--error-after", "1d").assert_ok()
-    time.sleep(0.01)
+    age_datasets(db_path, timedelta(hours=1))  # the data is an hour old, written not waited for
+    cli("datasets", "set", "ads", "--warn-after", "30m", "--error-after", "1d").assert_ok()
     warn = cli("status", "--check", "--json")
     assert (warn.exit_code, warn.json()["datasets"][0]["state"]) == (0, "warn")
 
-    cli("datasets", "set", "ads", "--warn-after", "1ms", "--error-after", "1ms").assert_ok()
-    time.sleep(0.01)
+    cli("datasets", "set", "ads", "--warn-after", "30m", "--error-after", "45m").assert_ok()
     stale = cli("status", "--check", "--json")
     assert (stale.exit_code, stale.json()["datasets"][0]["state"]) == (1, "stale")
     assert cli("status", "--check").exit_code == 1

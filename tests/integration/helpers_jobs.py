@@ -1,8 +1,23 @@
-"""Targets for `python` jobs in the timeline tests (imported by the worker as `helpers_jobs`)."""
+"""Targets for `python` jobs in the integration tests (imported by the worker as `helpers_jobs`;
+in-process workers share this module with the test that imported it)."""
 
 from __future__ import annotations
 
+import threading
+from collections import defaultdict
+
 from pipectl.handlers import RunContext
+
+# Gates that `held` runs wait at, by name; a test opens one when what it waits for has happened.
+GATES: defaultdict[str, threading.Event] = defaultdict(threading.Event)
+GATE_TIMEOUT_S = 30.0
+
+
+def held(ctx: RunContext) -> None:
+    """A run that lasts until the test opens the gate named by parameter `gate`: a slow run whose
+    end is a signal, not a duration. Fails if the gate stays shut for GATE_TIMEOUT_S."""
+    if not GATES[ctx.parameters["gate"]].wait(GATE_TIMEOUT_S):
+        raise RuntimeError(f"gate {ctx.parameters['gate']!r} never opened")
 
 
 def performance_and_thumbnails(ctx: RunContext) -> None:

@@ -18,18 +18,21 @@ AT = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
 class Hook:
-    """A webhook receiver on 127.0.0.1 that can fail its first N requests or hang."""
+    """A webhook receiver on 127.0.0.1 that can fail its first N requests or hang (until
+    `released` is set, at the latest when the test ends)."""
 
     def __init__(self) -> None:
         self.received: list[dict] = []
         self.fail_first = 0
-        self.delay_s = 0.0
+        self.hang = False
+        self.released = threading.Event()
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                time.sleep(hook.delay_s)
+                if hook.hang:
+                    hook.released.wait(30)
                 if hook.fail_first > 0:
                     hook.fail_first -= 1
                     self.send_response(503)
@@ -46,18 +49,16 @@ class Hook:
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def wait_for(self, count: int, timeout_s: float = 10) -> list[dict]:
-        deadline = time.monotonic() + timeout_s
-        while len(self.received) < count and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self.received
+    def stop(self) -> None:
+        self.released.set()
+        self.server.shutdown()
 
 
 @pytest.fixture
 def hook() -> Iterator[Hook]:
     receiver = Hook()
     yield receiver
-    receiver.server.shutdown()
+    receiver.stop()
 
 
 def event(text: str = "pipectl: reviews (acme) is stale") -> AlertEvent:
@@ -96,7 +97,7 @@ def test_gives_up_after_the_last_attempt(hook: Hook) -> None:
 
 
 def test_a_hanging_endpoint_never_blocks_the_caller(hook: Hook) -> None:
-    hook.delay_s = 2.0
+    hook.hang = True
     sender = WebhookSender([hook.url], timeout_s=0.3, attempts=1)
     started = time.monotonic()
     for i in range(20):
@@ -115,10 +116,10 @@ def test_every_url_gets_every_event(hook: Hook) -> None:
         assert [e["text"] for e in hook.received] == ["one", "two"]
         assert [e["text"] for e in other.received] == ["one", "two"]
     finally:
-        other.server.shutdown()
+        other.stop()
 
 
-def test_a_retired_dataset_raises_no_stale_alert(sqlite_url: str) -> None:
+def test_a_retired_dataset_raises_no_stale_alert(store_url: str) -> None:
     """Dataset alerts follow the gate: a retired (brand, dataset) that goes stale is news to
     nobody."""
     from datetime import timedelta
@@ -129,8 +130,8 @@ def test_a_retired_dataset_raises_no_stale_alert(sqlite_url: str) -> None:
     from pipectl.lifecycle import run_result
     from pipectl.settings import load_settings
 
-    settings = load_settings(database_url=sqlite_url, alert_webhooks="http://127.0.0.1:9/x")
-    with Client.from_url(sqlite_url, settings) as client:
+    settings = load_settings(database_url=store_url, alert_webhooks="http://127.0.0.1:9/x")
+    with Client.from_url(store_url, settings) as client:
         long_ago = datetime.now(UTC) - timedelta(days=30)
         for brand in ("acme", "globex"):
             job = client.enqueue("noop", brand, {"datasets": ["ads"]}, run_at=long_ago)

@@ -48,12 +48,12 @@ class DrivenClock(Clock):
         return event.is_set()
 
 
-def test_client_and_worker_read_the_injected_now(sqlite_url: str, settings: Settings) -> None:
+def test_client_and_worker_read_the_injected_now(client_url: str, settings: Settings) -> None:
     clock = DrivenClock(AT)
-    with Client.from_url(sqlite_url, settings, clock=clock) as client:
+    with Client.from_url(client_url, settings, clock=clock) as client:
         job = client.enqueue("noop", brand_id="acme", parameters={"datasets": ["orders"]})
         assert job.next_run_at == AT and job.created_at == AT
-        stats = Worker(sqlite_url, settings, once=True, worker_id="driven", clock=clock).run()
+        stats = Worker(client_url, settings, once=True, worker_id="driven", clock=clock).run()
         assert stats.completed == 1
         (run,) = client.list_runs(job_id=job.id)
         assert run.started_at == AT and run.finished_at == AT
@@ -62,16 +62,16 @@ def test_client_and_worker_read_the_injected_now(sqlite_url: str, settings: Sett
         assert worker.started_at == AT and worker.last_seen_at == AT
 
 
-def test_the_sweep_recovers_by_the_injected_now(sqlite_url: str, settings: Settings) -> None:
-    with Client.from_url(sqlite_url, settings, clock=DrivenClock(AT)) as client:
+def test_the_sweep_recovers_by_the_injected_now(client_url: str, settings: Settings) -> None:
+    with Client.from_url(client_url, settings, clock=DrivenClock(AT)) as client:
         job = client.enqueue("noop", brand_id="acme", run_at=AT - timedelta(minutes=1))
         # A worker that claimed it a minute before AT and died: its last heartbeat is AT.
         (claim,) = client.store.claim_due("dead-worker", AT - timedelta(minutes=1), 1)
         client.store.heartbeat("dead-worker", [(claim.run.id, claim.run.lease_token)], AT)
         just_in_time = DrivenClock(AT + settings.stale_after - timedelta(seconds=1))
-        assert Worker(sqlite_url, settings, once=True, clock=just_in_time).run().recovered == 0
+        assert Worker(client_url, settings, once=True, clock=just_in_time).run().recovered == 0
         late = DrivenClock(AT + settings.stale_after + timedelta(seconds=1))
-        assert Worker(sqlite_url, settings, once=True, clock=late).run().recovered == 1
+        assert Worker(client_url, settings, once=True, clock=late).run().recovered == 1
         run = client.get_run(claim.run.id)
         assert run.status == "failed" and run.finished_at == late.at
         assert client.get_job(job.id).status == "active"  # retried, as after any failure
@@ -115,31 +115,31 @@ class Flaky:
 
 
 def test_store_outages_are_waited_out_on_the_injected_clock(
-    client: Client, sqlite_url: str, settings: Settings
+    client: Client, client_url: str, settings: Settings
 ) -> None:
     """The reconnect and the commit retries back off 0.5 s, 1 s, 2 s… through `Clock.sleep`."""
     client.enqueue("noop", brand_id="acme")
     clock = DrivenClock(AT)
     flaky = Flaky(fail_opens=3)
-    stats = Worker(sqlite_url, settings, once=True, store_factory=flaky, clock=clock).run()
+    stats = Worker(client_url, settings, once=True, store_factory=flaky, clock=clock).run()
     assert stats.completed == 1 and clock.slept == [0.5, 1.0, 2.0]
 
     client.enqueue("noop", brand_id="beta")
     clock = DrivenClock(AT)
     flaky = Flaky(fail_finishes=2)
-    stats = Worker(sqlite_url, settings, once=True, store_factory=flaky, clock=clock).run()
+    stats = Worker(client_url, settings, once=True, store_factory=flaky, clock=clock).run()
     assert stats.completed == 1 and clock.slept == [0.5, 1.0]
 
 
 def test_a_job_times_out_on_the_injected_clock(
-    client: Client, sqlite_url: str, settings: Settings
+    client: Client, client_url: str, settings: Settings
 ) -> None:
     """An hour-long run with a one-minute timeout is stopped after a minute of driven time."""
     job = client.enqueue(
         "sleep", brand_id="acme", parameters={"seconds": 3600}, timeout=timedelta(minutes=1)
     )
     clock = DrivenClock(AT)
-    stats = Worker(sqlite_url, settings, once=True, clock=clock).run()
+    stats = Worker(client_url, settings, once=True, clock=clock).run()
     assert stats.failed == 1
     (run,) = client.list_runs(job_id=job.id)
     assert run.error_message == "timed out after 1m"

@@ -8,13 +8,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from freezegun import freeze_time
+from procs import wait_for
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -30,6 +31,7 @@ def free_port() -> int:
 
 
 def get(url: str) -> tuple[int, str]:
+    """The status and body of a GET; OSError when nothing answers."""
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             return response.status, response.read().decode()
@@ -45,8 +47,16 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
+def answers(url: str) -> bool:
+    try:
+        get(url)
+    except OSError:
+        return False
+    return True
+
+
 @pytest.fixture
-def worker(sqlite_url: str) -> Iterator[str]:
+def worker(store_url: str) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -59,18 +69,12 @@ def worker(sqlite_url: str) -> Iterator[str]:
             "--poll-interval",
             "0.2s",
         ],
-        env={**os.environ, "PIPECTL_DATABASE_URL": sqlite_url},
+        env={**os.environ, "PIPECTL_DATABASE_URL": store_url},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            get(base + "/healthz")
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_for(lambda: answers(base + "/healthz"))
     yield base
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=20)
@@ -79,9 +83,7 @@ def worker(sqlite_url: str) -> Iterator[str]:
 def test_worker_serves_metrics_status_and_health(client: Client, worker: str) -> None:
     ok = client.enqueue("noop", "acme", {"datasets": ["orders"]})
     bad = client.enqueue("command", "acme", {"command": "exit 2"})
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and client.get_job(bad.id).retry_count == 0:
-        time.sleep(0.1)
+    wait_for(lambda: client.get_job(bad.id).retry_count == 1)
     assert client.get_job(ok.id).status == "archived"
 
     code, text = get(worker + "/metrics")
@@ -105,27 +107,35 @@ def test_worker_serves_metrics_status_and_health(client: Client, worker: str) ->
     assert get(worker + "/nope")[0] == 404
 
 
-def test_healthz_turns_503_when_the_loop_stalls(client: Client) -> None:
+def test_healthz_turns_503_when_the_loop_stalls() -> None:
+    """Under a frozen clock: the loop stalls for as long as the test says, not for real."""
+
+    def status(*args: object, **kwargs: object) -> None:
+        raise AssertionError("/healthz does not read the store")
+
     registry = CollectorRegistry()
-    events = WorkerMetrics(registry, healthy_within_s=0.3)
     port = free_port()
-    server = serve("127.0.0.1", port, registry, client.status, events)
-    try:
-        events.on_tick()
-        assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
-        time.sleep(0.5)
-        assert get(f"http://127.0.0.1:{port}/healthz") == (503, "stalled\n")
-        events.on_tick()
-        assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
-    finally:
-        server.shutdown()
+    with freeze_time() as clock:
+        events = WorkerMetrics(registry, healthy_within_s=0.3)
+        server = serve("127.0.0.1", port, registry, status, events)  # type: ignore[arg-type]
+        try:
+            events.on_tick()
+            assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+            clock.tick(0.2)
+            assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+            clock.tick(0.2)
+            assert get(f"http://127.0.0.1:{port}/healthz") == (503, "stalled\n")
+            events.on_tick()
+            assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+        finally:
+            server.shutdown()
 
 
-def test_metrics_command_prints_the_store_gauges(client: Client, sqlite_url: str) -> None:
+def test_metrics_command_prints_the_store_gauges(client: Client, store_url: str) -> None:
     client.enqueue("noop", "acme")
     result = subprocess.run(
         [sys.executable, "-m", "pipectl", "metrics"],
-        env={**os.environ, "PIPECTL_DATABASE_URL": sqlite_url},
+        env={**os.environ, "PIPECTL_DATABASE_URL": store_url},
         capture_output=True,
         text=True,
         timeout=60,
@@ -147,6 +157,7 @@ def test_store_gauges_count_never_refreshed_datasets(client: Client) -> None:
 
 
 def test_metrics_port_in_use_is_bad_input(sqlite_url: str) -> None:
+    """A command-line check: the port is refused whatever the store, so one store is enough."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -162,21 +173,9 @@ def test_metrics_port_in_use_is_bad_input(sqlite_url: str) -> None:
     assert "cannot serve metrics" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def any_client(request: pytest.FixtureRequest) -> Iterator[Client]:
-    if request.param == "sqlite":
-        yield request.getfixturevalue("client")
-        return
-    url = request.getfixturevalue("postgres_url")
-    Client.migrate_url(url)
-    with Client.from_url(url) as opened:
-        yield opened
-
-
-def test_status_narrows_and_ready_answers_the_gate(any_client: Client) -> None:
+def test_status_narrows_and_ready_answers_the_gate(client: Client) -> None:
     """/status honours ?brand= and ?dataset=; /ready is 200 when the gate passes and 503 when
     it does not, with the status document as the body; an unknown name is 400."""
-    client = any_client
     ads = client.enqueue("noop", "acme", {"datasets": ["ads", "thumbs"]})
     client.enqueue("noop", "globex", {"datasets": ["ads"]})
     (claim,) = [c for c in client.store.claim_due("w", datetime.now(UTC), 10) if c.job.id == ads.id]

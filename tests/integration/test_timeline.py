@@ -1,4 +1,5 @@
-"""Timelines under a frozen clock: the real worker and Client over a real SQLite store.
+"""Timelines under a frozen clock: the real worker and Client over each real store (SQLite,
+PostgreSQL, Supabase: see conftest.py).
 
 Each test moves freezegun's clock to the instants that matter and runs one real worker pass
 (`Worker(url, settings, once=True).run()`, in-process) at each. Handlers run in a thread of
@@ -46,11 +47,11 @@ Work = Callable[[], WorkerStats]
 
 
 @pytest.fixture
-def work(sqlite_url: str, settings: Settings) -> Work:
+def work(store_url: str, settings: Settings) -> Work:
     """One real worker pass (`run-worker --once`) over the test's store."""
 
     def one_pass() -> WorkerStats:
-        return Worker(sqlite_url, settings, worker_id="timeline", once=True).run()
+        return Worker(store_url, settings, worker_id="timeline", once=True).run()
 
     return one_pass
 
@@ -699,7 +700,7 @@ def test_a_run_without_a_first_heartbeat_is_stuck_after_the_start_grace(
 @pytest.mark.usefixtures("helpers_importable")
 @pytest.mark.parametrize("fail", [False, True])
 def test_an_edit_made_during_a_run_outlives_the_run(
-    client: Client, work: Work, clock: FrozenDateTimeFactory, sqlite_url: str, fail: bool
+    client: Client, work: Work, clock: FrozenDateTimeFactory, store_url: str, fail: bool
 ) -> None:
     edit = {"cron_expression": "*/5 * * * *", "max_retries": 0}
     job = client.add_job(
@@ -709,7 +710,7 @@ def test_an_edit_made_during_a_run_outlives_the_run(
         max_retries=3,
         parameters={
             "target": "helpers_jobs:edited_mid_run",
-            "url": sqlite_url,
+            "url": store_url,
             "edit": edit,
             "fail": fail,
             "datasets": ["orders"],

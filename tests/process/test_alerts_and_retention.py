@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from ageing import age_run
 from procs import Workers, pipectl, wait_for
 
 from pipectl.client import Client
@@ -59,8 +59,8 @@ def test_retries_exhausted_and_stuck_runs_are_announced(
     wait_for(lambda: receiver.of("retries_exhausted"))
     wait_for(lambda: client.list_runs(job_id=stuck.id, status="running"))
     workers.kill(doomed)
-    time.sleep(1.2)
-    workers.start(sqlite_url, PIPECTL_STALE_AFTER="1s", **alerting)
+    age_run(sqlite_url, client.list_runs(job_id=stuck.id)[0].id)
+    workers.start(sqlite_url, **alerting)
     wait_for(lambda: receiver.of("stuck_run_recovered"))
     wait_for(lambda: len(receiver.of("retries_exhausted")) == 2)
 
@@ -75,24 +75,36 @@ def test_retries_exhausted_and_stuck_runs_are_announced(
 def test_a_dataset_turning_stale_and_fresh_is_announced_once(
     client: Client, sqlite_url: str, workers: Workers, receiver: Receiver
 ) -> None:
+    """Two workers check every 0.2 s; each transition is announced once. That no second alert
+    comes is seen by a later one: a `sentinel` dataset that the test turns stale (and fresh)
+    by its thresholds. A check reads `orders` before `sentinel` (datasets go in name order), so
+    once the sentinel's alert is in, `orders` was checked again after its own alert."""
+    day = timedelta(days=1)
     client.set_threshold("orders", timedelta(seconds=1), timedelta(seconds=2), brand_id="acme")
-    client.enqueue("noop", "acme", {"datasets": ["orders"]})
+    client.set_threshold("sentinel", day, 2 * day, brand_id="acme")
+    client.enqueue("noop", "acme", {"datasets": ["orders", "sentinel"]})
     assert pipectl(sqlite_url, "run-worker", "--once").returncode == 0
     assert client.freshness("orders", "acme").state == "fresh"
     alerting = {"PIPECTL_ALERT_WEBHOOKS": receiver.url, "PIPECTL_ALERT_CHECK_INTERVAL": "0.2s"}
     for _ in range(2):  # two workers watch the same store
         workers.start(sqlite_url, **alerting)
-    wait_for(lambda: receiver.of("dataset_stale"))
-    time.sleep(1)  # many more checks by both workers: no second alert
-    (stale,) = receiver.of("dataset_stale")
+
+    def of(kind: str, dataset: str) -> list[dict]:
+        return [event for event in receiver.of(kind) if event["dataset"] == dataset]
+
+    wait_for(lambda: of("dataset_stale", "orders"))
+    tiny = timedelta(milliseconds=1)
+    client.set_threshold("sentinel", tiny, 2 * tiny, brand_id="acme")
+    wait_for(lambda: of("dataset_stale", "sentinel"))
+    (stale,) = of("dataset_stale", "orders")
     assert (stale["brand_id"], stale["dataset"], stale["state"]) == ("acme", "orders", "stale")
 
     client.enqueue("noop", "acme", {"datasets": ["orders"], "again": True})
-    wait_for(lambda: receiver.of("dataset_fresh"))
-    time.sleep(0.5)
-    assert len(receiver.of("dataset_fresh")) == 1
-    assert len(receiver.of("dataset_stale")) in (1, 2)  # it may go stale again 2 s later
-    assert receiver.of("dataset_fresh")[0]["dataset"] == "orders"
+    wait_for(lambda: of("dataset_fresh", "orders"))
+    client.set_threshold("sentinel", day, 2 * day, brand_id="acme")
+    wait_for(lambda: of("dataset_fresh", "sentinel"))
+    assert len(of("dataset_fresh", "orders")) == 1
+    assert len(of("dataset_stale", "orders")) in (1, 2)  # it may go stale again 2 s later
 
 
 def _bulk_history(path: Path, jobs: int, runs_per_job: int) -> None:

@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from procs import Workers
+from procs import Workers, wait_for
 
 from pipectl.client import Client
 from pipectl.settings import load_settings
@@ -110,10 +110,7 @@ def test_chaos(setup: tuple[str, int], workers: Workers) -> None:
                 status="running", limit=10
             )
 
-        drain_deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        while not settled():
-            assert time.monotonic() < drain_deadline, "the queue did not drain after the chaos"
-            time.sleep(0.5)
+        wait_for(settled, timeout=DRAIN_TIMEOUT_S)  # the queue drains after the chaos
     finally:
         workers.stop_all()
 

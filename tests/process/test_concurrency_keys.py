@@ -4,12 +4,12 @@ overlap in time; runs with different keys do run in parallel; a recovered run fr
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from ageing import age_run
 from procs import Workers, pipectl, wait_for
 
 from pipectl.client import Client
@@ -95,8 +95,8 @@ def test_recovering_a_killed_run_frees_its_key(client: Client, workers: Workers,
     run = wait_for(lambda: client.list_runs(job_id=stuck.id, status="running"))[0]  # type: ignore[index]
     workers.kill(doomed)
     follower = client.enqueue("noop", "acme", {}, concurrency_key="sleep:acme")
-    time.sleep(1.5)
-    workers.start(url, PIPECTL_STALE_AFTER="1s")
+    age_run(url, run.id)
+    workers.start(url)
     wait_for(lambda: client.get_job(follower.id).status == "archived")
     assert client.get_run(run.id).status == "failed"
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import signal
-import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 
+import psycopg
 import pytest
+from ageing import age_run
 from procs import Workers, wait_for
 
 from pipectl.client import Client
+from pipectl.store.postgres import WAKE_CHANNEL, split_schema
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -20,6 +23,16 @@ def pg_client(postgres_url: str) -> Iterator[Client]:
     Client.migrate_url(postgres_url)
     with Client.from_url(postgres_url) as client:
         yield client
+
+
+def listening(url: str, application_name: str) -> bool:
+    """Whether a connection of that name has LISTENed for wake-ups (its last query)."""
+    with psycopg.connect(split_schema(url)[0], autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE application_name = %s AND query = %s",
+            [application_name, f'LISTEN "{WAKE_CHANNEL}"'],
+        ).fetchone()
+    return row is not None
 
 
 def enqueue_noops(client: Client, count: int) -> list[int]:
@@ -60,8 +73,8 @@ def test_kill_9_mid_run_is_recovered_by_the_next_sweep(
     doomed = workers.start(postgres_url, "--worker-id", "doomed")
     run = wait_for(lambda: pg_client.list_runs(job_id=job.id, status="running"))[0]  # type: ignore[index]
     workers.kill(doomed)
-    time.sleep(1.5)
-    workers.start(postgres_url, "--worker-id", "rescuer", PIPECTL_STALE_AFTER="1s")
+    age_run(postgres_url, run.id)
+    workers.start(postgres_url, "--worker-id", "rescuer")
     wait_for(lambda: pg_client.get_run(run.id).status == "failed")
     failed = pg_client.get_run(run.id)
     assert "stuck" in (failed.error_message or "") and "doomed" in (failed.error_message or "")
@@ -71,8 +84,9 @@ def test_kill_9_mid_run_is_recovered_by_the_next_sweep(
 def test_an_idle_worker_wakes_on_enqueue(
     pg_client: Client, postgres_url: str, workers: Workers
 ) -> None:
-    workers.start(postgres_url, "--poll-interval", "60s")
-    wait_for(lambda: pg_client.store.workers())
-    time.sleep(1)  # the worker is now idle, LISTENing
+    name = f"pipectl-idle-{uuid.uuid4().hex[:8]}"
+    workers.start(f"{postgres_url}&application_name={name}", "--poll-interval", "60s")
+    # Its wake-up connection LISTENs only once a poll found nothing: the worker is idle.
+    wait_for(lambda: listening(postgres_url, name))
     job = pg_client.enqueue("noop", "acme", {})
     wait_for(lambda: pg_client.get_job(job.id).status == "archived", timeout=10)

@@ -9,12 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from procs import pipectl
+from procs import pipectl, wait_for
 
 from pipectl.client import Client
 
@@ -95,23 +94,26 @@ def test_parameters_and_brands_are_inert_in_the_shell(
     assert not list(tmp_path.glob("pwned*"))
 
 
-def test_a_second_signal_exits_at_once(client: Client, sqlite_url: str) -> None:
+def test_a_second_signal_exits_at_once(client: Client, sqlite_url: str, tmp_path: Path) -> None:
     job = client.enqueue("command", "acme", {"command": "sleep 59.75"})  # a unique command line
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipectl", "run-worker", "--poll-interval", "0.2s"],
-        env={**os.environ, "PIPECTL_DATABASE_URL": sqlite_url, "PIPECTL_SHUTDOWN_GRACE": "60s"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    log = tmp_path / "worker.log"
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipectl", "run-worker", "--poll-interval", "0.2s"],
+            env={
+                **os.environ,
+                "PIPECTL_DATABASE_URL": sqlite_url,
+                "PIPECTL_SHUTDOWN_GRACE": "60s",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        )
     try:
-        deadline = time.monotonic() + 20
-        while not client.list_runs(job_id=job.id, status="running"):
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_for(lambda: client.list_runs(job_id=job.id, status="running"), timeout=20)
         proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
-        assert proc.poll() is None  # the first signal waits for the run (grace 60 s)
+        wait_for(lambda: "stop requested" in log.read_text())  # the first signal was handled
+        assert proc.poll() is None  # ... and waits for the run (grace 60 s)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 130
         # It took the job's command (its own process group) down with it.

@@ -11,10 +11,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from ageing import age_run
 from procs import Workers, pipectl, wait_for
 
 from pipectl.client import Client
-from pipectl.models import Run
+from pipectl.models import Claim, Run
 
 pytestmark = pytest.mark.slow
 
@@ -34,8 +35,8 @@ def test_kill_9_mid_run_then_recover_and_retry(
 
     # Its heartbeat stops; nothing is stale yet under the default 5m threshold.
     assert json.loads(pipectl(sqlite_url, "recover", "--json").stdout) == []
-    time.sleep(1.5)
-    recovered = json.loads(pipectl(sqlite_url, "recover", "--stale-after", "1s", "--json").stdout)
+    age_run(sqlite_url, run.id)  # an hour of silence, written rather than waited for
+    recovered = json.loads(pipectl(sqlite_url, "recover", "--json").stdout)
     assert [r["id"] for r in recovered] == [run.id]
 
     failed = client.get_run(run.id)
@@ -66,8 +67,8 @@ def test_a_worker_sweeps_a_dead_workers_run_first(
     doomed = workers.start(sqlite_url, "--worker-id", "doomed")
     run = wait_for(lambda: running_run(client, job.id))
     workers.kill(doomed)
-    time.sleep(1.2)
-    workers.start(sqlite_url, "--worker-id", "rescuer", PIPECTL_STALE_AFTER="1s")
+    age_run(sqlite_url, run.id)
+    workers.start(sqlite_url, "--worker-id", "rescuer")
     recovered = wait_for(lambda: client.get_run(run.id).status == "failed")
     assert recovered
     assert "doomed" in (client.get_run(run.id).error_message or "")
@@ -122,21 +123,23 @@ def test_sigterm_past_the_grace_fails_the_run_with_a_reason(
     assert client.list_runs(status="running") == []
 
 
-def test_command_timeout_kills_the_process_group(
-    client: Client, tmp_path: Path, sqlite_url: str
-) -> None:
-    marker = tmp_path / "child-survived"
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the job's processes through /proc")
+def test_command_timeout_kills_the_process_group(client: Client, sqlite_url: str) -> None:
+    marker = f"job-{os.getpid()}-{time.monotonic_ns()}"
     job = client.enqueue(
         "command",
         "acme",
-        {"command": f"(sleep 3; touch {marker}) & sleep 30"},
+        {"command": "(sleep 30; true) & sleep 30", "marker": marker},
         timeout=timedelta(seconds=1),
     )
     assert pipectl(sqlite_url, "run-worker", "--once").returncode == 0
     run = client.list_runs(job_id=job.id)[0]
     assert run.status == "failed" and run.error_message == "timed out after 1s"
-    time.sleep(3.5)
-    assert not marker.exists()  # the background child died with its group
+    # The background child (its subshell and sleep) died with its group, not only the shell.
+    try:
+        wait_for(lambda: _processes_with(f"PIPECTL_PARAM_MARKER={marker}") == [], timeout=5)
+    finally:
+        _kill_all(f"PIPECTL_PARAM_MARKER={marker}")
 
 
 def test_a_worker_whose_run_was_recovered_loses_its_lease(
@@ -145,14 +148,19 @@ def test_a_worker_whose_run_was_recovered_loses_its_lease(
     """Fencing: the run is recovered while its worker still works on it (a long network cut, a
     paused VM). The worker learns on its next heartbeat, stops the handler, and its late
     outcome does not overwrite the recovery."""
-    # The first heartbeat comes 6 s into the run: `recover` (a process start, up to 2 s on a
-    # loaded machine) finds the run stuck well before it, 1 s after the run started.
     job = client.enqueue("sleep", "acme", {"seconds": 30, "datasets": ["orders"]})
-    worker = workers.start(sqlite_url, "--once", PIPECTL_HEARTBEAT_INTERVAL="6s")
+    worker = workers.start(sqlite_url, "--once", PIPECTL_HEARTBEAT_INTERVAL="1s")
     run = wait_for(lambda: running_run(client, job.id))
-    time.sleep(1.2)
-    recovered = json.loads(pipectl(sqlite_url, "recover", "--stale-after", "1s", "--json").stdout)
-    assert [r["id"] for r in recovered] == [run.id]
+
+    def age_and_recover() -> list[Claim]:
+        # The run looks an hour silent and the recovery (default thresholds) fails it at once.
+        # Should the worker's heartbeat land in the milliseconds between the two writes, the
+        # run is live again and nothing is recovered: age it again.
+        age_run(sqlite_url, run.id)
+        return client.recover()
+
+    recovered = wait_for(age_and_recover)
+    assert [claim.run.id for claim in recovered] == [run.id]
     assert worker.wait(timeout=30) == 0
     text = workers.log(worker)
     assert "lease lost" in text and f"run_id={run.id}" in text
@@ -211,6 +219,12 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
+def _kill_all(marker: str) -> None:
+    for pid in _processes_with(marker):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the job's processes through /proc")
 def test_a_command_dies_with_its_worker_however_the_worker_dies(
     client: Client, sqlite_url: str, workers: Workers
@@ -226,12 +240,7 @@ def test_a_command_dies_with_its_worker_however_the_worker_dies(
 
     os.kill(worker.pid, signal.SIGKILL)  # the worker alone, not its process group
     worker.wait()
-    deadline = time.monotonic() + 1.0
     try:
-        while _processes_with(env_marker) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _processes_with(env_marker) == []
+        wait_for(lambda: _processes_with(env_marker) == [], timeout=1.0)
     finally:
-        for pid in _processes_with(env_marker):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        _kill_all(env_marker)

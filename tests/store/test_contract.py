@@ -145,6 +145,9 @@ def test_claim_takes_due_active_jobs_oldest_first(store: Store) -> None:
         assert claim.job.status == "running"
         assert claim.run.status == "running" and claim.run.worker_id == "w1"
         assert claim.run.attempt == 1 and claim.run.lease_token
+        assert (
+            claim.run.started_at == claim.run.heartbeat_at == T0
+        )  # "never heartbeated" reads this
         assert claim.job.last_run_id == claim.run.id
     assert store.claim_due("w2", T0, 10) == []
 
@@ -354,12 +357,14 @@ def test_finish_keeps_an_operator_status_set_mid_run(store: Store) -> None:
 
 def test_heartbeat_renews_and_reports_lost_leases(store: Store) -> None:
     store.register_worker(WorkerInfo("w", "host", 1, T0, T0, "0.1.0"))
-    for _ in range(2):
+    for _ in range(3):
         store.insert_job(new_job(), T0)
-    a, b = store.claim_due("w", T0, 2)
+    a, b, done = store.claim_due("w", T0, 3)
+    assert store.finish_run(done.run.id, done.run.lease_token, result())
     later = T0 + timedelta(seconds=30)
-    lost = store.heartbeat("w", [(a.run.id, a.run.lease_token), (b.run.id, "forged")], later)
-    assert lost == [b.run.id]
+    leases = [(a.run.id, a.run.lease_token), (b.run.id, "forged")]
+    lost = store.heartbeat("w", [*leases, (done.run.id, done.run.lease_token)], later)
+    assert sorted(lost) == sorted([b.run.id, done.run.id])  # a finished run's lease is spent
     assert store.get_run(a.run.id).heartbeat_at == later  # type: ignore[union-attr]
     assert store.workers()[0].last_seen_at == later
 
@@ -423,6 +428,7 @@ def test_recovery_frees_the_concurrency_key(store: Store) -> None:
 def test_release_run_puts_the_job_back(store: Store) -> None:
     job = store.insert_job(new_job(), T0)
     (claim,) = store.claim_due("w", T0, 1)
+    assert not store.release_run(claim.run.id, "forged", T0)
     assert store.release_run(claim.run.id, claim.run.lease_token, T0)
     assert store.get_run(claim.run.id) is None
     back = store.get_job(job.id)

@@ -42,7 +42,9 @@ def test_default_keys_move_to_the_name_and_given_keys_stay(
     else:
         url = request.getfixturevalue("postgres_url")
     every = load_migrations(dialect)
-    before = tuple(m for m in every if m.version < NAME_KEYS[dialect])
+    # Every migration but the one moving the keys: the jobs are written by today's store code,
+    # which reads the columns later migrations add.
+    before = tuple(m for m in every if m.version != NAME_KEYS[dialect])
     module = "pipectl.store.sqlite" if dialect == "sqlite" else "pipectl.store.postgres"
     monkeypatch.setattr(f"{module}.load_migrations", lambda _: before)
     Client.migrate_url(url)

@@ -1,4 +1,7 @@
-"""PostgresStore against a real server: the atomic transitions, races included, one schema per test.
+"""What only PostgresStore has, against a real server, one schema per test: migrations racing,
+the server's clock and errors, key locks raced by several connections, NUL characters, LISTEN,
+a lost connection, and URLs shown without their password. The transitions every store makes
+are proven by the contract suite (test_contract.py), which runs on PostgreSQL too.
 
 Set PIPECTL_TEST_POSTGRES_URL to point elsewhere. Skipped when the server is unreachable, except
 under CI=true, where that is a failure.
@@ -27,8 +30,6 @@ from pipectl.models import (
     JobUpdate,
     NewJob,
     RunResult,
-    Threshold,
-    WorkerInfo,
 )
 from pipectl.store.migrations import load_migrations
 from pipectl.store.postgres import PostgresStore, mask_password, split_schema
@@ -155,155 +156,17 @@ def test_db_now_is_aware_utc(store: PostgresStore) -> None:
     assert abs(db_now - datetime.now(UTC)) < timedelta(minutes=1)
 
 
-# -- jobs --------------------------------------------------------------------------------------
+# -- errors the server raises ---------------------------------------------------------------
 
 
-def test_insert_job_round_trips(store: PostgresStore) -> None:
-    new = new_job(brand_id=None, concurrency_key="meta", timeout_seconds=None)
-    job = store.insert_job(new, NOW)
-
-    assert job.id > 0
-    assert (job.brand_id, job.status, job.next_run_at) == (None, "active", NOW)
-    assert job.parameters == {"datasets": ["performance"], "days": 3}
-    assert (job.retry_count, job.last_run_id, job.timeout_seconds) == (0, None, None)
-    assert job.created_at == job.updated_at == NOW
-    assert job.next_run_at is not None and job.next_run_at.tzinfo == UTC
-    assert store.get_job(job.id) == job
-    assert store.get_job(job.id + 1000) is None
-
-
-def test_enqueue_returns_the_active_job_with_the_same_dedupe_key(store: PostgresStore) -> None:
-    first, created = store.enqueue(new_job(dedupe_key="acme:meta"), NOW)
-    assert created
-    again, created = store.enqueue(new_job(dedupe_key="acme:meta", name="other"), NOW)
-    assert (again, created) == (first, False)
-
-    # Once that job is no longer active, the key is free again.
-    store.update_job(first.id, {"status": "archived"}, NOW)
-    fresh, created = store.enqueue(new_job(dedupe_key="acme:meta"), NOW)
-    assert created and fresh.id != first.id
-    # No key, no dedupe.
-    assert store.enqueue(new_job(), NOW)[1]
-    assert store.enqueue(new_job(), NOW)[1]
-
-
-def test_concurrent_enqueue_creates_one_job(
-    store: PostgresStore, open_store: Callable[[], PostgresStore]
-) -> None:
-    stores = [open_store() for _ in range(8)]
-    outcomes = in_threads(8, lambda i: stores[i].enqueue(new_job(dedupe_key="race"), NOW))
-    assert sum(created for _, created in outcomes) == 1
-    assert len({job.id for job, _ in outcomes}) == 1
-
-
-def test_update_job_applies_changes_and_honours_only_if_status(store: PostgresStore) -> None:
+def test_a_check_constraint_violation_is_invalid_input_naming_it(store: PostgresStore) -> None:
     job = store.insert_job(new_job(), NOW)
-    later = NOW + 5 * MINUTE
-    updated = store.update_job(
-        job.id, {"next_run_at": later, "parameters": {"days": 7}, "max_retries": 5}, later
-    )
-    assert updated is not None
-    assert (updated.next_run_at, updated.parameters, updated.max_retries) == (
-        later,
-        {"days": 7},
-        5,
-    )
-    assert (updated.name, updated.updated_at) == (job.name, later)
-
-    assert store.update_job(job.id, {"status": "paused"}, NOW, only_if_status=("running",)) is None
-    assert store.get_job(job.id).status == "active"
-    paused = store.update_job(job.id, {"status": "paused"}, NOW, only_if_status=("active",))
-    assert paused is not None and paused.status == "paused"
-    assert store.update_job(job.id + 1000, {"name": "x"}, NOW) is None
-    with pytest.raises(ValueError, match="not editable"):
-        store.update_job(job.id, {"created_at": NOW}, NOW)
     with pytest.raises(InvalidInput, match="scheduled_jobs_status_check"):
         store.update_job(job.id, {"status": "sleeping"}, NOW)
+    assert store.get_job(job.id) == job
 
 
-def test_list_jobs_filters(store: PostgresStore) -> None:
-    acme = store.insert_job(new_job(), NOW)
-    other = store.insert_job(new_job(brand_id="other", job_type="template_scrape"), NOW)
-    global_job = store.insert_job(new_job(brand_id=None), NOW)
-    backoff = store.insert_job(new_job(), NOW)
-    store.update_job(backoff.id, {"retry_count": 2}, NOW)
-
-    def ids(**filters: Any) -> list[int]:
-        return [job.id for job in store.list_jobs(**filters)]
-
-    assert ids() == [acme.id, other.id, global_job.id, backoff.id]
-    assert ids(brand_id="acme") == [acme.id, backoff.id]
-    assert ids(brand_id=None) == [global_job.id]
-    assert ids(job_type="template_scrape") == [other.id]
-    assert ids(statuses=("paused",)) == []
-    assert ids(statuses=()) == ids()
-    assert ids(in_backoff=True) == [backoff.id]
-    assert ids(limit=2) == [acme.id, other.id]
-
-
-# -- claiming ----------------------------------------------------------------------------------
-
-
-def test_claim_due_takes_the_oldest_due_active_jobs(store: PostgresStore) -> None:
-    second = store.insert_job(new_job(next_run_at=NOW - MINUTE), NOW)
-    first = store.insert_job(new_job(next_run_at=NOW - 2 * MINUTE), NOW)
-    third = store.insert_job(new_job(next_run_at=NOW), NOW)
-    store.insert_job(new_job(next_run_at=NOW + MINUTE), NOW)  # not due yet
-    store.insert_job(new_job(status="paused"), NOW)
-
-    claims = store.claim_due("w1", NOW, 2)
-    assert [claim.job.id for claim in claims] == [first.id, second.id]
-    for claim in claims:
-        assert claim.job.status == "running"
-        assert claim.job.last_run_id == claim.run.id
-        assert (claim.run.job_id, claim.run.status, claim.run.attempt) == (
-            claim.job.id,
-            "running",
-            1,
-        )
-        assert claim.run.worker_id == "w1"
-        assert claim.run.started_at == claim.run.heartbeat_at == NOW
-        assert len(claim.run.lease_token) == 32
-    assert claims[0].run.lease_token != claims[1].run.lease_token
-
-    assert [claim.job.id for claim in store.claim_due("w2", NOW, 5)] == [third.id]
-    assert store.claim_due("w2", NOW, 5) == []
-
-
-def test_attempt_counts_the_retries(store: PostgresStore) -> None:
-    job = store.insert_job(new_job(), NOW)
-    store.update_job(job.id, {"retry_count": 2}, NOW)
-    assert claim_one(store).run.attempt == 3
-
-
-def test_concurrent_claims_never_share_a_job(
-    store: PostgresStore, open_store: Callable[[], PostgresStore]
-) -> None:
-    job_ids = {store.insert_job(new_job(next_run_at=NOW - i * MINUTE), NOW).id for i in range(60)}
-    workers = [open_store() for _ in range(4)]
-
-    def drain(index: int) -> list[int]:
-        taken = []
-        while claims := workers[index].claim_due(f"w{index}", NOW, 3):
-            taken += [claim.job.id for claim in claims]
-        return taken
-
-    taken = [job_id for batch in in_threads(4, drain) for job_id in batch]
-    assert sorted(taken) == sorted(job_ids)  # each job exactly once
-
-
-def test_one_running_job_per_concurrency_key(store: PostgresStore) -> None:
-    a = store.insert_job(new_job(concurrency_key="acme-api", next_run_at=NOW - 2 * MINUTE), NOW)
-    b = store.insert_job(new_job(concurrency_key="acme-api", next_run_at=NOW - MINUTE), NOW)
-    c = store.insert_job(new_job(concurrency_key="other-api"), NOW)
-    d = store.insert_job(new_job(), NOW)
-
-    claims = store.claim_due("w1", NOW, 10)
-    assert [claim.job.id for claim in claims] == [a.id, c.id, d.id]
-    assert store.claim_due("w1", NOW, 10) == []  # b's key is held by a's running run
-
-    store.finish_run(claims[0].run.id, claims[0].run.lease_token, result(NOW))
-    assert [claim.job.id for claim in store.claim_due("w1", NOW, 10)] == [b.id]
+# -- races between connections -------------------------------------------------------------
 
 
 def test_racing_workers_never_both_hold_a_key(
@@ -325,97 +188,7 @@ def test_racing_workers_never_both_hold_a_key(
     assert len(store.list_runs(status="running")) == 3
 
 
-# -- finishing ---------------------------------------------------------------------------------
-
-
-def test_finish_run_records_run_job_and_datasets(store: PostgresStore) -> None:
-    store.insert_job(new_job(), NOW)
-    claim = claim_one(store)
-    later = NOW + 3 * MINUTE
-    outcome = result(
-        later,
-        succeeded=False,
-        job_status="active",
-        next_run_at=later + 5 * MINUTE,
-        retry_count=1,
-        datasets=[
-            DatasetOutcome("acme", "performance", True),
-            DatasetOutcome(None, "catalog", False, "step fetch: boom"),
-        ],
-    )
-
-    assert not store.finish_run(claim.run.id, "not-the-token", outcome)
-    assert store.finish_run(claim.run.id, claim.run.lease_token, outcome)
-    assert not store.finish_run(claim.run.id, claim.run.lease_token, outcome)  # already done
-
-    run = store.get_run(claim.run.id)
-    assert run is not None
-    assert (run.status, run.finished_at, run.error_message) == ("failed", later, "boom")
-    assert run.steps == outcome.steps
-    assert run.logs == outcome.logs
-    job = store.get_job(claim.job.id)
-    assert job is not None
-    assert (job.status, job.next_run_at, job.retry_count, job.last_error) == (
-        "active",
-        later + 5 * MINUTE,
-        1,
-        "boom",
-    )
-    assert job.updated_at == later
-
-    performance = store.dataset_status("performance", "acme")
-    assert performance is not None
-    assert (performance.last_success_at, performance.last_attempt_at) == (later, later)
-    assert (performance.last_status, performance.last_run_id) == ("completed", run.id)
-    catalog = store.dataset_status("catalog", None)
-    assert catalog is not None
-    assert (catalog.last_success_at, catalog.last_status) == (None, "failed")
-    assert catalog.last_error == "step fetch: boom"
-    assert [(d.brand_id, d.dataset) for d in store.dataset_statuses()] == [
-        (None, "catalog"),
-        ("acme", "performance"),
-    ]
-    assert [d.dataset for d in store.dataset_statuses(brand_id=None)] == ["catalog"]
-
-
-def test_dataset_timestamps_only_move_forward(store: PostgresStore) -> None:
-    store.insert_job(new_job(), NOW)
-    store.insert_job(new_job(), NOW)
-    early, late = store.claim_due("w1", NOW, 2)
-    t1, t2 = NOW + MINUTE, NOW + 2 * MINUTE
-
-    dataset = [DatasetOutcome("acme", "performance", True)]
-    assert store.finish_run(late.run.id, late.run.lease_token, result(t2, datasets=dataset))
-    # The earlier attempt reports after the later one, and failed: it changes nothing visible.
-    failed = [DatasetOutcome("acme", "performance", False, "boom")]
-    assert store.finish_run(
-        early.run.id, early.run.lease_token, result(t1, succeeded=False, datasets=failed)
-    )
-
-    status = store.dataset_status("performance", "acme")
-    assert status is not None
-    assert (status.last_success_at, status.last_attempt_at) == (t2, t2)
-    assert (status.last_status, status.last_error, status.last_run_id) == (
-        "completed",
-        None,
-        late.run.id,
-    )
-
-
-def test_finish_keeps_a_status_the_operator_set_mid_run(store: PostgresStore) -> None:
-    store.insert_job(new_job(schedule_type="recurring", cron_expression="0 * * * *"), NOW)
-    claim = claim_one(store)
-    store.update_job(claim.job.id, {"status": "paused"}, NOW)
-
-    later = NOW + MINUTE
-    store.finish_run(
-        claim.run.id,
-        claim.run.lease_token,
-        result(later, job_status="active", next_run_at=NOW + 60 * MINUTE),
-    )
-    job = store.get_job(claim.job.id)
-    assert job is not None
-    assert (job.status, job.next_run_at) == ("paused", NOW + 60 * MINUTE)
+# -- what PostgreSQL text cannot hold ---------------------------------------------------------
 
 
 def test_finish_survives_nul_characters_in_handler_output(store: PostgresStore) -> None:
@@ -425,121 +198,6 @@ def test_finish_survives_nul_characters_in_handler_output(store: PostgresStore) 
     assert store.finish_run(claim.run.id, claim.run.lease_token, outcome)
     run = store.get_run(claim.run.id)
     assert run is not None and run.logs == "a\ufffdb"
-
-
-# -- leases ------------------------------------------------------------------------------------
-
-
-def test_heartbeat_renews_live_leases_and_returns_lost_ones(store: PostgresStore) -> None:
-    store.register_worker(WorkerInfo("w1", "host-a", 42, NOW, NOW, "0.1.0"))
-    store.insert_job(new_job(), NOW)
-    store.insert_job(new_job(), NOW)
-    live, done = store.claim_due("w1", NOW, 2)
-    store.finish_run(done.run.id, done.run.lease_token, result(NOW))
-
-    later = NOW + MINUTE
-    leases = [
-        (live.run.id + 1000, "unknown"),
-        (live.run.id, live.run.lease_token),
-        (done.run.id, done.run.lease_token),
-    ]
-    assert store.heartbeat("w1", leases, later) == [live.run.id + 1000, done.run.id]
-    assert store.heartbeat("w1", [(live.run.id, "stolen")], later) == [live.run.id]
-    assert store.heartbeat("w1", [], later) == []
-
-    renewed = store.get_run(live.run.id)
-    assert renewed is not None and renewed.heartbeat_at == later
-    (worker,) = store.workers()
-    assert (worker.id, worker.host, worker.pid, worker.last_seen_at) == ("w1", "host-a", 42, later)
-
-
-def test_forget_workers_keeps_recent_ones_and_those_still_running(store: PostgresStore) -> None:
-    old = NOW - 10 * MINUTE
-    for worker_id in ("gone", "busy"):
-        store.register_worker(WorkerInfo(worker_id, "host-a", 42, old, old, "0.1.0"))
-    store.register_worker(WorkerInfo("live", "host-b", 43, NOW, NOW, "0.1.0"))
-    store.insert_job(new_job(), NOW)
-    store.claim_due("busy", NOW, 1)
-
-    assert store.forget_workers(NOW - MINUTE) == 1
-    assert sorted(worker.id for worker in store.workers()) == ["busy", "live"]
-    assert store.forget_workers(NOW - MINUTE) == 0
-
-
-def test_fail_stuck_run_only_fails_runs_still_stuck(store: PostgresStore) -> None:
-    store.insert_job(new_job(), NOW)
-    claim = claim_one(store)
-    failure = result(NOW + 10 * MINUTE, succeeded=False, job_status="active", retry_count=1)
-
-    # Heartbeat at NOW is not older than a NOW cutoff.
-    assert store.stuck_runs(NOW, NOW) == []
-    assert not store.fail_stuck_run(claim.run.id, NOW, NOW, failure)
-
-    store.heartbeat("w1", [(claim.run.id, claim.run.lease_token)], NOW + 2 * MINUTE)
-    assert not store.fail_stuck_run(
-        claim.run.id, NOW + MINUTE, NOW + MINUTE, failure
-    )  # it heartbeated
-
-    cutoff = NOW + 5 * MINUTE
-    (stale,) = store.stuck_runs(cutoff, cutoff)
-    assert (stale.run.id, stale.job.id) == (claim.run.id, claim.job.id)
-    assert store.fail_stuck_run(claim.run.id, cutoff, cutoff, failure)
-    assert not store.fail_stuck_run(claim.run.id, cutoff, cutoff, failure)  # already failed
-    assert not store.finish_run(claim.run.id, claim.run.lease_token, result(NOW))  # lease lost
-
-    job = store.get_job(claim.job.id)
-    assert job is not None and (job.status, job.retry_count) == ("active", 1)
-
-
-def test_release_run_gives_the_job_back_unchanged(store: PostgresStore) -> None:
-    job = store.insert_job(new_job(next_run_at=NOW - MINUTE), NOW)
-    claim = claim_one(store)
-
-    assert not store.release_run(claim.run.id, "not-the-token", NOW)
-    assert store.release_run(claim.run.id, claim.run.lease_token, NOW + MINUTE)
-    assert not store.release_run(claim.run.id, claim.run.lease_token, NOW + MINUTE)
-
-    assert store.get_run(claim.run.id) is None
-    released = store.get_job(job.id)
-    assert released is not None
-    assert (released.status, released.next_run_at, released.last_run_id) == (
-        "active",
-        NOW - MINUTE,
-        None,
-    )
-    assert claim_one(store).job.id == job.id
-
-
-# -- reads -------------------------------------------------------------------------------------
-
-
-def test_list_runs_newest_first_with_filters(store: PostgresStore) -> None:
-    acme = store.insert_job(new_job(), NOW)
-    store.insert_job(new_job(brand_id=None), NOW)
-    first, second = store.claim_due("w1", NOW, 2)
-    store.finish_run(first.run.id, first.run.lease_token, result(NOW))
-
-    assert [run.id for run in store.list_runs()] == [second.run.id, first.run.id]
-    assert [run.id for run in store.list_runs(brand_id="acme")] == [first.run.id]
-    assert [run.id for run in store.list_runs(brand_id=None)] == [second.run.id]
-    assert [run.id for run in store.list_runs(job_id=acme.id)] == [first.run.id]
-    assert [run.id for run in store.list_runs(status="running")] == [second.run.id]
-    assert [run.id for run in store.list_runs(limit=1)] == [second.run.id]
-    assert set(store.runs_by_id([first.run.id, second.run.id, 999_999])) == {
-        first.run.id,
-        second.run.id,
-    }
-
-
-def test_set_threshold_upserts_per_brand_and_dataset(store: PostgresStore) -> None:
-    hour = timedelta(hours=1)
-    store.set_threshold(Threshold("performance", "acme", hour, 2 * hour), NOW)
-    store.set_threshold(Threshold("performance", None, hour, 3 * hour), NOW)
-    store.set_threshold(Threshold("performance", None, 2 * hour, 4 * hour), NOW)
-    assert store.thresholds() == [
-        Threshold("performance", None, 2 * hour, 4 * hour),
-        Threshold("performance", "acme", hour, 2 * hour),
-    ]
 
 
 # -- waking and errors -------------------------------------------------------------------------

@@ -10,13 +10,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
+from ageing import age_run
 from procs import wait_for
 from supabase_server import SupabaseProject, make_key
 from typer.testing import CliRunner
@@ -153,6 +153,7 @@ def test_install_enqueue_run_and_status(
 
 def test_recover_a_run_whose_worker_was_killed(
     supabase_url: str,
+    supabase_project: SupabaseProject,
     pipectl: Pipectl,
     worker_processes: Callable[..., subprocess.Popen[str]],
 ) -> None:
@@ -166,15 +167,13 @@ def test_recover_a_run_whose_worker_was_killed(
         run = wait_for(lambda: client.list_runs(job_id=job_id, status="running"))[0]  # type: ignore[index]
         os.killpg(doomed.pid, signal.SIGKILL)
         doomed.wait()
-        time.sleep(1.2)
+        age_run(supabase_project.dsn, run.id)
 
-        preview = json.loads(
-            pipectl("recover", "--stale-after", "1s", "--dry-run", "--json", env={}).stdout
-        )
+        preview = json.loads(pipectl("recover", "--dry-run", "--json", env={}).stdout)
         assert [r["id"] for r in preview] == [run.id]
         assert client.get_run(run.id).status == "running"
 
-        done = json.loads(pipectl("recover", "--stale-after", "1s", "--json", env={}).stdout)
+        done = json.loads(pipectl("recover", "--json", env={}).stdout)
         assert [(r["id"], r["status"]) for r in done] == [(run.id, "failed")]
         failed = client.get_run(run.id)
         assert "stuck" in (failed.error_message or "") and "doomed" in (failed.error_message or "")
