@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from enum import Enum
+from typing import Any, Final
 
 from pipectl import actions, clock
 from pipectl.actions import ALLOWED, BRAND_ACTIONS, DONE, applies, brings_forward
@@ -37,6 +38,7 @@ from pipectl.handlers import validate_parameters as validate_job_parameters
 from pipectl.liveness import live_workers
 from pipectl.models import (
     JOB_STATUSES,
+    BrandFilter,
     BrandRetirement,
     Claim,
     DatasetStatus,
@@ -54,7 +56,14 @@ from pipectl.schedule import check_cron, next_occurrence, zone
 from pipectl.settings import Settings, load_settings
 from pipectl.store import ANY, Store, open_store
 
-DEFAULT_KEY: Any = object()  # "derive the concurrency key from job type and brand"
+
+class DefaultKey(Enum):
+    """The concurrency key argument that derives the key from the job's type and brand."""
+
+    DEFAULT = "DEFAULT"
+
+
+DEFAULT_KEY: Final = DefaultKey.DEFAULT
 WAIT_POLL_S = 0.5  # how often a wait looks again where the store has no notifications
 WAIT_RECHECK_S = 5.0  # on PostgreSQL, a look even without a notification, in case one was lost
 MAX_RUNNING_SHOWN = 10_000
@@ -264,7 +273,7 @@ class Client:
         max_retries: int | None = None,
         timeout: timedelta | None = None,
         paused: bool = False,
-        concurrency_key: str | None = DEFAULT_KEY,
+        concurrency_key: str | DefaultKey | None = DEFAULT_KEY,
     ) -> Job:
         """Add a recurring job; it first runs at the next occurrence of its cron expression."""
         cron_expression = check_cron(cron_expression)
@@ -308,7 +317,7 @@ class Client:
         allow_duplicate: bool = False,
         max_retries: int | None = None,
         timeout: timedelta | None = None,
-        concurrency_key: str | None = DEFAULT_KEY,
+        concurrency_key: str | DefaultKey | None = DEFAULT_KEY,
     ) -> Enqueued:
         """Queue a one-time job to run at `run_at` (default: the next poll). While an identical
         job (same type, brand and parameters) is still pending, that job is returned instead,
@@ -316,6 +325,7 @@ class Client:
         to `run_at` (`rearmed`)."""
         if run_at is not None and run_at.tzinfo is None:
             raise InvalidInput("run_at must be timezone-aware")
+        run_at = run_at or clock.now()
         new = self._new_job(
             job_type,
             brand_id,
@@ -327,15 +337,15 @@ class Client:
             schedule_type="one_time",
             cron_expression=None,
             timezone="UTC",
-            next_run_at=run_at or clock.now(),
+            next_run_at=run_at,
             status="active",
             dedupe=not allow_duplicate,
         )
         now = clock.now()
         job, created = self.store.enqueue(new, now)
-        if not created and brings_forward(job, new.next_run_at):
+        if not created and brings_forward(job, run_at):
             moved = self.store.update_job(
-                job.id, {"next_run_at": new.next_run_at}, now, only_if_status=("active",)
+                job.id, {"next_run_at": run_at}, now, only_if_status=("active",)
             )
             if moved is not None:  # else a worker claimed it meanwhile: it is running now
                 return Enqueued(moved, created, rearmed=True)
@@ -350,7 +360,7 @@ class Client:
         name: str | None,
         max_retries: int | None,
         timeout: timedelta | None,
-        concurrency_key: str | None,
+        concurrency_key: str | DefaultKey | None,
         dedupe: bool,
         **schedule: Any,
     ) -> NewJob:
@@ -388,14 +398,14 @@ class Client:
     def list_jobs(
         self,
         *,
-        brand_id: str | None = ANY,
+        brand_id: BrandFilter = ANY,
         job_type: str | None = None,
         status: str | None = None,
         limit: int | None = None,
         archived: bool = True,
     ) -> list[Job]:
         """Jobs by id; without `status`, archived ones only when `archived`."""
-        statuses = (status,) if status else None
+        statuses: tuple[str, ...] | None = (status,) if status else None
         if statuses is None and not archived:
             statuses = tuple(s for s in JOB_STATUSES if s != "archived")
         return self.store.list_jobs(
@@ -517,7 +527,7 @@ class Client:
         running = self.store.list_runs(status="running", limit=MAX_RUNNING_SHOWN)
         return waiting_on(jobs, running, clock.now())
 
-    def jobs_in_backoff(self, *, brand_id: str | None = ANY) -> list[Job]:
+    def jobs_in_backoff(self, *, brand_id: BrandFilter = ANY) -> list[Job]:
         return self.store.list_jobs(brand_id=brand_id, in_backoff=True)
 
     # -- runs ---------------------------------------------------------------------------
@@ -525,7 +535,7 @@ class Client:
         self,
         *,
         job_id: int | None = None,
-        brand_id: str | None = ANY,
+        brand_id: BrandFilter = ANY,
         status: str | None = None,
         limit: int = 50,
     ) -> list[Run]:
@@ -694,7 +704,7 @@ class Client:
         )
         return self._with_jobs([found], [])[0]
 
-    def datasets(self, *, brand_id: str | None = ANY) -> list[Freshness]:
+    def datasets(self, *, brand_id: BrandFilter = ANY) -> list[Freshness]:
         jobs = self.store.list_jobs(brand_id=brand_id, statuses=LIVE_JOB_STATUSES)
         if isinstance(brand_id, str):  # global jobs may declare datasets for this brand
             jobs += self.store.list_jobs(brand_id=None, statuses=LIVE_JOB_STATUSES)
@@ -714,7 +724,7 @@ class Client:
         job_of = {job.last_run_id: job.id for job in jobs if job.last_run_id is not None}
         missing = {d.last_run_id for d in datasets if d.last_run_id is not None} - job_of.keys()
         if missing:
-            runs = self.store.runs_by_id(sorted(missing))  # type: ignore[arg-type]
+            runs = self.store.runs_by_id(sorted(missing))
             job_of.update({run_id: run.job_id for run_id, run in runs.items()})
         return [
             dataclasses.replace(d, last_job_id=job_of.get(d.last_run_id))
@@ -723,12 +733,12 @@ class Client:
             for d in datasets
         ]
 
-    def retired_datasets(self, *, brand_id: str | None = ANY) -> list[DatasetStatus]:
+    def retired_datasets(self, *, brand_id: BrandFilter = ANY) -> list[DatasetStatus]:
         """The retired (brand, dataset) rows, history kept, out of the gate and `status`."""
         return [s for s in self.store.dataset_statuses(brand_id=brand_id) if s.retired_at]
 
     # -- the whole picture --------------------------------------------------------------
-    def status(self, *, brand_id: str | None = ANY) -> StatusReport:
+    def status(self, *, brand_id: BrandFilter = ANY) -> StatusReport:
         now = clock.now()
         heartbeat_before, started_before = stale_cutoffs(
             now, self.settings.stale_after, self.settings.start_grace
@@ -769,7 +779,7 @@ class Client:
 
     # -- retiring datasets and brands ---------------------------------------------------
     def retire_dataset(
-        self, dataset: str, *, brand_id: str | None = ANY
+        self, dataset: str, *, brand_id: BrandFilter = ANY
     ) -> list[tuple[str | None, str]]:
         """Take `dataset` out of the gate and `status`, keeping its history: for one brand
         (None: the global dataset) or, by default, wherever it counts. Returns the retired
@@ -792,7 +802,7 @@ class Client:
         return keys
 
     def restore_dataset(
-        self, dataset: str, *, brand_id: str | None = ANY
+        self, dataset: str, *, brand_id: BrandFilter = ANY
     ) -> list[tuple[str | None, str]]:
         """Put a retired dataset back in the gate (for one brand, or wherever it is retired)."""
         check_name(dataset, "dataset")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pipectl.freshness import declared_with_brands
-from pipectl.models import DatasetOutcome, Job, JobUpdate, RunResult
+from pipectl.models import DatasetOutcome, Job, JobUpdate, RunResult, Step
 from pipectl.retry import after_cancel, after_failure, after_success
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ def run_result(
     now: datetime,
     *,
     error: str | None,
-    steps: list[dict[str, Any]] | None = None,
+    steps: list[Step] | None = None,
     logs: str = "",
 ) -> RunResult:
     """The run failed if the handler raised (`error`) or a fatal step failed.
@@ -90,7 +90,7 @@ def cancelled_result(
     now: datetime,
     by: str,
     *,
-    steps: list[dict[str, Any]] | None = None,
+    steps: list[Step] | None = None,
     logs: str = "",
 ) -> RunResult:
     """A run an operator cancelled: it ends `cancelled`, saying who asked, and records no

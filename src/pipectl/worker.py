@@ -20,7 +20,7 @@ from typing import Any
 from pipectl import __version__, clock
 from pipectl.errors import InvalidInput, SchemaMissing, StoreUnavailable
 from pipectl.handlers import Cancelled, JobFailed, RunContext, get_job_type
-from pipectl.models import Claim, Recorded, RunResult
+from pipectl.models import Claim, LeaseToken, Recorded, RunResult
 from pipectl.outcome import cancel_reason, cancelled_result, run_result, settle_edited_job
 from pipectl.parsing import format_duration
 from pipectl.recovery import recover_stale
@@ -498,7 +498,9 @@ class Worker:
                 extra=self._run_ids(item.claim),
             )
 
-    def _finish(self, store: Store, outcomes: list[tuple[int, str, RunResult]]) -> list[Recorded]:
+    def _finish(
+        self, store: Store, outcomes: list[tuple[int, LeaseToken, RunResult]]
+    ) -> list[Recorded]:
         """Record the outcomes; if the store is down, keep them and retry until they are recorded
         or the sweep elsewhere has recovered the runs (then the lease guard refuses them). The
         same store handle is retried (every backend reopens its connection on the next call),

@@ -329,7 +329,7 @@ def purge(
 
     age = common.duration(older_than)
     with common.client() as client:
-        count = client.purge_archived_jobs(age, dry_run=dry_run)  # type: ignore[arg-type]
+        count = client.purge_archived_jobs(age, dry_run=dry_run)
     if as_json:
         print_json({"dry_run": dry_run, "jobs": count})
     else:

@@ -103,7 +103,7 @@ def prune(
 
     age = common.duration(older_than)
     with common.client() as client:
-        count = client.prune_runs(age, keep_last=keep_last, dry_run=dry_run)  # type: ignore[arg-type]
+        count = client.prune_runs(age, keep_last=keep_last, dry_run=dry_run)
     if as_json:
         print_json({"dry_run": dry_run, "runs": count})
     else:

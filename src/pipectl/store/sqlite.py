@@ -7,21 +7,23 @@ import json
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from pipectl import clock
 from pipectl.errors import InvalidInput, PipectlError, SchemaMissing, StoreUnavailable
 from pipectl.models import (
+    BrandFilter,
     BrandRetirement,
     Claim,
     DatasetOutcome,
     DatasetStatus,
     Job,
     JobUpdate,
+    LeaseToken,
     NewJob,
     Recorded,
     Run,
@@ -43,6 +45,10 @@ _STALE = "heartbeat_at < CASE WHEN heartbeat_at = started_at THEN ? ELSE ? END"
 _RUN_TIMESTAMPS = ("started_at", "finished_at", "heartbeat_at", "cancel_requested_at")
 
 
+@overload
+def ts(value: datetime) -> str: ...
+@overload
+def ts(value: None) -> None: ...
 def ts(value: datetime | None) -> str | None:
     """The one text form of a timestamp in SQLite: UTC, microseconds, '+00:00'."""
     if value is None:
@@ -131,7 +137,7 @@ class SQLiteStore:
         with contextlib.suppress(sqlite3.Error):
             self.conn.execute("ROLLBACK")
 
-    def _read(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+    def _read(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
         try:
             with self._lock:
                 return self.conn.execute(sql, params).fetchall()
@@ -234,7 +240,7 @@ class SQLiteStore:
     def list_jobs(
         self,
         *,
-        brand_id: str | None = ANY,
+        brand_id: BrandFilter = ANY,
         job_type: str | None = None,
         statuses: tuple[str, ...] | None = None,
         in_backoff: bool = False,
@@ -359,7 +365,9 @@ class SQLiteStore:
         job_of = {row["id"]: _job(row) for row in jobs}
         return [Claim(run=run_of[job_id], job=job_of[job_id]) for job_id in job_ids]
 
-    def heartbeat(self, worker_id: str, leases: list[tuple[int, str]], now: datetime) -> list[int]:
+    def heartbeat(
+        self, worker_id: str, leases: Sequence[tuple[int, LeaseToken]], now: datetime
+    ) -> list[int]:
         lost = []
         with self._write() as conn:
             conn.execute("UPDATE workers SET last_seen_at = ? WHERE id = ?", (ts(now), worker_id))
@@ -395,11 +403,11 @@ class SQLiteStore:
         )
         return {row["id"]: row["cancel_requested_by"] for row in rows}
 
-    def finish_run(self, run_id: int, lease_token: str, result: RunResult) -> Recorded:
+    def finish_run(self, run_id: int, lease_token: LeaseToken, result: RunResult) -> Recorded:
         (recorded,) = self.finish_runs([(run_id, lease_token, result)])
         return recorded
 
-    def finish_runs(self, outcomes: list[tuple[int, str, RunResult]]) -> list[Recorded]:
+    def finish_runs(self, outcomes: Sequence[tuple[int, LeaseToken, RunResult]]) -> list[Recorded]:
         if not outcomes:
             return []
         with self._write() as conn:
@@ -442,7 +450,7 @@ class SQLiteStore:
             )
         return recorded.get(run_id, Recorded.LOST)
 
-    def release_run(self, run_id: int, lease_token: str, now: datetime) -> bool:
+    def release_run(self, run_id: int, lease_token: LeaseToken, now: datetime) -> bool:
         with self._write() as conn:
             row = conn.execute(
                 "DELETE FROM scheduled_job_runs WHERE id = ? AND lease_token = ? "
@@ -475,7 +483,9 @@ class SQLiteStore:
         )
         rows.sort(key=lambda row: row["id"])
         jobs = {row["j_id"]: self.get_job(row["j_id"]) for row in rows}
-        return [Claim(run=_run(row), job=jobs[row["j_id"]]) for row in rows if jobs[row["j_id"]]]
+        return [
+            Claim(run=_run(row), job=job) for row in rows if (job := jobs[row["j_id"]]) is not None
+        ]
 
     # -- retention and alerts -------------------------------------------------------------
     def prune_runs(self, finished_before: datetime, keep_last: int, limit: int) -> int:
@@ -523,7 +533,7 @@ class SQLiteStore:
         self,
         *,
         job_id: int | None = None,
-        brand_id: str | None = ANY,
+        brand_id: BrandFilter = ANY,
         status: str | None = None,
         limit: int = 50,
     ) -> list[Run]:
@@ -569,7 +579,7 @@ class SQLiteStore:
             runs.update({row["id"]: _run(row) for row in self._read(sql, chunk)})
         return runs
 
-    def dataset_statuses(self, *, brand_id: str | None = ANY) -> list[DatasetStatus]:
+    def dataset_statuses(self, *, brand_id: BrandFilter = ANY) -> list[DatasetStatus]:
         sql = "SELECT * FROM dataset_status"
         params: list[Any] = []
         if brand_id is not ANY:
@@ -719,7 +729,7 @@ class SQLiteStore:
     def status_snapshot(
         self,
         *,
-        brand_id: str | None = ANY,
+        brand_id: BrandFilter = ANY,
         statuses: tuple[str, ...],
         heartbeat_before: datetime,
         started_before: datetime,
@@ -874,7 +884,7 @@ def _update_job(
 
 def _record_outcomes(
     conn: sqlite3.Connection,
-    outcomes: list[tuple[int, str | None, RunResult]],
+    outcomes: Sequence[tuple[int, LeaseToken | None, RunResult]],
     guard: str,
     guard_params: tuple[Any, ...],
 ) -> dict[int, Recorded]:
@@ -1031,7 +1041,7 @@ def _set_retired(
     return changed
 
 
-def _brand_filter(column: str, brand_id: str | None) -> tuple[list[str], list[Any]]:
+def _brand_filter(column: str, brand_id: BrandFilter) -> tuple[list[str], list[Any]]:
     if brand_id is ANY:
         return [], []
     if brand_id is None:
