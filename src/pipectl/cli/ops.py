@@ -18,7 +18,11 @@ from pipectl.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from pipectl.client import DefaultKey
+    from pipectl.metrics import WorkerMetrics
+    from pipectl.settings import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -67,9 +71,9 @@ def run_worker(
     check_name(worker_id, "worker id")
     current = common.settings()
     logs.configure(current.log_level)
-    from pipectl.worker import Broadcast
+    from pipectl.worker import Broadcast, WorkerEvents
 
-    watchers = []
+    watchers: list[WorkerEvents] = []
     if metrics_port is not None:
         watchers.append(_serve_metrics(current, metrics_host, metrics_port, interval))
     if current.alert_webhooks:
@@ -91,7 +95,9 @@ def run_worker(
     worker.run()
 
 
-def _serve_metrics(current, host: str, port: int, interval):  # type: ignore[no-untyped-def]
+def _serve_metrics(
+    current: Settings, host: str, port: int, interval: timedelta | None
+) -> WorkerMetrics:
     from pipectl import metrics
     from pipectl.errors import InvalidInput
 

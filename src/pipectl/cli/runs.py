@@ -136,8 +136,8 @@ def cancel(
             run = client.cancel_run(run_id)
             document = run.to_json()
             message = f"run {run.id}: cancellation asked; its worker stops it at its next heartbeat"
-        else:
-            done = client.cancel_job(job)  # type: ignore[arg-type]
+        elif job is not None:
+            done = client.cancel_job(job)
             document = {"job": done.job.to_json(), "run": done.run and done.run.to_json()}
             if done.run is not None:
                 message = (
@@ -171,8 +171,8 @@ def wait(
     with common.client() as client:
         if run_id is not None:
             waited = client.wait_for_run(run_id, limit)
-        else:
-            waited = client.wait_for_job(job, limit)  # type: ignore[arg-type]
+        elif job is not None:
+            waited = client.wait_for_job(job, limit)
     if as_json:
         from pipectl.cli.render import print_json
 
