@@ -10,7 +10,8 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from enum import Enum
+from typing import Any, Final
 
 from pipectl import actions, retention
 from pipectl.actions import ALLOWED, BRAND_ACTIONS, DONE, applies, brings_forward
@@ -41,6 +42,7 @@ from pipectl.liveness import live_workers
 from pipectl.models import (
     LIVE_JOB_STATUSES,
     UNARCHIVED_JOB_STATUSES,
+    BrandFilter,
     BrandRetirement,
     Claim,
     DatasetStatus,
@@ -69,7 +71,14 @@ from pipectl.triggers import (
     unknown_inputs,
 )
 
-DEFAULT_KEY: Any = object()  # "derive the concurrency key from the job's name and brand"
+
+class DefaultKey(Enum):
+    """The concurrency key argument that derives the key from the job's name and brand."""
+
+    DEFAULT = "DEFAULT"
+
+
+DEFAULT_KEY: Final = DefaultKey.DEFAULT
 WAIT_POLL_S = 0.5  # how often a wait looks again where the store has no notifications
 WAIT_RECHECK_S = 5.0  # on PostgreSQL, a look even without a notification, in case one was lost
 FOLLOW_POLL_S = 1.0  # how often `runs logs --follow` reads a running run's log
@@ -262,7 +271,7 @@ class Client:
         max_retries: int | None = None,
         timeout: timedelta | None = None,
         paused: bool = False,
-        concurrency_key: str | None = DEFAULT_KEY,
+        concurrency_key: str | DefaultKey | None = DEFAULT_KEY,
         after: Sequence[str] = (),
         requires_fresh: Sequence[str] = (),
         max_hold: timedelta | None = None,
@@ -369,7 +378,7 @@ class Client:
         allow_duplicate: bool = False,
         max_retries: int | None = None,
         timeout: timedelta | None = None,
-        concurrency_key: str | None = DEFAULT_KEY,
+        concurrency_key: str | DefaultKey | None = DEFAULT_KEY,
     ) -> Enqueued:
         """Queue a one-time job to run at `run_at` (default: the next poll). While an identical
         job (same type, brand and parameters) is still pending, that job is returned instead,
@@ -377,6 +386,7 @@ class Client:
         to `run_at` (`rearmed`)."""
         if run_at is not None and run_at.tzinfo is None:
             raise InvalidInput("run_at must be timezone-aware")
+        run_at = run_at or self.clock.now()
         new = self._new_job(
             job_type,
             brand_id,
@@ -394,9 +404,9 @@ class Client:
         )
         now = self.clock.now()
         job, created = self.store.enqueue(new, now)
-        if not created and brings_forward(job, new.next_run_at):
+        if not created and brings_forward(job, run_at):
             moved = self.store.update_job(
-                job.id, {"next_run_at": new.next_run_at}, now, only_if_status=("active",)
+                job.id, {"next_run_at": run_at}, now, only_if_status=("active",)
             )
             if moved is not None:  # else a worker claimed it meanwhile: it is running now
                 return Enqueued(moved, created, rearmed=True)
@@ -411,7 +421,7 @@ class Client:
         name: str | None,
         max_retries: int | None,
         timeout: timedelta | None,
-        concurrency_key: str | None,
+        concurrency_key: str | DefaultKey | None,
         dedupe: bool,
         **schedule: Any,
     ) -> NewJob:
@@ -449,14 +459,14 @@ class Client:
     def list_jobs(
         self,
         *,
-        brand_id: str | None = ANY,
+        brand_id: BrandFilter = ANY,
         job_type: str | None = None,
         status: str | None = None,
         limit: int | None = None,
         archived: bool = True,
     ) -> list[Job]:
         """Jobs by id; without `status`, archived ones only when `archived`."""
-        statuses = (status,) if status else None
+        statuses: tuple[str, ...] | None = (status,) if status else None
         if statuses is None and not archived:
             statuses = UNARCHIVED_JOB_STATUSES
         return self.store.list_jobs(
@@ -620,7 +630,7 @@ class Client:
             raise NotFound(f"no job with id {job.id}")
         return edited
 
-    def lineage(self, *, brand_id: str | None = ANY) -> dict[str, Any]:
+    def lineage(self, *, brand_id: BrandFilter = ANY) -> dict[str, Any]:
         """Producers → datasets → consumers (`datasets graph`), of every brand or of one brand
         (and the global jobs)."""
         jobs = self.store.list_jobs(statuses=UNARCHIVED_JOB_STATUSES)
@@ -642,7 +652,7 @@ class Client:
         running = self.store.list_runs(status="running", limit=MAX_RUNNING_SHOWN)
         return {**held_waiting(jobs), **waiting_on(jobs, running, self.clock.now())}
 
-    def jobs_in_backoff(self, *, brand_id: str | None = ANY) -> list[Job]:
+    def jobs_in_backoff(self, *, brand_id: BrandFilter = ANY) -> list[Job]:
         return self.store.list_jobs(brand_id=brand_id, in_backoff=True)
 
     # -- runs ---------------------------------------------------------------------------
@@ -650,7 +660,7 @@ class Client:
         self,
         *,
         job_id: int | None = None,
-        brand_id: str | None = ANY,
+        brand_id: BrandFilter = ANY,
         status: str | None = None,
         limit: int = 50,
     ) -> list[Run]:
@@ -848,7 +858,7 @@ class Client:
         )
         return self._with_jobs([found], [])[0]
 
-    def datasets(self, *, brand_id: str | None = ANY) -> list[Freshness]:
+    def datasets(self, *, brand_id: BrandFilter = ANY) -> list[Freshness]:
         jobs = self.store.list_jobs(brand_id=brand_id, statuses=LIVE_JOB_STATUSES)
         if isinstance(brand_id, str):  # global jobs may declare datasets for this brand
             jobs += self.store.list_jobs(brand_id=None, statuses=LIVE_JOB_STATUSES)
@@ -868,7 +878,7 @@ class Client:
         job_of = {job.last_run_id: job.id for job in jobs if job.last_run_id is not None}
         missing = {d.last_run_id for d in datasets if d.last_run_id is not None} - job_of.keys()
         if missing:
-            runs = self.store.runs_by_id(sorted(missing))  # type: ignore[arg-type]
+            runs = self.store.runs_by_id(sorted(missing))
             job_of.update({run_id: run.job_id for run_id, run in runs.items()})
         return [
             dataclasses.replace(d, last_job_id=job_of.get(d.last_run_id))
@@ -877,12 +887,12 @@ class Client:
             for d in datasets
         ]
 
-    def retired_datasets(self, *, brand_id: str | None = ANY) -> list[DatasetStatus]:
+    def retired_datasets(self, *, brand_id: BrandFilter = ANY) -> list[DatasetStatus]:
         """The retired (brand, dataset) rows, history kept, out of the gate and `status`."""
         return [s for s in self.store.dataset_statuses(brand_id=brand_id) if s.retired_at]
 
     # -- the whole picture --------------------------------------------------------------
-    def status(self, *, brand_id: str | None = ANY) -> StatusReport:
+    def status(self, *, brand_id: BrandFilter = ANY) -> StatusReport:
         now = self.clock.now()
         heartbeat_before, started_before = stuck_cutoffs(
             now, self.settings.stuck_after, self.settings.start_grace
@@ -923,7 +933,7 @@ class Client:
 
     # -- retiring datasets and brands ---------------------------------------------------
     def retire_dataset(
-        self, dataset: str, *, brand_id: str | None = ANY
+        self, dataset: str, *, brand_id: BrandFilter = ANY
     ) -> list[tuple[str | None, str]]:
         """Take `dataset` out of the gate and `status`, keeping its history: for one brand
         (None: the global dataset) or, by default, wherever it counts. Returns the retired
@@ -946,7 +956,7 @@ class Client:
         return keys
 
     def restore_dataset(
-        self, dataset: str, *, brand_id: str | None = ANY
+        self, dataset: str, *, brand_id: BrandFilter = ANY
     ) -> list[tuple[str | None, str]]:
         """Put a retired dataset back in the gate (for one brand, or wherever it is retired)."""
         check_name(dataset, "dataset")

@@ -59,13 +59,14 @@ def start_claims(
         if claim.run.id in held:
             continue
         if claim.job.inputs:
-            run = started.get(claim.run.id)
-            if run is None:  # the lease was lost meanwhile: nothing to run
+            started_run = started.get(claim.run.id)
+            if started_run is None:  # the lease was lost meanwhile: nothing to run
                 continue
-            job = replace(claim.job, brand_id=run.brand_id) if fans_out(claim.job) else claim.job
-            claim = Claim(run=run, job=job)
-            if run.id in expired:
-                failed.append((claim, run_result(claim.job, now, error=expired[run.id])))
+            brand = started_run.brand_id
+            job = replace(claim.job, brand_id=brand) if fans_out(claim.job) else claim.job
+            claim = Claim(run=started_run, job=job)
+            if started_run.id in expired:
+                failed.append((claim, run_result(claim.job, now, error=expired[started_run.id])))
                 continue
         to_run.append(claim)
     return to_run, failed

@@ -210,7 +210,7 @@ def freshness_report(
 STATES_WORST_FIRST: tuple[FreshnessState, ...] = ("stale", "never", "warn", "fresh")
 
 
-def worst_state(states: Iterable[str]) -> str | None:
+def worst_state(states: Iterable[FreshnessState]) -> FreshnessState | None:
     """The worst of these freshness states (None: there are none)."""
     found = set(states)
     return next((state for state in STATES_WORST_FIRST if state in found), None)
@@ -219,7 +219,7 @@ def worst_state(states: Iterable[str]) -> str | None:
 def worst_first(brands: Iterable[str | None], datasets: Iterable[Freshness]) -> list[str | None]:
     """The brands (None: global), the one with the worst dataset first, then global, then by
     name; brands without datasets last."""
-    states: dict[str | None, list[str]] = {brand: [] for brand in brands}
+    states: dict[str | None, list[FreshnessState]] = {brand: [] for brand in brands}
     for d in datasets:
         states.setdefault(d.brand_id, []).append(d.state)
     rank = {state: index for index, state in enumerate(STATES_WORST_FIRST)}

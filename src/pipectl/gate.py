@@ -12,11 +12,11 @@ from typing import Any, Literal
 from pipectl.errors import InvalidInput
 from pipectl.lifecycle import is_due
 from pipectl.liveness import last_sign_of_life
-from pipectl.models import Claim, Freshness, Job, WorkerInfo
+from pipectl.models import Claim, Freshness, FreshnessState, Job, WorkerInfo
 from pipectl.parsing import format_duration
 
 FailureKind = Literal["dataset", "no_datasets", "no_live_worker", "stuck_runs"]
-STATES = ("fresh", "warn", "stale", "never")
+STATES: tuple[FreshnessState, ...] = ("fresh", "warn", "stale", "never")
 NAMES_SHOWN = 10  # known names listed in an "unknown name" error
 ERROR_SHOWN = 200  # characters of a last error quoted in a reason
 

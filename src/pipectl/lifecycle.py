@@ -4,7 +4,7 @@ job, and the named rules every other place asks (due, in backoff, retries exhaus
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pipectl.freshness import declared_with_brands
 from pipectl.models import (
@@ -17,6 +17,7 @@ from pipectl.models import (
     JobUpdate,
     Run,
     RunResult,
+    Step,
 )
 from pipectl.parsing import format_duration
 from pipectl.schedule import next_occurrence
@@ -178,7 +179,7 @@ def run_result(
     now: datetime,
     *,
     error: str | None,
-    steps: list[dict[str, Any]] | None = None,
+    steps: list[Step] | None = None,
     logs: str = "",
 ) -> RunResult:
     """A run that succeeded or failed: it failed if the handler raised (`error`) or a fatal step
@@ -233,7 +234,7 @@ def cancelled_result(
     now: datetime,
     by: str,
     *,
-    steps: list[dict[str, Any]] | None = None,
+    steps: list[Step] | None = None,
     logs: str = "",
 ) -> RunResult:
     """A run an operator cancelled: it ends `cancelled`, saying who asked, and records no

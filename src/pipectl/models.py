@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Final, Literal, NewType, TypedDict
 
 ScheduleType = Literal["recurring", "one_time", "datasets"]
 JobStatus = Literal["active", "paused", "running", "failed", "archived"]
 RunStatus = Literal["running", "completed", "failed", "cancelled"]
 FreshnessState = Literal["never", "fresh", "warn", "stale"]
+StepStatus = Literal["completed", "failed"]
 
 JOB_TIMESTAMPS = ("next_run_at", "created_at", "updated_at", "held_since", "triggered_at")
 JOB_STATUSES: tuple[JobStatus, ...] = ("active", "paused", "running", "failed", "archived")
@@ -23,6 +24,39 @@ UNARCHIVED_JOB_STATUSES: tuple[JobStatus, ...] = (*LIVE_JOB_STATUSES, "failed")
 # A run is live while a worker holds it; it ends once, in one of the others.
 LIVE_RUN_STATUSES: tuple[RunStatus, ...] = ("running",)
 ENDED_RUN_STATUSES: tuple[RunStatus, ...] = ("completed", "failed", "cancelled")
+
+
+# A claim's fencing token: heartbeats and the final write present it, so a worker whose run was
+# recovered (and claimed again elsewhere) cannot write over it. Only the store mints one.
+LeaseToken = NewType("LeaseToken", str)
+
+
+class AnyBrand(Enum):
+    """The brand filter that reads every brand (None reads global jobs and datasets only)."""
+
+    ANY = "ANY"
+
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+ANY: Final = AnyBrand.ANY
+
+# A read's brand filter: a brand, None (global only) or ANY (every brand).
+BrandFilter = str | None | AnyBrand
+
+
+class Step(TypedDict):
+    """One step a run reported (`ctx.step`, or a line of a command's steps file), as the run's
+    `steps` JSON holds it."""
+
+    name: str
+    status: StepStatus
+    datasets: list[str]
+    brand_id: str | None
+    fatal: bool
+    error: str | None
+    finished_at: str  # ISO 8601
 
 
 def iso(value: datetime | None) -> str | None:
@@ -95,10 +129,10 @@ class Run:
     finished_at: datetime | None
     heartbeat_at: datetime | None
     worker_id: str | None
-    lease_token: str = field(repr=False)
+    lease_token: LeaseToken = field(repr=False)
     error_message: str | None
     logs: str
-    steps: list[dict[str, Any]]
+    steps: list[Step]
     concurrency_key: str | None
     cancel_requested_at: datetime | None = None  # an operator asked for it to stop (`runs cancel`)
     cancel_requested_by: str | None = None
@@ -297,7 +331,7 @@ class RunResult:
     finished_at: datetime
     error_message: str | None
     logs: str
-    steps: list[dict[str, Any]]
+    steps: list[Step]
     job_update: JobUpdate
     datasets: list[DatasetOutcome]
 

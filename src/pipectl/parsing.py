@@ -6,7 +6,7 @@ import json
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from pipectl import clock
 from pipectl.errors import InvalidInput
@@ -121,6 +121,10 @@ def check_parameters(parameters: Any) -> None:
         raise InvalidInput(f"parameters are larger than {MAX_PARAMETERS_BYTES // 1024} KiB")
 
 
+@overload
+def check_name(value: str, what: str) -> str: ...
+@overload
+def check_name(value: str | None, what: str) -> str | None: ...
 def check_name(value: str | None, what: str) -> str | None:
     """Brand ids, job names, dataset names: printable, bounded, no control characters."""
     if value is None:

@@ -109,7 +109,7 @@ def _repeat(wall: datetime, tz: ZoneInfo) -> timedelta:
     if not _exists(wall, tz):
         return timedelta(0)
     first, second = wall.replace(tzinfo=tz, fold=0), wall.replace(tzinfo=tz, fold=1)
-    return first.utcoffset() - second.utcoffset()  # type: ignore[operator]
+    return second.astimezone(UTC) - first.astimezone(UTC)  # the difference of their offsets
 
 
 def _end_of_gap(wall: datetime, tz: ZoneInfo) -> datetime:

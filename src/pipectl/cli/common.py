@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, overload
 
 import typer
 
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from datetime import timedelta
 
     from pipectl.client import Client
+    from pipectl.models import AnyBrand
     from pipectl.settings import Settings
 
 _global: dict[str, Any] = {"database_url": None}
@@ -52,13 +53,21 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@overload
+def duration(value: str) -> timedelta: ...
+@overload
+def duration(value: str | None) -> timedelta | None: ...
 def duration(value: str | None) -> timedelta | None:
     from pipectl.parsing import parse_duration
 
     return None if value is None else parse_duration(value)
 
 
-def brand_filter(value: str | None) -> Any:
+@overload
+def brand_filter(value: str) -> str: ...
+@overload
+def brand_filter(value: str | None) -> str | AnyBrand: ...
+def brand_filter(value: str | None) -> str | AnyBrand:
     """A --brand filter, validated like the brand of a new job (so a typo with control
     characters is an error, not a silently empty --check)."""
     from pipectl.parsing import check_name
@@ -67,11 +76,15 @@ def brand_filter(value: str | None) -> Any:
     return ANY if value is None else check_name(value, "brand")
 
 
-def known_brand(opened: Client, value: str | None) -> Any:
+@overload
+def known_brand(opened: Client, value: str) -> str: ...
+@overload
+def known_brand(opened: Client, value: str | None) -> str | AnyBrand: ...
+def known_brand(opened: Client, value: str | None) -> str | AnyBrand:
     """A --brand filter that must name a brand some job, dataset row or threshold named: a
     typo is exit 2 with the known brands, closest first, not a silently empty answer."""
     brand = brand_filter(value)
-    if value is not None:
+    if isinstance(brand, str):
         opened.require_known_brands([brand])
     return brand
 

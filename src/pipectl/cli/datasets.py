@@ -121,7 +121,7 @@ def set_(
 
     warn, error = common.duration(warn_after), common.duration(error_after)
     with common.client() as client:
-        threshold = client.set_threshold(dataset, warn, error, brand_id=brand)  # type: ignore[arg-type]
+        threshold = client.set_threshold(dataset, warn, error, brand_id=brand)
     if as_json:
         print_json(
             {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +15,9 @@ from pipectl.cli.common import (
     ParamOption,
     ParamsOption,
 )
+
+if TYPE_CHECKING:
+    from pipectl.models import Job
 
 app = typer.Typer(
     help="Scheduled jobs: add, list, show, run, pause, resume, archive, edit.", no_args_is_help=True
@@ -63,7 +66,7 @@ AllowUnknown = Annotated[
 ]
 
 
-def _emit(job, as_json: bool, message: str) -> None:  # type: ignore[no-untyped-def]
+def _emit(job: Job, as_json: bool, message: str) -> None:
     from pipectl.cli.render import note, print_json
 
     if as_json:
@@ -385,7 +388,7 @@ def purge(
 
     age = common.duration(older_than)
     with common.client() as client:
-        count = client.purge_archived_jobs(age, dry_run=dry_run)  # type: ignore[arg-type]
+        count = client.purge_archived_jobs(age, dry_run=dry_run)
     if as_json:
         print_json({"dry_run": dry_run, "jobs": count})
     else:

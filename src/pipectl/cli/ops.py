@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,6 +16,9 @@ from pipectl.cli.common import (
     ParamOption,
     ParamsOption,
 )
+
+if TYPE_CHECKING:
+    from pipectl.client import DefaultKey
 
 
 def register(app: typer.Typer) -> None:
@@ -127,7 +130,7 @@ def status(
         with common.client() as client:
             watch_status(
                 lambda: client.gate_status(brands, datasets),
-                every.total_seconds(),  # type: ignore[union-attr]
+                every.total_seconds(),
                 brief=brief,
             )
         return
@@ -256,7 +259,7 @@ def enqueue(
         typer.echo(job.id)
 
 
-def _concurrency_key(key: str | None, none: bool, default: object) -> object:
+def _concurrency_key(key: str | None, none: bool, default: DefaultKey) -> str | DefaultKey | None:
     from pipectl.errors import InvalidInput
 
     if key is not None and none:
@@ -358,9 +361,9 @@ def retry(
             else:
                 note(f"job {job.id} will run at the next poll")
             return
-        if now and brand is None:
-            raise InvalidInput("--now needs a JOB_ID, or --brand to re-arm a brand's jobs")
         if now:
+            if brand is None:
+                raise InvalidInput("--now needs a JOB_ID, or --brand to re-arm a brand's jobs")
             rearmed = client.retry_brand_now(common.known_brand(client, brand))
             if as_json:
                 print_json([job.to_json() for job in rearmed])

@@ -152,7 +152,7 @@ def prune(
 
     age = common.duration(older_than)
     with common.client() as client:
-        count = client.prune_runs(age, keep_last=keep_last, dry_run=dry_run)  # type: ignore[arg-type]
+        count = client.prune_runs(age, keep_last=keep_last, dry_run=dry_run)
     if as_json:
         print_json({"dry_run": dry_run, "runs": count})
     else:
@@ -185,8 +185,8 @@ def cancel(
             run = client.cancel_run(run_id)
             document = run.to_json()
             message = f"run {run.id}: cancellation asked; its worker stops it at its next heartbeat"
-        else:
-            done = client.cancel_job(job)  # type: ignore[arg-type]
+        elif job is not None:
+            done = client.cancel_job(job)
             document = {"job": done.job.to_json(), "run": done.run and done.run.to_json()}
             if done.run is not None:
                 message = (
@@ -220,8 +220,8 @@ def wait(
     with common.client() as client:
         if run_id is not None:
             waited = client.wait_for_run(run_id, limit)
-        else:
-            waited = client.wait_for_job(job, limit)  # type: ignore[arg-type]
+        elif job is not None:
+            waited = client.wait_for_job(job, limit)
     if as_json:
         from pipectl.cli.render import print_json
 

@@ -7,14 +7,22 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from enum import Enum
+from typing import Any, Final
 
 from pipectl import clock
-from pipectl.models import Job, Run
+from pipectl.models import Job, Run, Step
 
 MAX_LOG_CHARS = 64 * 1024
 _DROPPED = re.compile(r"… (\d+) earlier lines dropped")
-_UNSET: Any = object()
+
+
+class _Unset(Enum):
+    UNSET = "UNSET"
+
+
+# A step's brand when none is given: the job's (None is a brand: global).
+_UNSET: Final = _Unset.UNSET
 logger = logging.getLogger("pipectl.job")
 
 
@@ -95,7 +103,7 @@ class RunContext:
         self.run = run
         self.parameters: dict[str, Any] = dict(job.parameters)
         self.log = RunLog(run.id)
-        self.steps: list[dict[str, Any]] = []
+        self.steps: list[Step] = []
         self._cancel_reason: str | None = None
         self._cancelled = threading.Event()
 
@@ -141,20 +149,20 @@ class RunContext:
         succeeded: bool,
         datasets: list[str] | tuple[str, ...] = (),
         fatal: bool = True,
-        brand_id: str | None = _UNSET,
+        brand_id: str | _Unset | None = _UNSET,
         error: str | None = None,
     ) -> None:
         """Record a step's outcome directly (the command handler's step protocol uses this)."""
         self.steps.append(
-            {
-                "name": name,
-                "status": "completed" if succeeded else "failed",
-                "datasets": list(datasets),
-                "brand_id": self.job.brand_id if brand_id is _UNSET else brand_id,
-                "fatal": fatal,
-                "error": None if succeeded else (error or "failed"),
-                "finished_at": clock.now().isoformat(),
-            }
+            Step(
+                name=name,
+                status="completed" if succeeded else "failed",
+                datasets=list(datasets),
+                brand_id=self.job.brand_id if brand_id is _UNSET else brand_id,
+                fatal=fatal,
+                error=None if succeeded else (error or "failed"),
+                finished_at=clock.now().isoformat(),
+            )
         )
 
     @contextmanager
@@ -164,7 +172,7 @@ class RunContext:
         datasets: list[str] | tuple[str, ...] = (),
         *,
         fatal: bool = True,
-        brand_id: str | None = _UNSET,
+        brand_id: str | _Unset | None = _UNSET,
     ) -> Iterator[None]:
         """Run a block as a named step. Its datasets are fresh if it completes. A failing fatal
         step fails the job; a failing non-fatal step is recorded and the job carries on."""

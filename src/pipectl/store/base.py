@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from pipectl.models import (
+    ANY,
+    BrandFilter,
     BrandRetirement,
     Claim,
     DatasetStatus,
     Job,
     JobUpdate,
+    LeaseToken,
     NewJob,
     Recorded,
     Run,
@@ -21,16 +25,6 @@ from pipectl.models import (
     Threshold,
     WorkerInfo,
 )
-
-
-class _Any:
-    """Sentinel for 'no brand filter' (None means 'global only')."""
-
-    def __repr__(self) -> str:
-        return "ANY"
-
-
-ANY: Any = _Any()
 
 # Fields an operator may change on a job through `Store.update_job`.
 EDITABLE_JOB_FIELDS = frozenset(
@@ -93,7 +87,7 @@ class Store(Protocol):
     def list_jobs(
         self,
         *,
-        brand_id: str | None = ANY,
+        brand_id: BrandFilter = ANY,
         job_type: str | None = None,
         statuses: tuple[str, ...] | None = None,
         in_backoff: bool = False,
@@ -142,7 +136,9 @@ class Store(Protocol):
         claimed job becomes `running` and gets a new `running` run owned by `worker_id`."""
         ...
 
-    def heartbeat(self, worker_id: str, leases: list[tuple[int, str]], now: datetime) -> list[int]:
+    def heartbeat(
+        self, worker_id: str, leases: Sequence[tuple[int, LeaseToken]], now: datetime
+    ) -> list[int]:
         """Renew the worker and the given (run_id, lease_token) runs; return the ids of runs this
         worker no longer owns (recovered elsewhere or finished)."""
         ...
@@ -157,13 +153,13 @@ class Store(Protocol):
         (what the worker holding them reads at each heartbeat)."""
         ...
 
-    def write_run_logs(self, logs: list[tuple[int, str, str]]) -> None:
+    def write_run_logs(self, logs: Sequence[tuple[int, LeaseToken, str]]) -> None:
         """Store the log so far of each (run_id, lease_token, logs) run, while it is still
         `running` under that lease (the worker's heartbeat writes them as the run goes; the
         run's outcome writes the final log)."""
         ...
 
-    def finish_run(self, run_id: int, lease_token: str, result: RunResult) -> Recorded:
+    def finish_run(self, run_id: int, lease_token: LeaseToken, result: RunResult) -> Recorded:
         """Record the outcome of a run, its job's next state and its datasets in one transaction,
         only while the run is still `running` under this lease (LOST when the lease was lost).
         EDITED when the job's revision is no longer `result.job_update.revision`: an operator
@@ -172,7 +168,7 @@ class Store(Protocol):
         written with `reapply_job_update`."""
         ...
 
-    def finish_runs(self, outcomes: list[tuple[int, str, RunResult]]) -> list[Recorded]:
+    def finish_runs(self, outcomes: Sequence[tuple[int, LeaseToken, RunResult]]) -> list[Recorded]:
         """Record several (run_id, lease_token, result) outcomes in one transaction, each exactly
         as `finish_run` records it alone; one answer per outcome, in order."""
         ...
@@ -186,7 +182,7 @@ class Store(Protocol):
         was edited again, claimed again, or is gone."""
         ...
 
-    def release_run(self, run_id: int, lease_token: str, now: datetime) -> bool:
+    def release_run(self, run_id: int, lease_token: LeaseToken, now: datetime) -> bool:
         """Give back a claimed run that never started (shutdown): delete it and put its job back
         to `active` with the same next_run_at."""
         ...
@@ -263,7 +259,7 @@ class Store(Protocol):
         self,
         *,
         job_id: int | None = None,
-        brand_id: str | None = ANY,
+        brand_id: BrandFilter = ANY,
         status: str | None = None,
         limit: int = 50,
     ) -> list[Run]:
@@ -274,7 +270,7 @@ class Store(Protocol):
 
     def runs_by_id(self, run_ids: list[int]) -> dict[int, Run]: ...
 
-    def dataset_statuses(self, *, brand_id: str | None = ANY) -> list[DatasetStatus]: ...
+    def dataset_statuses(self, *, brand_id: BrandFilter = ANY) -> list[DatasetStatus]: ...
 
     def dataset_status(self, dataset: str, brand_id: str | None) -> DatasetStatus | None: ...
 
@@ -320,7 +316,7 @@ class Store(Protocol):
     def status_snapshot(
         self,
         *,
-        brand_id: str | None = ANY,
+        brand_id: BrandFilter = ANY,
         statuses: tuple[str, ...],
         heartbeat_before: datetime,
         started_before: datetime,

@@ -10,17 +10,20 @@ installed.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from pipectl.models import (
     JOB_TIMESTAMPS,
+    BrandFilter,
     BrandRetirement,
     Claim,
     DatasetStatus,
     Job,
     JobUpdate,
+    LeaseToken,
     NewJob,
     Recorded,
     Run,
@@ -90,7 +93,7 @@ class FunctionStore(ABC):
     def list_jobs(
         self,
         *,
-        brand_id: str | None = ANY,
+        brand_id: BrandFilter = ANY,
         job_type: str | None = None,
         statuses: tuple[str, ...] | None = None,
         in_backoff: bool = False,
@@ -174,7 +177,9 @@ class FunctionStore(ABC):
         docs = self._call("pipectl_claim_due", p_worker_id=worker_id, p_now=now, p_limit=limit)
         return [claim_from_json(doc) for doc in docs]
 
-    def heartbeat(self, worker_id: str, leases: list[tuple[int, str]], now: datetime) -> list[int]:
+    def heartbeat(
+        self, worker_id: str, leases: Sequence[tuple[int, LeaseToken]], now: datetime
+    ) -> list[int]:
         return self._call(
             "pipectl_heartbeat",
             p_worker_id=worker_id,
@@ -193,7 +198,7 @@ class FunctionStore(ABC):
         docs = self._call("pipectl_cancel_requests", p_run_ids=run_ids)
         return {doc["id"]: doc["by"] for doc in docs}
 
-    def write_run_logs(self, logs: list[tuple[int, str, str]]) -> None:
+    def write_run_logs(self, logs: Sequence[tuple[int, LeaseToken, str]]) -> None:
         if not logs:
             return
         self._call_one(
@@ -206,11 +211,11 @@ class FunctionStore(ABC):
             ),
         )
 
-    def finish_run(self, run_id: int, lease_token: str, result: RunResult) -> Recorded:
+    def finish_run(self, run_id: int, lease_token: LeaseToken, result: RunResult) -> Recorded:
         (recorded,) = self.finish_runs([(run_id, lease_token, result)])
         return recorded
 
-    def finish_runs(self, outcomes: list[tuple[int, str, RunResult]]) -> list[Recorded]:
+    def finish_runs(self, outcomes: Sequence[tuple[int, LeaseToken, RunResult]]) -> list[Recorded]:
         if not outcomes:
             return []
         words = self._call(
@@ -235,7 +240,7 @@ class FunctionStore(ABC):
             p_at=at,
         )
 
-    def release_run(self, run_id: int, lease_token: str, now: datetime) -> bool:
+    def release_run(self, run_id: int, lease_token: LeaseToken, now: datetime) -> bool:
         return self._call_one(
             "pipectl_release_run", p_run_id=run_id, p_lease_token=lease_token, p_now=now
         )
@@ -342,7 +347,7 @@ class FunctionStore(ABC):
         self,
         *,
         job_id: int | None = None,
-        brand_id: str | None = ANY,
+        brand_id: BrandFilter = ANY,
         status: str | None = None,
         limit: int = 50,
     ) -> list[Run]:
@@ -363,7 +368,7 @@ class FunctionStore(ABC):
         docs = self._call("pipectl_runs_by_id", p_run_ids=sorted(set(run_ids)))
         return {run.id: run for run in map(run_from_json, docs)}
 
-    def dataset_statuses(self, *, brand_id: str | None = ANY) -> list[DatasetStatus]:
+    def dataset_statuses(self, *, brand_id: BrandFilter = ANY) -> list[DatasetStatus]:
         docs = self._call("pipectl_dataset_statuses", **_brand_args(brand_id))
         return [dataset_from_json(doc) for doc in docs]
 
@@ -411,7 +416,7 @@ class FunctionStore(ABC):
         return [
             BrandRetirement(
                 brand_id=doc["brand_id"],
-                retired_at=_dt(doc["retired_at"]),  # type: ignore[arg-type]
+                retired_at=_dt(doc["retired_at"]),
                 jobs=doc["jobs"],
                 datasets=doc["datasets"],
             )
@@ -439,7 +444,7 @@ class FunctionStore(ABC):
     def status_snapshot(
         self,
         *,
-        brand_id: str | None = ANY,
+        brand_id: BrandFilter = ANY,
         statuses: tuple[str, ...],
         heartbeat_before: datetime,
         started_before: datetime,
@@ -467,7 +472,7 @@ class FunctionStore(ABC):
 # -- arguments in ------------------------------------------------------------------------------
 
 
-def _brand_args(brand_id: str | None) -> dict[str, Any]:
+def _brand_args(brand_id: BrandFilter) -> dict[str, Any]:
     """ANY → every brand; None → global only; a brand → that brand."""
     if brand_id is ANY:
         return {"p_all_brands": True, "p_brand_id": None}
@@ -500,7 +505,7 @@ def _result_args(result: RunResult) -> dict[str, Any]:
     }
 
 
-def _outcome_doc(run_id: int, lease_token: str | None, result: RunResult) -> dict[str, Any]:
+def _outcome_doc(run_id: int, lease_token: LeaseToken | None, result: RunResult) -> dict[str, Any]:
     """One outcome of pipectl_finish_runs or pipectl_fail_stuck_runs: `_result_args` as a JSON
     document."""
     args = _result_args(result)
@@ -528,6 +533,10 @@ def _json_value(value: Any) -> Any:
 # -- documents out: to_jsonb() of rows, the same JSON whichever transport brought it ----------
 
 
+@overload
+def _dt(value: str) -> datetime: ...
+@overload
+def _dt(value: None) -> None: ...
 def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value).astimezone(UTC) if value is not None else None
 

@@ -127,7 +127,7 @@ class PostgresStore(FunctionStore, Listener):
         line = next((part for part in str(exc).splitlines() if part.strip()), type(exc).__name__)
         for conninfo in (self.conninfo, self.listen_conninfo):
             password = conninfo_to_dict(conninfo).get("password")
-            line = line.replace(password, "***") if password else line
+            line = line.replace(str(password), "***") if password else line
         return line
 
     def _call(self, function: str, **args: Any) -> list[Any]:
@@ -212,12 +212,10 @@ class PostgresStore(FunctionStore, Listener):
         conn = self._connection()
         table = sql.Identifier(self.home, MIGRATIONS_TABLE)
         with self._errors(conn):
-            (found,) = conn.execute("SELECT to_regclass(%s)", [table.as_string(conn)]).fetchone()
+            (found,) = _one(conn.execute("SELECT to_regclass(%s)", [table.as_string(conn)]))
             if found is None:
                 return None
-            (version,) = conn.execute(
-                sql.SQL("SELECT max(version) FROM {}").format(table)
-            ).fetchone()
+            (version,) = _one(conn.execute(sql.SQL("SELECT max(version) FROM {}").format(table)))
         return version
 
     def check_schema(self) -> None:
@@ -227,7 +225,7 @@ class PostgresStore(FunctionStore, Listener):
         # Plain SQL rather than pipectl_db_now(): `doctor` asks before the schema may exist.
         conn = self._connection()
         with self._errors(conn):
-            (value,) = conn.execute("SELECT clock_timestamp()").fetchone()
+            (value,) = _one(conn.execute("SELECT clock_timestamp()"))
         return value.astimezone(UTC)
 
     # -- wake-ups -----------------------------------------------------------------------
@@ -318,3 +316,11 @@ def _server(conninfo: str) -> str:
     port = params.get("port") or os.environ.get("PGPORT") or "5432"
     dbname = params.get("dbname") or os.environ.get("PGDATABASE") or params.get("user") or ""
     return f"{host}:{port}/{dbname}"
+
+
+def _one(cursor: psycopg.Cursor[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """The row of a statement that always returns exactly one (an aggregate, a function call)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise StoreUnavailable("PostgreSQL returned no row where one was expected")
+    return row

@@ -7,22 +7,24 @@ import json
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from pipectl import clock
 from pipectl.errors import InvalidInput, PipectlError, SchemaMissing, StoreUnavailable
 from pipectl.models import (
     JOB_TIMESTAMPS,
+    BrandFilter,
     BrandRetirement,
     Claim,
     DatasetOutcome,
     DatasetStatus,
     Job,
     JobUpdate,
+    LeaseToken,
     NewJob,
     Recorded,
     Run,
@@ -45,6 +47,10 @@ _JOB_TIMESTAMPS = JOB_TIMESTAMPS
 _RUN_TIMESTAMPS = ("started_at", "finished_at", "heartbeat_at", "cancel_requested_at")
 
 
+@overload
+def ts(value: datetime) -> str: ...
+@overload
+def ts(value: None) -> None: ...
 def ts(value: datetime | None) -> str | None:
     """The one text form of a timestamp in SQLite: UTC, microseconds, '+00:00'."""
     if value is None:
@@ -133,7 +139,7 @@ class SQLiteStore:
         with contextlib.suppress(sqlite3.Error):
             self.conn.execute("ROLLBACK")
 
-    def _read(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+    def _read(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
         try:
             with self._lock:
                 return self.conn.execute(sql, params).fetchall()
@@ -227,7 +233,7 @@ class SQLiteStore:
     def list_jobs(
         self,
         *,
-        brand_id: str | None = ANY,
+        brand_id: BrandFilter = ANY,
         job_type: str | None = None,
         statuses: tuple[str, ...] | None = None,
         in_backoff: bool = False,
@@ -332,7 +338,9 @@ class SQLiteStore:
         job_of = {row["id"]: _job(row) for row in jobs}
         return [Claim(run=run_of[job_id], job=job_of[job_id]) for job_id in job_ids]
 
-    def heartbeat(self, worker_id: str, leases: list[tuple[int, str]], now: datetime) -> list[int]:
+    def heartbeat(
+        self, worker_id: str, leases: Sequence[tuple[int, LeaseToken]], now: datetime
+    ) -> list[int]:
         lost = []
         with self._write() as conn:
             conn.execute(SQL["heartbeat_worker"], (ts(now), worker_id))
@@ -354,7 +362,7 @@ class SQLiteStore:
         rows = self._read(SQL["cancel_requests"].format(marks=marks), run_ids)
         return {row["id"]: row["cancel_requested_by"] for row in rows}
 
-    def write_run_logs(self, logs: list[tuple[int, str, str]]) -> None:
+    def write_run_logs(self, logs: Sequence[tuple[int, LeaseToken, str]]) -> None:
         if not logs:
             return
         with self._write() as conn:
@@ -362,11 +370,11 @@ class SQLiteStore:
                 SQL["write_run_logs"], [(text, run_id, token) for run_id, token, text in logs]
             )
 
-    def finish_run(self, run_id: int, lease_token: str, result: RunResult) -> Recorded:
+    def finish_run(self, run_id: int, lease_token: LeaseToken, result: RunResult) -> Recorded:
         (recorded,) = self.finish_runs([(run_id, lease_token, result)])
         return recorded
 
-    def finish_runs(self, outcomes: list[tuple[int, str, RunResult]]) -> list[Recorded]:
+    def finish_runs(self, outcomes: Sequence[tuple[int, LeaseToken, RunResult]]) -> list[Recorded]:
         if not outcomes:
             return []
         with self._write() as conn:
@@ -417,7 +425,7 @@ class SQLiteStore:
             )
         return [recorded.get(run_id, Recorded.LOST) for run_id, _ in outcomes]
 
-    def release_run(self, run_id: int, lease_token: str, now: datetime) -> bool:
+    def release_run(self, run_id: int, lease_token: LeaseToken, now: datetime) -> bool:
         with self._write() as conn:
             row = conn.execute(SQL["release_run"], (run_id, lease_token)).fetchone()
             if row is None:
@@ -431,7 +439,9 @@ class SQLiteStore:
         rows = self._read(SQL["stuck_runs"], (ts(started_before), ts(heartbeat_before)))
         rows.sort(key=lambda row: row["id"])
         jobs = {row["j_id"]: self.get_job(row["j_id"]) for row in rows}
-        return [Claim(run=_run(row), job=jobs[row["j_id"]]) for row in rows if jobs[row["j_id"]]]
+        return [
+            Claim(run=_run(row), job=job) for row in rows if (job := jobs[row["j_id"]]) is not None
+        ]
 
     # -- data-aware scheduling (the SQL beside PostgreSQL's 0014) --------------------------
     def set_job_inputs(
@@ -564,7 +574,7 @@ class SQLiteStore:
         self,
         *,
         job_id: int | None = None,
-        brand_id: str | None = ANY,
+        brand_id: BrandFilter = ANY,
         status: str | None = None,
         limit: int = 50,
     ) -> list[Run]:
@@ -610,7 +620,7 @@ class SQLiteStore:
             runs.update({row["id"]: _run(row) for row in self._read(sql, chunk)})
         return runs
 
-    def dataset_statuses(self, *, brand_id: str | None = ANY) -> list[DatasetStatus]:
+    def dataset_statuses(self, *, brand_id: BrandFilter = ANY) -> list[DatasetStatus]:
         if brand_id is ANY:
             rows = self._read(SQL["dataset_statuses"])
         else:
@@ -724,7 +734,7 @@ class SQLiteStore:
     def status_snapshot(
         self,
         *,
-        brand_id: str | None = ANY,
+        brand_id: BrandFilter = ANY,
         statuses: tuple[str, ...],
         heartbeat_before: datetime,
         started_before: datetime,
@@ -861,7 +871,7 @@ def _update_job(
 
 def _record_outcomes(
     conn: sqlite3.Connection,
-    outcomes: list[tuple[int, str | None, RunResult]],
+    outcomes: Sequence[tuple[int, LeaseToken | None, RunResult]],
     guard: str,
     guard_params: tuple[Any, ...],
 ) -> dict[int, Recorded]:
@@ -964,7 +974,7 @@ def _set_retired(
     return changed
 
 
-def _brand_filter(column: str, brand_id: str | None) -> tuple[list[str], list[Any]]:
+def _brand_filter(column: str, brand_id: BrandFilter) -> tuple[list[str], list[Any]]:
     if brand_id is ANY:
         return [], []
     if brand_id is None:

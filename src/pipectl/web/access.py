@@ -77,7 +77,7 @@ def scoped(report: StatusReport, principal: Principal) -> StatusReport:
     )
 
 
-def brand_filter(principal: Principal, brand: str | None) -> list[str | None] | None:
+def brand_filter(principal: Principal, brand: str | None) -> list[str] | None:
     """The brands a list query reads: None for every brand (an unscoped token, no filter)."""
     if brand is not None:
         check_brands(principal, [brand])

@@ -205,7 +205,7 @@ def _health_body(report: StatusReport, backoff: list[Job]) -> str:
         parts.append("</section>")
     parts.append("<h2>Jobs in backoff</h2>")
     if backoff:
-        rows = [
+        rows: list[tuple[str, ...]] = [
             (
                 _job_cell(j),
                 text(j.brand_id or "global"),

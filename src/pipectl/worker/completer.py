@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pipectl.clock import Clock
 from pipectl.errors import StoreUnavailable
 from pipectl.lifecycle import settle_edited_job
-from pipectl.models import Claim, Recorded, RunResult
+from pipectl.models import Claim, LeaseToken, Recorded, RunResult
 from pipectl.store import Store
 from pipectl.worker.events import WorkerEvents, WorkerStats
 from pipectl.worker.leases import HeldRuns
@@ -145,7 +145,9 @@ class Completer:
                 extra=run_ids(self.worker_id, item.claim),
             )
 
-    def _finish(self, store: Store, outcomes: list[tuple[int, str, RunResult]]) -> list[Recorded]:
+    def _finish(
+        self, store: Store, outcomes: list[tuple[int, LeaseToken, RunResult]]
+    ) -> list[Recorded]:
         """Record the outcomes; if the store is down, keep them and retry until they are recorded
         or the sweep elsewhere has recovered the runs (then the lease guard refuses them). The
         same store handle is retried (every backend reopens its connection on the next call),
