@@ -7,6 +7,7 @@ import json
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,8 @@ from pipectl.store.base import ANY, EDITABLE_JOB_FIELDS
 from pipectl.store.migrations import MIGRATIONS_TABLE, load_migrations
 
 BUSY_TIMEOUT_S = 30.0
+# How often an idle worker looks whether another connection committed (PRAGMA data_version).
+WAKE_CHECK_S = 0.02
 
 _JOB_TIMESTAMPS = ("next_run_at", "created_at", "updated_at")
 # A running run is stuck when its heartbeat is older than the cutoff; one that never sent a
@@ -90,6 +93,8 @@ class SQLiteStore:
             # FULL: a run reported done survives a power cut, not only a process crash.
             self.conn.execute("PRAGMA synchronous = FULL")
             self.conn.execute("PRAGMA foreign_keys = ON")
+            # What wait_for_work compares with: any commit after this wakes it.
+            self._seen_version = self.conn.execute("PRAGMA data_version").fetchone()[0]
         except sqlite3.Error as exc:
             raise StoreUnavailable(
                 f"cannot open SQLite database {self.path}: {exc} (the file and its directory "
@@ -99,6 +104,35 @@ class SQLiteStore:
     def close(self) -> None:
         with self._lock:
             self.conn.close()
+
+    # -- wake-ups -----------------------------------------------------------------------
+    def listen_check(self) -> bool:
+        """Wake-ups need nothing but the file here: every commit is seen."""
+        return True
+
+    def wait_for_work(self, timeout_s: float) -> bool:
+        """Block until another connection commits to the file or `timeout_s` passes; True when
+        one did. `PRAGMA data_version` on this connection changes with every other
+        connection's commit (an enqueue, another worker's claim, a heartbeat): the claim that
+        follows finds out whether something is due. The version last seen is kept, so a commit
+        made while the worker was busy wakes the next call at once."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            version = self._data_version()
+            if version != self._seen_version:
+                self._seen_version = version
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(WAKE_CHECK_S, remaining))
+
+    def _data_version(self) -> int:
+        with self._lock:
+            try:
+                return self.conn.execute("PRAGMA data_version").fetchone()[0]
+            except sqlite3.Error as exc:
+                raise _store_error(exc) from None
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
