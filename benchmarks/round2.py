@@ -4,8 +4,6 @@ full speed, a cheap idle `run-worker --once`, Supabase round trips, ten thousand
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -15,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchmarks.measure import Result, interleaved, median, percentile, wait_for_peak_rss
 from benchmarks.stores import History, PostgresBench, PostgresServer, SQLiteBench, Store, brand_name
-from benchmarks.workers import drain, pickup_latencies, warm_up
+from benchmarks.workers import drain, pickup_latencies, stop, warm_up
 
 if TYPE_CHECKING:
     from benchmarks.run import Bench
@@ -89,15 +87,6 @@ def cpu_ticks(pid: int) -> int:
     """utime + stime of a process (all its threads), in clock ticks."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 # -- 2. concurrency keys at full speed -------------------------------------------------------------
