@@ -37,6 +37,9 @@ from benchmarks.workers import (
 )
 
 SECTIONS = ("startup", "sqlite", "postgres", "keys", "memory", "dataflow")
+# Issue 18's sections.
+ROUND_TWO = ("pickup", "keys20", "idle", "supabase", "brands")
+POSTGRES_SECTIONS = {"postgres", "keys", "dataflow", "keys20", "idle", "supabase", "brands"}
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 MB = 1024 * 1024
 T = TypeVar("T")
@@ -61,6 +64,7 @@ class Sizes:
     key_queue_jobs: tuple[int, int] = (1_000, 4_000)  # issue 20's sizes (--quick: half)
     twenty_key_jobs: int = 2_000
     behind_one_key: tuple[int, int] = (5_000, 2_000)  # distinct keys, then one key
+    supabase_jobs: int = 2_000  # each through HTTP: a drain takes several seconds
 
 
 FULL = Sizes(
@@ -567,6 +571,36 @@ def memory(bench: Bench) -> None:
     )
 
 
+# -- issue 18 ------------------------------------------------------------------------------------
+def round_two(
+    bench: Bench, sections: list[str], server: PostgresServer | None, args: argparse.Namespace
+) -> None:
+    from benchmarks import round2
+
+    tmp = bench.workdir
+    jobs = bench.sizes.drain_jobs
+    if "pickup" in sections:
+        round2.sqlite_pickup(bench, args.idle_seconds)
+    if "keys20" in sections:
+        round2.full_speed_keys(
+            bench, "sqlite", lambda purpose: SQLiteBench(tmp / f"{purpose}.db"), jobs
+        )
+        if server is not None:
+            round2.full_speed_keys(bench, "postgres", server.create, jobs)
+    if "idle" in sections:
+        sqlite_store = SQLiteBench(tmp / "idle.db")
+        round2.idle_once(bench, "sqlite", sqlite_store)
+        sqlite_store.close()
+        if server is not None:
+            postgres_store = server.create("idle")
+            round2.idle_once(bench, "postgres", postgres_store)
+            postgres_store.close()
+    if "supabase" in sections and server is not None:
+        round2.supabase_drain(bench, server, bench.sizes.supabase_jobs)
+    if "brands" in sections and server is not None:
+        round2.ten_thousand_brands(bench, server, args.brands_url)
+
+
 # -- the run ------------------------------------------------------------------------------------
 def machine(server: PostgresServer | None) -> dict[str, str | int | None]:
     model = ""
@@ -597,7 +631,20 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, the same checks")
-    parser.add_argument("--only", help=f"comma-separated sections: {', '.join(SECTIONS)}")
+    parser.add_argument(
+        "--only", help=f"comma-separated sections: {', '.join(SECTIONS + ROUND_TWO)}"
+    )
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=60.0,
+        help="how long the idle worker's CPU is measured (pickup section; default %(default)s)",
+    )
+    parser.add_argument(
+        "--brands-url",
+        help="a store of ten thousand brands already loaded (brands section): used as it is and "
+        "kept, instead of loading one and dropping it",
+    )
     parser.add_argument("--explain", action="store_true", help="print query plans on the history")
     parser.add_argument(
         "--postgres-url",
@@ -605,14 +652,14 @@ def main(argv: list[str] | None = None) -> int:
         help="admin URL of the PostgreSQL server (default %(default)s)",
     )
     args = parser.parse_args(argv)
-    sections = args.only.split(",") if args.only else list(SECTIONS)
-    unknown = set(sections) - set(SECTIONS)
+    sections = args.only.split(",") if args.only else list(SECTIONS + ROUND_TWO)
+    unknown = set(sections) - set(SECTIONS + ROUND_TWO)
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     sizes = QUICK if args.quick else FULL
 
     server = None
-    if {"postgres", "keys", "dataflow"} & set(sections):
+    if POSTGRES_SECTIONS & set(sections):
         try:
             server = PostgresServer(args.postgres_url)
         except Exception as exc:
@@ -644,6 +691,7 @@ def main(argv: list[str] | None = None) -> int:
                 dataflow(bench, "sqlite", lambda purpose: SQLiteBench(Path(tmp) / f"{purpose}.db"))
                 if server is not None:
                     dataflow(bench, "postgres", server.create)
+            round_two(bench, sections, server, args)
         finally:
             if server is not None:
                 server.drop_all()

@@ -250,7 +250,8 @@ class PostgresServer:
     def version(self) -> str:
         return self.admin.execute("SHOW server_version").fetchone()[0]
 
-    def create(self, purpose: str) -> PostgresBench:
+    def create(self, purpose: str, setup: str | None = None) -> PostgresBench:
+        """A fresh database, with `setup` run in it before pipectl's migrations."""
         import psycopg
 
         name = f"pipectl_bench_{purpose}_{secrets.token_hex(4)}"
@@ -266,7 +267,7 @@ class PostgresServer:
                     raise
                 time.sleep(1)
         self.created.append(name)
-        return PostgresBench(_with_dbname(self.admin_url, name))
+        return PostgresBench(_with_dbname(self.admin_url, name), setup=setup)
 
     def drop_all(self) -> None:
         import psycopg
@@ -297,15 +298,21 @@ def _with_dbname(url: str, dbname: str) -> str:
 class PostgresBench(Store):
     dialect = "postgres"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, setup: str | None = None, migrate: bool = True) -> None:
         import psycopg
 
         self.url = url
-        Client.migrate_url(url)
+        if setup:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(setup)
+        if migrate:
+            Client.migrate_url(url)
         self.conn = psycopg.connect(url, autocommit=True)
         # The issue's baseline: default synchronous_commit (on), a plain logged table.
         self.synchronous_commit = self.conn.execute("SHOW synchronous_commit").fetchone()[0]
-        self.conn.execute("CREATE TABLE bench_commit (id bigserial PRIMARY KEY, note text)")
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_commit (id bigserial PRIMARY KEY, note text)"
+        )
 
     def server_epoch(self) -> object:
         """The server's start time; connects again (waiting for the server) when needed."""

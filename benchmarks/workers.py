@@ -104,13 +104,18 @@ def pickup_latencies(
                 enqueued_at, started_at = _run_one(client, worker)
                 latencies.append((started_at - enqueued_at).total_seconds())
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        stop(worker)
     return latencies
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, as a service manager stops a worker; SIGKILL if it has not exited in 30 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _run_one(client: Client, worker: subprocess.Popen[bytes]) -> tuple[datetime, datetime]:

@@ -7,6 +7,7 @@ import json
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -35,13 +36,15 @@ from pipectl.models import (
     Threshold,
     WorkerInfo,
 )
-from pipectl.store.base import ANY, EDITABLE_JOB_FIELDS
+from pipectl.store.base import ANY, EDITABLE_JOB_FIELDS, Listener
 from pipectl.store.migrations import MIGRATIONS_TABLE, load_migrations, load_queries
 
 BUSY_TIMEOUT_S = 30.0
 # The statements, by the names of the PostgreSQL functions they stand for (sql/sqlite/queries.sql).
 SQL = load_queries("sqlite")
 NAME_KEYS_VERSION = 9  # its default concurrency keys are moved in Python: _move_default_keys
+# How often an idle worker looks whether another connection committed (PRAGMA data_version).
+WAKE_CHECK_S = 0.02
 
 _JOB_TIMESTAMPS = JOB_TIMESTAMPS
 _RUN_TIMESTAMPS = ("started_at", "finished_at", "heartbeat_at", "cancel_requested_at")
@@ -74,7 +77,7 @@ def sqlite_path(url: str) -> str:
     return path
 
 
-class SQLiteStore:
+class SQLiteStore(Listener):
     """One connection, shared by the threads that share this store: each call holds a lock for
     the length of its statement or transaction, so calls from several threads take turns and
     never interleave inside a transaction. (Readers do not run in parallel; SQLite serialises
@@ -98,6 +101,8 @@ class SQLiteStore:
             # FULL: a run reported done survives a power cut, not only a process crash.
             self.conn.execute("PRAGMA synchronous = FULL")
             self.conn.execute("PRAGMA foreign_keys = ON")
+            # What wait_for_work compares with: any commit after this wakes it.
+            self._seen_version = self.conn.execute("PRAGMA data_version").fetchone()[0]
         except sqlite3.Error as exc:
             raise StoreUnavailable(
                 f"cannot open SQLite database {self.path}: {exc} (the file and its directory "
@@ -107,6 +112,40 @@ class SQLiteStore:
     def close(self) -> None:
         with self._lock:
             self.conn.close()
+
+    # -- wake-ups -----------------------------------------------------------------------
+    def listen_check(self) -> bool:
+        """Wake-ups need nothing but the file here: every commit is seen."""
+        return True
+
+    def wait_for_work(self, timeout_s: float) -> bool:
+        """Block until another connection commits to the file or `timeout_s` passes; True when
+        one did. `PRAGMA data_version` on this connection changes with every other
+        connection's commit (an enqueue, another worker's claim, a heartbeat): the claim that
+        follows finds out whether something is due. The version last seen is kept, so a commit
+        made while the worker was busy wakes the next call at once."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            version = self._data_version()
+            if version != self._seen_version:
+                self._seen_version = version
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(WAKE_CHECK_S, remaining))
+
+    def wait_for_run_end(self, timeout_s: float) -> bool:
+        """Block until another connection commits or `timeout_s` passes (a run's end is one
+        such commit; the caller looks again either way)."""
+        return self.wait_for_work(timeout_s)
+
+    def _data_version(self) -> int:
+        with self._lock:
+            try:
+                return self.conn.execute("PRAGMA data_version").fetchone()[0]
+            except sqlite3.Error as exc:
+                raise _store_error(exc) from None
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

@@ -6,11 +6,29 @@ CREATE FUNCTION pipectl_brand_ids() RETURNS SETOF text
     LANGUAGE sql STABLE
     SET search_path TO public
     AS $$
-    SELECT b.brand_id FROM (
-        SELECT brand_id FROM scheduled_jobs WHERE brand_id IS NOT NULL
-        UNION SELECT brand_id FROM dataset_status WHERE brand_id IS NOT NULL
-        UNION SELECT brand_id FROM dataset_thresholds WHERE brand_id IS NOT NULL) AS b
-    ORDER BY b.brand_id COLLATE "C"
+    WITH RECURSIVE
+    job_brands (brand_id) AS (
+        (SELECT j.brand_id FROM scheduled_jobs AS j
+         WHERE j.brand_id IS NOT NULL ORDER BY j.brand_id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT j.brand_id FROM scheduled_jobs AS j
+                WHERE j.brand_id > b.brand_id ORDER BY j.brand_id LIMIT 1)
+        FROM job_brands AS b WHERE b.brand_id IS NOT NULL
+    ),
+    dataset_brands (brand_key) AS (
+        (SELECT coalesce(d.brand_id, '') FROM dataset_status AS d
+         WHERE coalesce(d.brand_id, '') > '' ORDER BY coalesce(d.brand_id, '') LIMIT 1)
+        UNION ALL
+        SELECT (SELECT coalesce(d.brand_id, '') FROM dataset_status AS d
+                WHERE coalesce(d.brand_id, '') > b.brand_key
+                ORDER BY coalesce(d.brand_id, '') LIMIT 1)
+        FROM dataset_brands AS b WHERE b.brand_key IS NOT NULL
+    )
+    SELECT x.brand_id FROM (
+        SELECT brand_id FROM job_brands WHERE brand_id IS NOT NULL
+        UNION SELECT brand_key FROM dataset_brands WHERE brand_key IS NOT NULL
+        UNION SELECT brand_id FROM dataset_thresholds WHERE brand_id IS NOT NULL) AS x
+    ORDER BY x.brand_id COLLATE "C"
 $$;
 
 CREATE FUNCTION pipectl_brand_retirements() RETURNS SETOF jsonb
