@@ -1,7 +1,7 @@
 """JSON documents: what `--json` prints, the HTTP API answers and /status serves.
 
-Nothing here imports rich: loading rich's console is about a tenth of `pipectl status --json`'s
-time, and a script polling `status --json` never draws a table (docs/benchmarks.md)."""
+Nothing here imports rich: a script polling `status --json` never draws a table, so it should
+not pay for loading rich's console (docs/benchmarks.md)."""
 
 from __future__ import annotations
 

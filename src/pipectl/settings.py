@@ -25,7 +25,6 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
-        populate_by_name=True,  # Settings(stuck_after=...) as well as PIPECTL_STUCK_AFTER
     )
 
     database_url: str = Field(
@@ -234,6 +233,10 @@ def env_names(field: str) -> list[str]:
     return [str(choice) for choice in choices] if choices else [f"PIPECTL_{field.upper()}"]
 
 
+# The fields with names of their own (AliasChoices), e.g. stuck_after and SUPABASE_URL.
+ALIASED = frozenset(f for f, info in Settings.model_fields.items() if info.validation_alias)
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment and `.env`, with explicit overrides (e.g. CLI options)."""
     from pydantic import ValidationError
@@ -241,7 +244,12 @@ def load_settings(**overrides: Any) -> Settings:
     from pipectl.errors import InvalidInput
 
     try:
-        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+        # A setting read from other names than PIPECTL_<FIELD> is given by its first one (not by
+        # field name: that would also make PIPECTL_SUPABASE_URL a name of SUPABASE_URL).
+        given = {
+            env_name(k) if k in ALIASED else k: v for k, v in overrides.items() if v is not None
+        }
+        return Settings(**given)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = str(first["loc"][0]) if first["loc"] else ""  # a field, or its first alias

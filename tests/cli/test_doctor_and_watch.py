@@ -29,6 +29,7 @@ def test_doctor_all_ok_but_no_worker(sqlite_url: str) -> None:
         "store": "ok",
         "schema": "ok",
         "clock": "ok",
+        "listen": "ok",  # SQLite's wake-ups: PRAGMA data_version
         "workers": "warn",
         "stuck runs": "ok",
         "retired datasets": "ok",

@@ -51,7 +51,7 @@ def test_stuck_after_is_also_read_from_its_former_name(monkeypatch: pytest.Monke
     assert settings.stuck_after == settings.stale_after == timedelta(minutes=7)
     monkeypatch.setenv("PIPECTL_STUCK_AFTER", "3m")  # the new name wins
     assert load_settings().stuck_after == timedelta(minutes=3)
-    assert Settings(stuck_after="90s").stuck_after == timedelta(seconds=90)
+    assert load_settings(stuck_after="90s").stuck_after == timedelta(seconds=90)
     monkeypatch.delenv("PIPECTL_STUCK_AFTER")
     monkeypatch.setenv("PIPECTL_STALE_AFTER", "soon")
     with pytest.raises(InvalidInput, match="invalid setting PIPECTL_STALE_AFTER:"):

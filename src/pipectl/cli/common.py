@@ -42,8 +42,8 @@ def client() -> Client:
 def gc_paused() -> Iterator[None]:
     """No cyclic garbage collection while a one-shot command builds and prints a big report.
     Everything it builds lives until printed, so the collector's passes find no garbage, yet
-    each walks all of it: on 10,000 datasets, about 50 ms of `status --json`'s 0.7 s
-    (docs/benchmarks.md). Reference counting frees memory as usual meanwhile."""
+    each walks all of it (docs/benchmarks.md). Reference counting frees memory as usual
+    meanwhile."""
     enabled = gc.isenabled()
     gc.disable()
     try:

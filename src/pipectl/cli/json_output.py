@@ -10,7 +10,7 @@ from typing import Any
 
 def print_json(document: Any) -> None:
     """Indented for a person at a terminal; compact when piped to a program or a file, which is
-    where big documents go: an indent makes `json` use its pure-Python encoder, about four times
-    slower than the C one (0.16 s against 0.04 s for `status --json` over 1,000 brands)."""
+    where big documents go: an indent makes `json` use its pure-Python encoder, several times
+    slower than the C one (docs/benchmarks.md)."""
     indent = 2 if sys.stdout.isatty() else None
     sys.stdout.write(json.dumps(document, indent=indent, ensure_ascii=False, default=str) + "\n")
