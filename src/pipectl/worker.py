@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from pipectl import __version__, clock
-from pipectl.dataflow import start_claims
+from pipectl.dataflow import given_back, start_claims
 from pipectl.errors import InvalidInput, SchemaMissing, StoreUnavailable
 from pipectl.handlers import Cancelled, JobFailed, RunContext, get_job_type
 from pipectl.lifecycle import cancel_reason, cancelled_result, run_result, settle_edited_job
@@ -526,11 +526,15 @@ class Worker:
 
     def _give_back(self, store: Store, *, patient: bool = True) -> None:
         """Release the batch's unstarted claims (their jobs are due again at once, for any
-        worker). Not patient: if the store is down, keep the rest for the next try."""
+        worker), with the input successes they took when they started (dataflow.given_back).
+        Not patient: if the store is down, keep the rest for the next try."""
         while self._unstarted:
             claim = self._unstarted[0]
             try:
-                released = store.release_run(claim.run.id, claim.run.lease_token, clock.now())
+                triggers = given_back(store, claim) if claim.run.triggered_by else []
+                released = store.release_run(
+                    claim.run.id, claim.run.lease_token, clock.now(), triggers
+                )
             except StoreUnavailable:
                 if patient:
                     raise

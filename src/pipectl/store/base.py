@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -12,6 +13,7 @@ from pipectl.models import (
     Job,
     JobUpdate,
     NewJob,
+    PendingTrigger,
     Recorded,
     Run,
     RunHold,
@@ -186,9 +188,17 @@ class Store(Protocol):
         was edited again, claimed again, or is gone."""
         ...
 
-    def release_run(self, run_id: int, lease_token: str, now: datetime) -> bool:
-        """Give back a claimed run that never started (shutdown): delete it and put its job back
-        to `active` with the same next_run_at."""
+    def release_run(
+        self,
+        run_id: int,
+        lease_token: str,
+        now: datetime,
+        triggers: Sequence[PendingTrigger] = (),
+    ) -> bool:
+        """Give back a claimed run that never started: delete it, put its job back to `active`
+        with the same next_run_at, and return `triggers` (dataflow.given_back) to the pending
+        triggers of the run's brand, coalesced with any that arrived since; in one
+        transaction."""
         ...
 
     def stuck_runs(self, heartbeat_before: datetime, started_before: datetime) -> list[Claim]:

@@ -10,6 +10,7 @@ installed.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from pipectl.models import (
     Job,
     JobUpdate,
     NewJob,
+    PendingTrigger,
     Recorded,
     Run,
     RunHold,
@@ -235,9 +237,22 @@ class FunctionStore(ABC):
             p_at=at,
         )
 
-    def release_run(self, run_id: int, lease_token: str, now: datetime) -> bool:
+    def release_run(
+        self,
+        run_id: int,
+        lease_token: str,
+        now: datetime,
+        triggers: Sequence[PendingTrigger] = (),
+    ) -> bool:
+        doc = [
+            {key: _json_value(value) for key, value in fields_of(item).items()} for item in triggers
+        ]
         return self._call_one(
-            "pipectl_release_run", p_run_id=run_id, p_lease_token=lease_token, p_now=now
+            "pipectl_release_run",
+            p_run_id=run_id,
+            p_lease_token=lease_token,
+            p_now=now,
+            p_triggers=Json(doc),
         )
 
     def stuck_runs(self, heartbeat_before: datetime, started_before: datetime) -> list[Claim]:
