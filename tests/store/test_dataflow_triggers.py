@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from trigger_cases import TARGET_CASES
 
-from pipectl.dataflow import given_back
+from pipectl.dataflow import given_back, start_claims
 from pipectl.models import (
     Claim,
     DatasetOutcome,
@@ -217,3 +217,31 @@ def test_a_run_given_back_returns_the_successes_it_took(store: Store) -> None:
         }
     ]
     assert store.get_job(consumer.id).triggered_at is None
+
+
+def test_a_retry_given_back_returns_only_what_it_took(store: Store) -> None:
+    # A retry carries its failed run's triggers over (it takes them again when claimed again);
+    # only a success it took on top of them goes back.
+    consumer = store.insert_job(new_job(None, next_run_at=None, key="rollup"), NOW)
+    (item,) = parse_inputs(None, ["ads"], [])
+    store.set_job_inputs(consumer.id, [item.to_json()], None, NOW)
+    succeed(store, "acme", "ads", NOW)
+    failed = start_fan_out(store, consumer.id, NOW)
+    retry_at = NOW + timedelta(minutes=5)
+    result = RunResult(
+        status="failed",
+        finished_at=NOW,
+        error_message="boom",
+        logs="",
+        steps=[],
+        job_update=JobUpdate("active", retry_at, 1, "boom", failed.job.revision),
+        datasets=[],
+    )
+    assert store.finish_runs([(failed.run.id, failed.run.lease_token, result)])
+    newer = NOW + timedelta(minutes=1)
+    newer_run = succeed(store, "acme", "ads", newer)
+    (claim,) = [c for c in store.claim_due("w", newer, 10) if c.job.id == consumer.id]
+    (retry,), expired = start_claims(store, [claim], newer, (timedelta(hours=1),) * 2)
+    assert expired == []
+    assert retry.run.triggered_by[0] == failed.run.triggered_by[0]
+    assert given_back(store, retry) == [PendingTrigger("brand", "ads", "acme", newer_run, newer, 1)]
