@@ -4,6 +4,7 @@ triggers exactly the runs `target_brand` says, in the same transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -48,20 +49,33 @@ def new_job(
     )
 
 
+def finish(
+    store: Store,
+    claim: Claim,
+    at: datetime,
+    update: JobUpdate,
+    datasets: Sequence[DatasetOutcome] = (),
+    error: str | None = None,
+) -> None:
+    """Record the claimed run's outcome through the finish path."""
+    result = RunResult(
+        status="failed" if error else "completed",
+        finished_at=at,
+        error_message=error,
+        logs="",
+        steps=[],
+        job_update=update,
+        datasets=list(datasets),
+    )
+    assert store.finish_runs([(claim.run.id, claim.run.lease_token, result)])
+
+
 def succeed(store: Store, brand: str | None, dataset: str, at: datetime, ok: bool = True) -> int:
     """A producer run that records `dataset` for `brand` through the finish path."""
     producer = store.insert_job(new_job(brand, next_run_at=at), at)
     (claim,) = [c for c in store.claim_due("w", at, 10) if c.job.id == producer.id]
-    result = RunResult(
-        status="completed",
-        finished_at=at,
-        error_message=None,
-        logs="",
-        steps=[],
-        job_update=JobUpdate("archived", None, 0, None, claim.job.revision),
-        datasets=[DatasetOutcome(brand, dataset, ok, None if ok else "boom")],
-    )
-    assert store.finish_runs([(claim.run.id, claim.run.lease_token, result)])
+    archived = JobUpdate("archived", None, 0, None, claim.job.revision)
+    finish(store, claim, at, archived, [DatasetOutcome(brand, dataset, ok, None if ok else "boom")])
     return claim.run.id
 
 
@@ -168,17 +182,8 @@ def test_a_run_given_back_returns_the_successes_it_took(store: Store) -> None:
     producers = [store.insert_job(new_job(brand), NOW).id for brand in ("acme", "beta")]
     claims = {c.job.id: c for c in store.claim_due("w", later, 10)}
     for job_id, brand, at in zip(producers, ("acme", "beta"), (NOW, later), strict=True):
-        claim = claims[job_id]
-        result = RunResult(
-            status="completed",
-            finished_at=at,
-            error_message=None,
-            logs="",
-            steps=[],
-            job_update=JobUpdate("archived", None, 0, None, claim.job.revision),
-            datasets=[DatasetOutcome(brand, "ads", True, None)],
-        )
-        assert store.finish_runs([(claim.run.id, claim.run.lease_token, result)])
+        archived = JobUpdate("archived", None, 0, None, claims[job_id].job.revision)
+        finish(store, claims[job_id], at, archived, [DatasetOutcome(brand, "ads", True, None)])
     acme_run = claims[producers[0]].run.id
     first = start_fan_out(store, consumer.id, later)
     assert first.run.brand_id == "acme"
@@ -195,16 +200,7 @@ def test_a_run_given_back_returns_the_successes_it_took(store: Store) -> None:
 
     beta = start_fan_out(store, consumer.id, latest)
     assert beta.run.brand_id == "beta"  # ready first now
-    done = RunResult(
-        status="completed",
-        finished_at=latest,
-        error_message=None,
-        logs="",
-        steps=[],
-        job_update=JobUpdate("active", None, 0, None, beta.job.revision),
-        datasets=[],
-    )
-    assert store.finish_runs([(beta.run.id, beta.run.lease_token, done)])
+    finish(store, beta, latest, JobUpdate("active", None, 0, None, beta.job.revision))
     acme = start_fan_out(store, consumer.id, latest).run
     assert acme.brand_id == "acme"
     assert acme.triggered_by == [
@@ -228,16 +224,8 @@ def test_a_retry_given_back_returns_only_what_it_took(store: Store) -> None:
     succeed(store, "acme", "ads", NOW)
     failed = start_fan_out(store, consumer.id, NOW)
     retry_at = NOW + timedelta(minutes=5)
-    result = RunResult(
-        status="failed",
-        finished_at=NOW,
-        error_message="boom",
-        logs="",
-        steps=[],
-        job_update=JobUpdate("active", retry_at, 1, "boom", failed.job.revision),
-        datasets=[],
-    )
-    assert store.finish_runs([(failed.run.id, failed.run.lease_token, result)])
+    retrying = JobUpdate("active", retry_at, 1, "boom", failed.job.revision)
+    finish(store, failed, NOW, retrying, error="boom")
     newer = NOW + timedelta(minutes=1)
     newer_run = succeed(store, "acme", "ads", newer)
     (claim,) = [c for c in store.claim_due("w", newer, 10) if c.job.id == consumer.id]
