@@ -9,9 +9,16 @@ from datetime import datetime, timedelta
 
 from pipectl.freshness import Thresholds, freshness
 from pipectl.lifecycle import run_result
-from pipectl.models import Claim, Freshness, RunHold, RunResult, RunStart
+from pipectl.models import Claim, Freshness, PendingTrigger, RunHold, RunResult, RunStart
 from pipectl.store.base import Store
-from pipectl.triggers import Hold, HoldExpired, fans_out, fresh_inputs, hold_decision
+from pipectl.triggers import (
+    GLOBAL_PREFIX,
+    Hold,
+    HoldExpired,
+    fans_out,
+    fresh_inputs,
+    hold_decision,
+)
 
 
 def start_claims(
@@ -70,6 +77,37 @@ def start_claims(
                 continue
         to_run.append(claim)
     return to_run, failed
+
+
+def given_back(store: Store, claim: Claim) -> list[PendingTrigger]:
+    """What a started run given back unstarted returns to its job's pending triggers: the input
+    successes it took when it started, so that its brand's run is still made. Not what a
+    retried run carried over from the run it retries (its triggered_by starts with that run's):
+    the retry carries them again."""
+    taken = list(claim.run.triggered_by)
+    if taken and claim.job.retry_count:
+        previous = next(
+            (
+                run
+                for run in store.list_runs(job_id=claim.job.id, limit=2)
+                if run.id != claim.run.id
+            ),
+            None,
+        )
+        carried = previous.triggered_by if previous is not None else []
+        if carried and taken[: len(carried)] == carried:
+            taken = taken[len(carried) :]
+    return [
+        PendingTrigger(
+            scope="global" if item["dataset"].startswith(GLOBAL_PREFIX) else "brand",
+            dataset=item["dataset"].removeprefix(GLOBAL_PREFIX),
+            brand_id=item["brand_id"],
+            run_id=item["run_id"],
+            at=datetime.fromisoformat(item["at"]),
+            successes=item["successes"],
+        )
+        for item in taken
+    ]
 
 
 def _retried(store: Store, claim: Claim) -> tuple[list[dict], str | None]:

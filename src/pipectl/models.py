@@ -350,6 +350,20 @@ class RunStart:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingTrigger:
+    """An input success a run took when it started, returned to its job's pending triggers when
+    the run is given back unstarted: `scope`/`dataset` the input, `brand_id` the brand of the
+    success."""
+
+    scope: str
+    dataset: str
+    brand_id: str | None
+    run_id: int | None
+    at: datetime
+    successes: int
+
+
+@dataclass(frozen=True, slots=True)
 class RunHold:
     """A claimed run held back by stale inputs: given back, its job due since `held_since` and
     looked at again at `next_run_at`."""

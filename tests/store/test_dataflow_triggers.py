@@ -4,12 +4,23 @@ triggers exactly the runs `target_brand` says, in the same transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from trigger_cases import TARGET_CASES
 
-from pipectl.models import DatasetOutcome, JobUpdate, NewJob, RunHold, RunResult, RunStart
+from pipectl.dataflow import given_back, start_claims
+from pipectl.models import (
+    Claim,
+    DatasetOutcome,
+    JobUpdate,
+    NewJob,
+    PendingTrigger,
+    RunHold,
+    RunResult,
+    RunStart,
+)
 from pipectl.store import Store
 from pipectl.triggers import NO_TARGET, parse_inputs, ready_at, target_brand
 
@@ -38,20 +49,33 @@ def new_job(
     )
 
 
+def finish(
+    store: Store,
+    claim: Claim,
+    at: datetime,
+    update: JobUpdate,
+    datasets: Sequence[DatasetOutcome] = (),
+    error: str | None = None,
+) -> None:
+    """Record the claimed run's outcome through the finish path."""
+    result = RunResult(
+        status="failed" if error else "completed",
+        finished_at=at,
+        error_message=error,
+        logs="",
+        steps=[],
+        job_update=update,
+        datasets=list(datasets),
+    )
+    assert store.finish_runs([(claim.run.id, claim.run.lease_token, result)])
+
+
 def succeed(store: Store, brand: str | None, dataset: str, at: datetime, ok: bool = True) -> int:
     """A producer run that records `dataset` for `brand` through the finish path."""
     producer = store.insert_job(new_job(brand, next_run_at=at), at)
     (claim,) = [c for c in store.claim_due("w", at, 10) if c.job.id == producer.id]
-    result = RunResult(
-        status="completed",
-        finished_at=at,
-        error_message=None,
-        logs="",
-        steps=[],
-        job_update=JobUpdate("archived", None, 0, None, claim.job.revision),
-        datasets=[DatasetOutcome(brand, dataset, ok, None if ok else "boom")],
-    )
-    assert store.finish_runs([(claim.run.id, claim.run.lease_token, result)])
+    archived = JobUpdate("archived", None, 0, None, claim.job.revision)
+    finish(store, claim, at, archived, [DatasetOutcome(brand, dataset, ok, None if ok else "boom")])
     return claim.run.id
 
 
@@ -139,3 +163,73 @@ def test_a_hold_gives_the_run_back_and_keeps_the_job_due(store: Store) -> None:
     assert store.claim_due("w", NOW, 10) == []
     (again,) = store.claim_due("w", later, 10)
     assert again.job.id == job.id
+
+
+def start_fan_out(store: Store, job_id: int, at: datetime) -> Claim:
+    (claim,) = [c for c in store.claim_due("w", at, 10) if c.job.id == job_id]
+    started = store.start_runs([RunStart(claim.run.id, claim.run.lease_token, True, None)])
+    return Claim(run=started[claim.run.id], job=claim.job)
+
+
+def test_a_run_given_back_returns_the_successes_it_took(store: Store) -> None:
+    # A global job fanning out per brand: its run for acme took acme's trigger when it started;
+    # given back unstarted (a batch-mate of a slow run), acme's run must still be made.
+    consumer = store.insert_job(new_job(None, next_run_at=None, key="rollup"), NOW)
+    (item,) = parse_inputs(None, ["ads"], [])
+    store.set_job_inputs(consumer.id, [item.to_json()], None, NOW)
+    later = NOW + timedelta(minutes=1)
+    # Both producers claimed before the consumer is due (`succeed` would claim it as well).
+    producers = [store.insert_job(new_job(brand), NOW).id for brand in ("acme", "beta")]
+    claims = {c.job.id: c for c in store.claim_due("w", later, 10)}
+    for job_id, brand, at in zip(producers, ("acme", "beta"), (NOW, later), strict=True):
+        archived = JobUpdate("archived", None, 0, None, claims[job_id].job.revision)
+        finish(store, claims[job_id], at, archived, [DatasetOutcome(brand, "ads", True, None)])
+    acme_run = claims[producers[0]].run.id
+    first = start_fan_out(store, consumer.id, later)
+    assert first.run.brand_id == "acme"
+    assert store.get_job(consumer.id).triggered_at == later  # only beta's left pending
+    # acme's input succeeds again while the run is claimed: the success given back coalesces
+    # with it (the latest kept, both counted), and acme is ready from then on.
+    latest = NOW + timedelta(minutes=2)
+    newest_run = succeed(store, "acme", "ads", latest)
+    assert given_back(store, first) == [PendingTrigger("brand", "ads", "acme", acme_run, NOW, 1)]
+    assert store.release_run(first.run.id, first.run.lease_token, latest, given_back(store, first))
+    assert store.get_run(first.run.id) is None
+    job = store.get_job(consumer.id)
+    assert (job.status, job.triggered_at, job.next_run_at) == ("active", later, NOW)
+
+    beta = start_fan_out(store, consumer.id, latest)
+    assert beta.run.brand_id == "beta"  # ready first now
+    finish(store, beta, latest, JobUpdate("active", None, 0, None, beta.job.revision))
+    acme = start_fan_out(store, consumer.id, latest).run
+    assert acme.brand_id == "acme"
+    assert acme.triggered_by == [
+        {
+            "dataset": "ads",
+            "brand_id": "acme",
+            "run_id": newest_run,
+            "at": latest.isoformat(),
+            "successes": 2,
+        }
+    ]
+    assert store.get_job(consumer.id).triggered_at is None
+
+
+def test_a_retry_given_back_returns_only_what_it_took(store: Store) -> None:
+    # A retry carries its failed run's triggers over (it takes them again when claimed again);
+    # only a success it took on top of them goes back.
+    consumer = store.insert_job(new_job(None, next_run_at=None, key="rollup"), NOW)
+    (item,) = parse_inputs(None, ["ads"], [])
+    store.set_job_inputs(consumer.id, [item.to_json()], None, NOW)
+    succeed(store, "acme", "ads", NOW)
+    failed = start_fan_out(store, consumer.id, NOW)
+    retry_at = NOW + timedelta(minutes=5)
+    retrying = JobUpdate("active", retry_at, 1, "boom", failed.job.revision)
+    finish(store, failed, NOW, retrying, error="boom")
+    newer = NOW + timedelta(minutes=1)
+    newer_run = succeed(store, "acme", "ads", newer)
+    (claim,) = [c for c in store.claim_due("w", newer, 10) if c.job.id == consumer.id]
+    (retry,), expired = start_claims(store, [claim], newer, (timedelta(hours=1),) * 2)
+    assert expired == []
+    assert retry.run.triggered_by[0] == failed.run.triggered_by[0]
+    assert given_back(store, retry) == [PendingTrigger("brand", "ads", "acme", newer_run, newer, 1)]

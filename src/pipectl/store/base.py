@@ -16,6 +16,7 @@ from pipectl.models import (
     JobUpdate,
     LeaseToken,
     NewJob,
+    PendingTrigger,
     Recorded,
     Run,
     RunHold,
@@ -182,9 +183,17 @@ class Store(Protocol):
         was edited again, claimed again, or is gone."""
         ...
 
-    def release_run(self, run_id: int, lease_token: LeaseToken, now: datetime) -> bool:
-        """Give back a claimed run that never started (shutdown): delete it and put its job back
-        to `active` with the same next_run_at."""
+    def release_run(
+        self,
+        run_id: int,
+        lease_token: LeaseToken,
+        now: datetime,
+        triggers: Sequence[PendingTrigger] = (),
+    ) -> bool:
+        """Give back a claimed run that never started: delete it, put its job back to `active`
+        with the same next_run_at, and return `triggers` (dataflow.given_back) to the pending
+        triggers of the run's brand, coalesced with any that arrived since; in one
+        transaction."""
         ...
 
     def stuck_runs(self, heartbeat_before: datetime, started_before: datetime) -> list[Claim]:

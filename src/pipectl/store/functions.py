@@ -25,6 +25,7 @@ from pipectl.models import (
     JobUpdate,
     LeaseToken,
     NewJob,
+    PendingTrigger,
     Recorded,
     Run,
     RunHold,
@@ -240,9 +241,22 @@ class FunctionStore(ABC):
             p_at=at,
         )
 
-    def release_run(self, run_id: int, lease_token: LeaseToken, now: datetime) -> bool:
+    def release_run(
+        self,
+        run_id: int,
+        lease_token: LeaseToken,
+        now: datetime,
+        triggers: Sequence[PendingTrigger] = (),
+    ) -> bool:
+        doc = [
+            {key: _json_value(value) for key, value in fields_of(item).items()} for item in triggers
+        ]
         return self._call_one(
-            "pipectl_release_run", p_run_id=run_id, p_lease_token=lease_token, p_now=now
+            "pipectl_release_run",
+            p_run_id=run_id,
+            p_lease_token=lease_token,
+            p_now=now,
+            p_triggers=Json(doc),
         )
 
     def stuck_runs(self, heartbeat_before: datetime, started_before: datetime) -> list[Claim]:

@@ -27,6 +27,7 @@ from pipectl.models import (
     JobUpdate,
     LeaseToken,
     NewJob,
+    PendingTrigger,
     Recorded,
     Run,
     RunHold,
@@ -464,13 +465,39 @@ class SQLiteStore(Listener):
             )
         return [recorded.get(run_id, Recorded.LOST) for run_id, _ in outcomes]
 
-    def release_run(self, run_id: int, lease_token: LeaseToken, now: datetime) -> bool:
+    def release_run(
+        self,
+        run_id: int,
+        lease_token: LeaseToken,
+        now: datetime,
+        triggers: Sequence[PendingTrigger] = (),
+    ) -> bool:
         with self._write() as conn:
             row = conn.execute(SQL["release_run"], (run_id, lease_token)).fetchone()
             if row is None:
                 return False
-            previous = conn.execute(SQL["release_run_last_run"], (row["job_id"],)).fetchone()[0]
-            conn.execute(SQL["release_run_job"], (previous, ts(now), row["job_id"]))
+            job_id = row["job_id"]
+            conn.executemany(
+                SQL["release_run_triggers"],
+                [
+                    {
+                        "job_id": job_id,
+                        "target": row["brand_id"],
+                        "scope": item.scope,
+                        "dataset": item.dataset,
+                        "brand_id": item.brand_id,
+                        "run_id": item.run_id,
+                        "at": ts(item.at),
+                        "successes": item.successes,
+                    }
+                    for item in triggers
+                ],
+            )
+            previous = conn.execute(SQL["release_run_last_run"], (job_id,)).fetchone()[0]
+            conn.execute(
+                SQL["release_run_job"],
+                {"last_run_id": previous, "now": ts(now), "job_id": job_id},
+            )
         return True
 
     def stuck_runs(self, heartbeat_before: datetime, started_before: datetime) -> list[Claim]:
@@ -491,17 +518,20 @@ class SQLiteStore(Listener):
         now: datetime,
     ) -> Job | None:
         with self._write() as conn:
-            conn.execute("DELETE FROM job_inputs WHERE job_id = ?", (job_id,))
+            conn.execute(SQL["set_job_inputs_delete"], (job_id,))
             conn.executemany(
-                "INSERT OR IGNORE INTO job_inputs (job_id, kind, scope, dataset) "
-                "SELECT id, ?, ?, ? FROM scheduled_jobs WHERE id = ?",
+                SQL["set_job_inputs_insert"],
                 [(item["kind"], item["scope"], item["dataset"], job_id) for item in inputs],
             )
-            conn.execute(_DROP_UNLISTED_TRIGGERS, (job_id, job_id))
+            conn.execute(SQL["set_job_inputs_drop_triggers"], {"job_id": job_id})
             row = conn.execute(
-                "UPDATE scheduled_jobs SET inputs = ?, max_hold_seconds = ?, triggered_at = "
-                f"({_READY_AT}), updated_at = ?, revision = revision + 1 WHERE id = ? RETURNING *",
-                (json.dumps(inputs), max_hold_seconds, job_id, job_id, ts(now), job_id),
+                SQL["set_job_inputs_job"],
+                {
+                    "inputs": json.dumps(inputs),
+                    "max_hold_seconds": max_hold_seconds,
+                    "now": ts(now),
+                    "job_id": job_id,
+                },
             ).fetchone()
         return _job(row) if row is not None else None
 
@@ -512,23 +542,17 @@ class SQLiteStore(Listener):
         with self._write() as conn:
             for start in sorted(starts, key=lambda item: item.run_id):
                 claimed = conn.execute(
-                    "SELECT job_id FROM scheduled_job_runs WHERE id = ? AND status = 'running' "
-                    "AND lease_token = ?",
-                    (start.run_id, start.lease_token),
+                    SQL["start_runs_claimed"], (start.run_id, start.lease_token)
                 ).fetchone()
                 if claimed is None:
                     continue
                 job_id = claimed["job_id"]
                 target = start.brand_id
                 if start.pick:
-                    picked = conn.execute(_PICK_READY_BRAND, (job_id, job_id)).fetchone()
+                    picked = conn.execute(SQL["start_runs_pick"], {"job_id": job_id}).fetchone()
                     if picked is not None:
                         target = picked["brand_id"]
-                taken = conn.execute(
-                    "DELETE FROM dataset_triggers WHERE job_id = ? AND brand_id IS ? "
-                    "RETURNING scope, dataset, input_brand_id, run_id, succeeded_at, successes",
-                    (job_id, target),
-                ).fetchall()
+                taken = conn.execute(SQL["start_runs_take"], (job_id, target)).fetchall()
                 triggered_by = list(start.carried) + [
                     {
                         "dataset": ("global:" if row["scope"] == "global" else "") + row["dataset"],
@@ -539,15 +563,9 @@ class SQLiteStore(Listener):
                     }
                     for row in sorted(taken, key=lambda row: row["dataset"])
                 ]
-                conn.execute(
-                    "UPDATE scheduled_jobs SET held_since = NULL, waiting_on = NULL, "
-                    f"triggered_at = ({_READY_AT}) WHERE id = ?",
-                    (job_id, job_id, job_id),
-                )
+                conn.execute(SQL["start_runs_job"], {"job_id": job_id})
                 row = conn.execute(
-                    "UPDATE scheduled_job_runs SET brand_id = ?, triggered_by = ? WHERE id = ? "
-                    "RETURNING *",
-                    (target, json.dumps(triggered_by), start.run_id),
+                    SQL["start_runs_run"], (target, json.dumps(triggered_by), start.run_id)
                 ).fetchone()
                 started[start.run_id] = _run(row)
         return started
@@ -558,18 +576,11 @@ class SQLiteStore(Listener):
             return held
         with self._write() as conn:
             for hold in sorted(holds, key=lambda item: item.run_id):
-                row = conn.execute(
-                    "DELETE FROM scheduled_job_runs WHERE id = ? AND lease_token = ? "
-                    "AND status = 'running' RETURNING job_id",
-                    (hold.run_id, hold.lease_token),
-                ).fetchone()
+                row = conn.execute(SQL["hold_runs_run"], (hold.run_id, hold.lease_token)).fetchone()
                 if row is None:
                     continue
                 conn.execute(
-                    "UPDATE scheduled_jobs SET status = CASE WHEN status = 'running' "
-                    "THEN 'active' ELSE status END, next_run_at = ?, held_since = ?, "
-                    "waiting_on = ?, updated_at = ?, last_run_id = (SELECT max(r.id) FROM "
-                    "scheduled_job_runs AS r WHERE r.job_id = scheduled_jobs.id) WHERE id = ?",
+                    SQL["hold_runs_job"],
                     (
                         ts(hold.next_run_at),
                         ts(hold.held_since),
@@ -855,33 +866,6 @@ def _pick_due(conn: sqlite3.Connection, at: str, limit: int) -> list[tuple[int, 
 
 
 _END_OF_TIME = "~"  # after every timestamp in text order
-
-
-# When a job's pending triggers first make some brand's run ready (triggers.ready_at).
-# Parameters: job_id, job_id.
-_READY_AT = """
-    SELECT min(ready.at) FROM (
-        SELECT max(t.succeeded_at) AS at FROM dataset_triggers AS t
-        WHERE t.job_id = ? GROUP BY coalesce(t.brand_id, '')
-        HAVING count(*) >= (SELECT count(*) FROM job_inputs AS i
-                            WHERE i.job_id = ? AND i.kind = 'after')
-    ) AS ready
-"""
-# The brand whose triggers were ready first. Parameters: job_id, job_id.
-_PICK_READY_BRAND = """
-    SELECT t.brand_id FROM dataset_triggers AS t WHERE t.job_id = ?
-    GROUP BY t.brand_id
-    HAVING count(*) >= (SELECT count(*) FROM job_inputs AS i
-                        WHERE i.job_id = ? AND i.kind = 'after')
-    ORDER BY max(t.succeeded_at), t.brand_id
-    LIMIT 1
-"""
-# Pending triggers of inputs the job no longer lists. Parameters: job_id, job_id.
-_DROP_UNLISTED_TRIGGERS = """
-    DELETE FROM dataset_triggers AS t WHERE t.job_id = ? AND NOT EXISTS (
-        SELECT 1 FROM job_inputs AS i WHERE i.job_id = ? AND i.kind = 'after'
-          AND i.scope = t.scope AND i.dataset = t.dataset)
-"""
 
 
 def _update_job(

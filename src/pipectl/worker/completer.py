@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipectl.clock import Clock
+from pipectl.dataflow import given_back
 from pipectl.errors import StoreUnavailable
 from pipectl.lifecycle import settle_edited_job
 from pipectl.models import Claim, LeaseToken, Recorded, RunResult
@@ -104,11 +105,15 @@ class Completer:
 
     def give_back(self, store: Store, *, patient: bool = True) -> None:
         """Release the batch's unstarted claims (their jobs are due again at once, for any
-        worker). Not patient: if the store is down, keep the rest for the next try."""
+        worker), with the input successes they took when they started (dataflow.given_back).
+        Not patient: if the store is down, keep the rest for the next try."""
         while self.unstarted:
             claim = self.unstarted[0]
             try:
-                released = store.release_run(claim.run.id, claim.run.lease_token, self.clock.now())
+                triggers = given_back(store, claim) if claim.run.triggered_by else []
+                released = store.release_run(
+                    claim.run.id, claim.run.lease_token, self.clock.now(), triggers
+                )
             except StoreUnavailable:
                 if patient:
                     raise

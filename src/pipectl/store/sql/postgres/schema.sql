@@ -884,24 +884,42 @@ CREATE FUNCTION pipectl_register_worker(p_id text, p_host text, p_pid integer, p
         version = excluded.version, stopped_at = NULL
 $$;
 
-CREATE FUNCTION pipectl_release_run(p_run_id bigint, p_lease_token text, p_now timestamp with time zone) RETURNS boolean
+CREATE FUNCTION pipectl_release_run(p_run_id bigint, p_lease_token text, p_now timestamp with time zone, p_triggers jsonb DEFAULT '[]'::jsonb) RETURNS boolean
     LANGUAGE plpgsql
     SET search_path TO public
     AS $$
 DECLARE
-    released_job_id bigint;
+    released record;
 BEGIN
     DELETE FROM scheduled_job_runs
     WHERE id = p_run_id AND lease_token = p_lease_token AND status = 'running'
-    RETURNING job_id INTO released_job_id;
+    RETURNING job_id, brand_id INTO released;
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    UPDATE scheduled_jobs
-    SET status = CASE WHEN status = 'running' THEN 'active' ELSE status END,
-        last_run_id = (SELECT max(id) FROM scheduled_job_runs WHERE job_id = released_job_id),
-        updated_at = p_now
-    WHERE id = released_job_id;
+    INSERT INTO dataset_triggers AS t (job_id, brand_id, scope, dataset, input_brand_id, run_id,
+        succeeded_at, successes)
+    SELECT released.job_id, released.brand_id, g.scope, g.dataset, g.brand_id, g.run_id, g.at,
+        g.successes
+    FROM jsonb_to_recordset(p_triggers) AS g (scope text, dataset text, brand_id text,
+        run_id bigint, at timestamptz, successes integer)
+    WHERE EXISTS (SELECT FROM job_inputs AS i WHERE i.job_id = released.job_id
+                    AND i.kind = 'after' AND i.scope = g.scope AND i.dataset = g.dataset)
+    ON CONFLICT (job_id, (coalesce(brand_id, '')), scope, dataset) DO UPDATE
+    SET run_id = CASE WHEN excluded.succeeded_at > t.succeeded_at
+                      THEN excluded.run_id ELSE t.run_id END,
+        input_brand_id = CASE WHEN excluded.succeeded_at > t.succeeded_at
+                              THEN excluded.input_brand_id ELSE t.input_brand_id END,
+        succeeded_at = greatest(t.succeeded_at, excluded.succeeded_at),
+        successes = t.successes + excluded.successes;
+    -- next_run_at is named so that the key-head trigger (0008) sees the move that
+    -- scheduled_jobs_due_when_triggered makes.
+    UPDATE scheduled_jobs AS j
+    SET status = CASE WHEN j.status = 'running' THEN 'active' ELSE j.status END,
+        last_run_id = (SELECT max(r.id) FROM scheduled_job_runs AS r
+                       WHERE r.job_id = released.job_id),
+        triggered_at = pipectl_ready_at(j.id), next_run_at = j.next_run_at, updated_at = p_now
+    WHERE j.id = released.job_id;
     RETURN true;
 END
 $$;

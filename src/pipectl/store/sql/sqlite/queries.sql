@@ -177,15 +177,34 @@ WHERE id = :job_id AND revision = :revision AND last_run_id = :run_id;
 
 -- name: release_run
 DELETE FROM scheduled_job_runs WHERE id = ? AND lease_token = ? AND status = 'running'
-RETURNING job_id;
+RETURNING job_id, brand_id;
+
+-- name: release_run_triggers
+-- An input success the run took, back to the pending triggers of the run's brand (:target),
+-- coalesced with one that arrived since (the latest kept, successes added), for an input the
+-- job still lists.
+INSERT INTO dataset_triggers AS t (job_id, brand_id, scope, dataset, input_brand_id, run_id,
+    succeeded_at, successes)
+SELECT :job_id, :target, :scope, :dataset, :brand_id, :run_id, :at, :successes
+WHERE EXISTS (SELECT 1 FROM job_inputs AS i WHERE i.job_id = :job_id AND i.kind = 'after'
+                AND i.scope = :scope AND i.dataset = :dataset)
+ON CONFLICT (job_id, coalesce(brand_id, ''), scope, dataset) DO UPDATE
+SET run_id = CASE WHEN excluded.succeeded_at > t.succeeded_at
+                  THEN excluded.run_id ELSE t.run_id END,
+    input_brand_id = CASE WHEN excluded.succeeded_at > t.succeeded_at
+                          THEN excluded.input_brand_id ELSE t.input_brand_id END,
+    succeeded_at = max(t.succeeded_at, excluded.succeeded_at),
+    successes = t.successes + excluded.successes;
 
 -- name: release_run_last_run
 SELECT max(id) FROM scheduled_job_runs WHERE job_id = ?;
 
 -- name: release_run_job
+-- triggered_at follows the triggers given back (scheduled_jobs_due_when_triggered moves
+-- next_run_at to it).
 UPDATE scheduled_jobs SET status = CASE WHEN status = 'running' THEN 'active' ELSE status END,
-    last_run_id = ?, updated_at = ?
-WHERE id = ?;
+    last_run_id = :last_run_id, updated_at = :now, triggered_at = ({ready_at})
+WHERE id = :job_id;
 
 -- name: stuck_runs
 -- Not in id order: asked for it, SQLite walks the whole run history in rowid order instead of
@@ -302,3 +321,69 @@ WHERE id = ? AND brand_id = ? AND status = 'archived';
 
 -- name: workers
 SELECT * FROM workers ORDER BY last_seen_at DESC;
+
+-- == data-aware scheduling (beside PostgreSQL's 0014) =========================================
+
+-- name: ready_at
+-- When the job's pending triggers first make some brand's run ready (triggers.ready_at); NULL
+-- when none is ready. A scalar subquery, filled into the statements that set triggered_at.
+SELECT min(ready.at) FROM (
+    SELECT max(t.succeeded_at) AS at FROM dataset_triggers AS t
+    WHERE t.job_id = :job_id GROUP BY coalesce(t.brand_id, '')
+    HAVING count(*) >= (SELECT count(*) FROM job_inputs AS i
+                        WHERE i.job_id = :job_id AND i.kind = 'after')
+) AS ready;
+
+-- name: set_job_inputs_delete
+DELETE FROM job_inputs WHERE job_id = ?;
+
+-- name: set_job_inputs_insert
+INSERT OR IGNORE INTO job_inputs (job_id, kind, scope, dataset)
+SELECT id, ?, ?, ? FROM scheduled_jobs WHERE id = ?;
+
+-- name: set_job_inputs_drop_triggers
+-- Pending triggers of inputs the job no longer lists.
+DELETE FROM dataset_triggers AS t WHERE t.job_id = :job_id AND NOT EXISTS (
+    SELECT 1 FROM job_inputs AS i WHERE i.job_id = :job_id AND i.kind = 'after'
+      AND i.scope = t.scope AND i.dataset = t.dataset);
+
+-- name: set_job_inputs_job
+UPDATE scheduled_jobs SET inputs = :inputs, max_hold_seconds = :max_hold_seconds,
+    triggered_at = ({ready_at}), updated_at = :now, revision = revision + 1
+WHERE id = :job_id
+RETURNING *;
+
+-- name: start_runs_claimed
+SELECT job_id FROM scheduled_job_runs WHERE id = ? AND status = 'running' AND lease_token = ?;
+
+-- name: start_runs_pick
+-- The brand whose triggers were ready first.
+SELECT t.brand_id FROM dataset_triggers AS t WHERE t.job_id = :job_id
+GROUP BY t.brand_id
+HAVING count(*) >= (SELECT count(*) FROM job_inputs AS i
+                    WHERE i.job_id = :job_id AND i.kind = 'after')
+ORDER BY max(t.succeeded_at), t.brand_id
+LIMIT 1;
+
+-- name: start_runs_take
+DELETE FROM dataset_triggers WHERE job_id = ? AND brand_id IS ?
+RETURNING scope, dataset, input_brand_id, run_id, succeeded_at, successes;
+
+-- name: start_runs_job
+UPDATE scheduled_jobs SET held_since = NULL, waiting_on = NULL, triggered_at = ({ready_at})
+WHERE id = :job_id;
+
+-- name: start_runs_run
+UPDATE scheduled_job_runs SET brand_id = ?, triggered_by = ? WHERE id = ?
+RETURNING *;
+
+-- name: hold_runs_run
+DELETE FROM scheduled_job_runs WHERE id = ? AND lease_token = ? AND status = 'running'
+RETURNING job_id;
+
+-- name: hold_runs_job
+UPDATE scheduled_jobs SET status = CASE WHEN status = 'running' THEN 'active' ELSE status END,
+    next_run_at = ?, held_since = ?, waiting_on = ?, updated_at = ?,
+    last_run_id = (SELECT max(r.id) FROM scheduled_job_runs AS r
+                   WHERE r.job_id = scheduled_jobs.id)
+WHERE id = ?;
