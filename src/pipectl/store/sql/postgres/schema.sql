@@ -1192,9 +1192,12 @@ CREATE FUNCTION pipectl_status_snapshot(p_all_brands boolean, p_brand_id text, p
            WHERE ((pipectl_status_snapshot.p_all_brands OR (j.brand_id = pipectl_status_snapshot.p_brand_id) OR ((pipectl_status_snapshot.p_brand_id IS NULL) AND (j.brand_id IS NULL))) AND ((COALESCE(cardinality(pipectl_status_snapshot.p_statuses), 0) = 0) OR (j.status = ANY (pipectl_status_snapshot.p_statuses))))
          )
   SELECT json_build_object('jobs', ( SELECT COALESCE(json_agg(c.job ORDER BY (c.job).id), '[]'::json) AS "coalesce"
-            FROM jobs c), 'last_runs', ( SELECT COALESCE(json_agg(r.* ORDER BY r.id), '[]'::json) AS "coalesce"
+            FROM jobs c), 'last_runs', ( SELECT COALESCE(json_agg(x.r ORDER BY (x.r).id), '[]'::json) AS "coalesce"
             FROM (jobs c
-              JOIN scheduled_job_runs r ON ((r.id = (c.job).last_run_id)))), 'datasets', ( SELECT COALESCE(json_agg(d.* ORDER BY (COALESCE(d.brand_id, ''::text) COLLATE "C"), (d.dataset COLLATE "C")), '[]'::json) AS "coalesce"
+              CROSS JOIN LATERAL ( SELECT r.*::scheduled_job_runs AS r
+                    FROM scheduled_job_runs r
+                   WHERE (r.id = (c.job).last_run_id)
+                  OFFSET 0) x)), 'datasets', ( SELECT COALESCE(json_agg(d.* ORDER BY (COALESCE(d.brand_id, ''::text) COLLATE "C"), (d.dataset COLLATE "C")), '[]'::json) AS "coalesce"
             FROM dataset_status d
            WHERE (pipectl_status_snapshot.p_all_brands OR (COALESCE(d.brand_id, ''::text) = COALESCE(pipectl_status_snapshot.p_brand_id, ''::text)))), 'thresholds', ( SELECT COALESCE(json_agg(t.* ORDER BY (t.dataset COLLATE "C"), (t.brand_id COLLATE "C") NULLS FIRST), '[]'::json) AS "coalesce"
             FROM dataset_thresholds t), 'stuck_runs', ( SELECT COALESCE(json_agg(json_build_object('run', r.*, 'job', j.*) ORDER BY r.id), '[]'::json) AS "coalesce"
