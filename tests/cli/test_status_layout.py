@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import factories
 import pytest
 from rich.console import Console
 
@@ -42,27 +43,19 @@ def dataset(brand: str | None, name: str, state: str, **extra: Any) -> Freshness
 
 
 def job(job_id: int, brand: str | None, name: str, cron: str, tz: str, **extra: Any) -> Job:
-    values: dict[str, Any] = {field: None for field in Job.__dataclass_fields__}
-    values.update(
-        id=job_id,
-        brand_id=brand,
-        job_type="command",
-        name=name,
-        schedule_type="recurring",
-        cron_expression=cron,
-        timezone=tz,
-        next_run_at=NOW + timedelta(hours=3, minutes=39),
-        status="active",
-        parameters={},
-        max_retries=3,
-        retry_count=0,
-        retry_base_seconds=300,
-        retry_cap_seconds=3600,
-        created_at=NOW,
-        updated_at=NOW,
+    return factories.make_job(
+        **{
+            "id": job_id,
+            "brand_id": brand,
+            "job_type": "command",
+            "name": name,
+            "cron_expression": cron,
+            "timezone": tz,
+            "next_run_at": NOW + timedelta(hours=3, minutes=39),
+            "created_at": NOW,
+            **extra,
+        }
     )
-    values.update(extra)
-    return Job(**values)
 
 
 def report() -> StatusReport:

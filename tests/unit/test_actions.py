@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
+import factories
 import pytest
 
 from pipectl import actions
@@ -15,24 +17,15 @@ from pipectl.models import Job
 NOW = datetime(2026, 11, 29, 12, 7, tzinfo=UTC)
 
 
-def job(**overrides: object) -> Job:
-    values: dict[str, object] = {name: None for name in Job.__dataclass_fields__}
-    values.update(
-        id=1,
-        brand_id="acme",
-        job_type="noop",
-        name="noop acme",
-        schedule_type="recurring",
-        cron_expression="0 3 * * *",
-        timezone="UTC",
-        status="active",
-        parameters={},
-        retry_count=2,
-        max_retries=3,
-        next_run_at=datetime(2026, 11, 29, 12, 0, tzinfo=UTC),
+def job(**overrides: Any) -> Job:
+    return factories.make_job(
+        **{
+            "retry_count": 2,
+            "next_run_at": datetime(2026, 11, 29, 12, 0, tzinfo=UTC),
+            "created_at": NOW,
+            **overrides,
+        }
     )
-    values.update(overrides)
-    return Job(**values)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import product
 from typing import Any
 
+import factories
 import pytest
 
 from pipectl.alerts import run_events
@@ -33,28 +34,9 @@ NOW = datetime(2026, 1, 10, 3, 0, tzinfo=UTC)
 
 def make_job(**overrides: Any) -> Job:
     """A recurring daily 03:00 UTC job, running; override any field."""
-    values: dict[str, Any] = {field: None for field in Job.__dataclass_fields__}
-    values.update(
-        id=1,
-        brand_id="acme",
-        job_type="noop",
-        name="noop acme",
-        schedule_type="recurring",
-        cron_expression="0 3 * * *",
-        timezone="UTC",
-        next_run_at=NOW,
-        status="running",
-        parameters={},
-        max_retries=3,
-        retry_count=0,
-        retry_base_seconds=300,
-        retry_cap_seconds=3600,
-        created_at=NOW,
-        updated_at=NOW,
-        revision=0,
+    return factories.make_job(
+        **{"next_run_at": NOW, "created_at": NOW, "status": "running", **overrides}
     )
-    values.update(overrides)
-    return Job(**values)
 
 
 def one_time(**overrides: Any) -> Job:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import factories
 import pytest
 from trigger_cases import TARGET_CASES
 
@@ -33,31 +35,20 @@ NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 
 
-def job(job_id: int = 1, brand: str | None = "acme", **changes: object) -> Job:
-    base = Job(
-        id=job_id,
-        brand_id=brand,
-        job_type="command",
-        name=f"job{job_id}",
-        schedule_type="datasets",
-        cron_expression=None,
-        timezone="UTC",
-        next_run_at=NOW,
-        status="active",
-        parameters={},
-        max_retries=3,
-        retry_count=0,
-        retry_base_seconds=300,
-        retry_cap_seconds=3600,
-        last_error=None,
-        timeout_seconds=None,
-        dedupe_key=None,
-        concurrency_key=None,
-        last_run_id=None,
-        created_at=NOW,
-        updated_at=NOW,
+def job(job_id: int = 1, brand: str | None = "acme", **changes: Any) -> Job:
+    """A data-triggered `command` job (no cron), due at NOW."""
+    return factories.make_job(
+        **{
+            "id": job_id,
+            "brand_id": brand,
+            "job_type": "command",
+            "name": f"job{job_id}",
+            "schedule_type": "datasets",
+            "cron_expression": None,
+            "next_run_at": NOW,
+            **changes,
+        }
     )
-    return replace(base, **changes)  # type: ignore[arg-type]
 
 
 def with_inputs(
