@@ -30,7 +30,8 @@ def pg_client(postgres_url: str) -> Iterator[Client]:
 def run_batch(client: Client, url: str, workers: Workers, batch: int) -> None:
     """Queue PER_BRAND upstream runs per brand while no worker runs, then let two drain them:
     each brand's upstream jobs are older than the downstream run they trigger, and share its
-    concurrency key, so the downstream run comes once after all of them."""
+    concurrency key (`noop:BRAND`, given to the downstream job by hand, since a named job's
+    default key is its name's), so the downstream run comes once after all of them."""
     for brand in BRANDS:
         for i in range(PER_BRAND):
             client.enqueue("noop", brand, {"datasets": ["ads"], "batch": batch, "i": i})
@@ -59,6 +60,7 @@ def test_two_workers_run_each_brand_once_per_batch_of_upstream_successes(
             name="rollup",
             parameters={"datasets": ["roas"]},
             after=["ads"],
+            concurrency_key=f"noop:{brand}",
         )
         for brand in BRANDS
     }
