@@ -140,3 +140,35 @@ def test_a_claim_in_one_schema_does_not_hold_the_same_key_in_another(
         claimed = store.claim_due("b", T0, 1)
         store.close()
         assert [claim.job.concurrency_key for claim in claimed] == ["shared"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("key", [None, "per-job"])
+def test_postgres_claim_reads_past_the_jobs_a_concurrent_claim_holds(
+    postgres_url: str, key: str | None
+) -> None:
+    """Two workers claim at once: the second reads past the jobs the first holds (locked until
+    its claim commits) and takes the next ones, instead of coming back empty, which would stop
+    a `run-worker --once` with work still due. With and without concurrency keys."""
+    Client.migrate_url(postgres_url)
+    store = open_store(postgres_url)
+    ids = [
+        store.insert_job(
+            new_job(
+                concurrency_key=f"{key}-{n}" if key else None,
+                next_run_at=T0 - timedelta(minutes=10 - n),
+            ),
+            T0,
+        ).id
+        for n in range(6)
+    ]
+    with pg_connect(postgres_url) as first:
+        held = first.execute(
+            "SELECT * FROM pipectl_claim_due(%s, %s, %s)", ("first", T0, 3)
+        ).fetchall()
+        assert len(held) == 3  # the oldest three, locked until `first` commits
+        second = store.claim_due("second", T0, 3)
+        assert sorted(claim.job.id for claim in second) == ids[3:]
+        first.commit()
+    assert store.claim_due("third", T0, 3) == []
+    store.close()

@@ -82,6 +82,10 @@ DECLARE
     horizon timestamptz;
     any_stale boolean;
     picked bigint[];
+    claimed jsonb[];
+    claimed_ids bigint[];
+    lost_ids bigint[] := '{}';
+    lost_keys text[] := '{}';
 BEGIN
     WHILE need > 0 LOOP
         SELECT array_agg(page.id ORDER BY page.next_run_at, page.id),
@@ -91,6 +95,7 @@ BEGIN
             SELECT j.id, j.next_run_at FROM scheduled_jobs AS j
             WHERE j.status = 'active' AND j.concurrency_key IS NULL AND j.next_run_at <= p_now
               AND (j.next_run_at, j.id) > (unkeyed_at, unkeyed_id)
+              AND j.id <> ALL (lost_ids)
             ORDER BY j.next_run_at, j.id
             LIMIT need
         ) AS page;
@@ -105,6 +110,7 @@ BEGIN
             SELECT k.* FROM concurrency_key_heads AS k
             WHERE k.next_run_at <= p_now
               AND (k.next_run_at, k.concurrency_key) > (key_at, key_name)
+              AND k.concurrency_key <> ALL (lost_keys)
               AND NOT EXISTS (SELECT FROM scheduled_job_runs AS r
                               WHERE r.concurrency_key = k.concurrency_key
                                 AND r.status = 'running')
@@ -171,7 +177,6 @@ BEGIN
         ) AS c;
         wanted := coalesce(cardinality(picked), 0);
 
-        RETURN QUERY
         WITH due AS MATERIALIZED (
             SELECT j.* FROM scheduled_jobs AS j
             WHERE j.id = ANY (picked) AND j.status = 'active' AND j.next_run_at <= p_now
@@ -198,15 +203,30 @@ BEGIN
             FROM run WHERE j.id = run.job_id
             RETURNING j.*
         )
-        SELECT jsonb_build_object('run', to_jsonb(run), 'job', to_jsonb(job))
-        FROM run JOIN job ON job.id = run.job_id
-        ORDER BY job.next_run_at, job.id;
-        GET DIAGNOSTICS taken = ROW_COUNT;
+        SELECT coalesce(array_agg(jsonb_build_object('run', to_jsonb(run), 'job', to_jsonb(job))
+                                  ORDER BY job.next_run_at, job.id), '{}'),
+            coalesce(array_agg(job.id), '{}')
+        INTO claimed, claimed_ids
+        FROM run JOIN job ON job.id = run.job_id;
+        RETURN QUERY SELECT c.claim FROM unnest(claimed) WITH ORDINALITY AS c (claim, n)
+            ORDER BY c.n;
+        taken := cardinality(claimed);
         need := need - taken;
+        EXIT WHEN need = 0;
 
-        -- The first `need` were taken (or lost to other claims: the rest is left to the next
-        -- call), or both lists were read to their end.
-        EXIT WHEN wanted = need + taken OR horizon IS NULL;
+        -- Jobs picked but not taken were lost to another claim (locked, or their key taken):
+        -- the same pages are read again without them, so that this claim takes what is due
+        -- behind them instead of coming back short (a worker with --once would stop there).
+        IF taken < wanted THEN
+            lost_ids := lost_ids || ARRAY(
+                SELECT p.id FROM unnest(picked) AS p (id) WHERE p.id <> ALL (claimed_ids));
+            lost_keys := lost_keys || ARRAY(
+                SELECT h.concurrency_key FROM unnest(key_names, head_ids) AS h (concurrency_key, id)
+                WHERE h.id = ANY (picked) AND h.id <> ALL (claimed_ids));
+            CONTINUE;
+        END IF;
+        -- Both lists were read to their end.
+        EXIT WHEN horizon IS NULL;
         IF unkeyed_ats[1] <= horizon THEN
             SELECT u.next_run_at, u.id INTO unkeyed_at, unkeyed_id
             FROM unnest(unkeyed_ids, unkeyed_ats) AS u (id, next_run_at)
