@@ -1,7 +1,5 @@
 """`pipectl brands …`: the known brands, and offboarding one (retire) or bringing it back."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,5 @@
 """`pipectl datasets …`: freshness per (brand, dataset) and its thresholds."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

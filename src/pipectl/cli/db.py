@@ -1,7 +1,5 @@
 """`pipectl db …`: create or upgrade the schema, and show its SQL."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

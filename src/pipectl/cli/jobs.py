@@ -1,7 +1,5 @@
 """`pipectl jobs …`: add, list, show, pause, resume, archive, edit."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -66,7 +64,7 @@ AllowUnknown = Annotated[
 ]
 
 
-def _emit(job: Job, as_json: bool, message: str) -> None:
+def _emit(job: "Job", as_json: bool, message: str) -> None:
     from pipectl.cli.render import note, print_json
 
     if as_json:

@@ -1,7 +1,5 @@
 """The operator verbs: run-worker, status, enqueue, recover, retry, demo."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -259,7 +257,9 @@ def enqueue(
         typer.echo(job.id)
 
 
-def _concurrency_key(key: str | None, none: bool, default: DefaultKey) -> str | DefaultKey | None:
+def _concurrency_key(
+    key: str | None, none: bool, default: "DefaultKey"
+) -> "str | DefaultKey | None":
     from pipectl.errors import InvalidInput
 
     if key is not None and none:

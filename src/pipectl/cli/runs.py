@@ -1,7 +1,5 @@
 """`pipectl runs …`: the run history, and one run with its logs and steps."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -126,7 +124,7 @@ def _print_lines(lines: list[str]) -> None:
         out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def _follow(client: Client, run_id: int) -> None:
+def _follow(client: "Client", run_id: int) -> None:
     """Stream the run's log until it ends, then exit with its outcome (as `runs wait`)."""
     from pipectl.client import Waited
 
@@ -229,7 +227,7 @@ def wait(
     exit_with(waited, timeout)
 
 
-def exit_with(waited: Waited, timeout: str | None) -> None:
+def exit_with(waited: "Waited", timeout: str | None) -> None:
     """Say on stderr how a wait ended and exit 0 (completed), 1 (failed, cancelled, or the job
     left the queue) or 124 (timed out, as `timeout(1)` does)."""
     from pipectl.cli.render import err

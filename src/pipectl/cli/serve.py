@@ -1,7 +1,5 @@
 """`pipectl serve`: the HTTP API and the web view on uvicorn (the `web` extra)."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer
