@@ -145,3 +145,56 @@ def test_a_retired_dataset_raises_no_stale_alert(store_url: str) -> None:
         monitor = SimpleNamespace(settings=settings, sender=SimpleNamespace(send=sent.append))
         AlertEvents.check_datasets(monitor, client.store)  # type: ignore[arg-type]
     assert [(e.kind, e.details["brand_id"]) for e in sent] == [("dataset_stale", "acme")]
+
+
+def test_a_hold_past_max_hold_alerts_once_when_its_retries_are_exhausted(
+    store_url: str, hook: Hook
+) -> None:
+    """docs/concepts.md: past max-hold the run fails with that reason, the retry rules apply,
+    and the alert webhooks fire once. A real worker (with the alerts a `run-worker` has) and a
+    real webhook receiver, on every store, under a frozen clock."""
+    from datetime import timedelta
+
+    from freezegun import freeze_time
+
+    from pipectl.client import Client
+    from pipectl.settings import load_settings
+    from pipectl.store import open_store
+    from pipectl.worker import Worker
+
+    open_store(store_url).close()  # import the store's client library with the real clock
+    settings = load_settings(database_url=store_url, poll_interval="0.2s", alert_webhooks=hook.url)
+
+    def work() -> int:
+        stats = Worker.from_settings(settings, worker_id="held", once=True).run()
+        return stats.failed
+
+    def exhausted() -> list[dict]:
+        return [event for event in hook.received if event["event"] == "retries_exhausted"]
+
+    with (
+        freeze_time("2027-03-02 08:00:00+00:00") as clock,
+        Client.from_url(store_url, settings) as client,
+    ):
+        client.add_job("noop", "0 6 * * *", brand_id="acme", parameters={"datasets": ["ads"]})
+        report = client.add_job(
+            "noop",
+            "0 9 * * *",
+            brand_id="acme",
+            parameters={"datasets": ["report"]},
+            requires_fresh=["ads"],
+            max_hold=timedelta(hours=1),
+            max_retries=0,
+        )
+        clock.move_to("2027-03-02 09:00:00+00:00")
+        assert work() == 0  # held: ads never succeeded
+        clock.move_to("2027-03-02 09:59:00+00:00")
+        assert work() == 0
+        assert exhausted() == []
+        clock.move_to("2027-03-02 10:00:00+00:00")
+        assert work() == 1  # past max-hold: failed, no retry left
+        clock.move_to("2027-03-02 10:30:00+00:00")
+        assert work() == 0  # back on its cron: nothing due until tomorrow 09:00
+    (event,) = exhausted()
+    assert event["job_id"] == report.id and event["brand_id"] == "acme"
+    assert "held longer than max-hold (1h): waiting for acme/ads (never succeeded)" in event["text"]
