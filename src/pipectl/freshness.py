@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,7 +51,9 @@ def freshness(
     status: DatasetStatus | None,
     thresholds: Thresholds,
     now: datetime,
+    last_job_id: int | None = None,
 ) -> Freshness:
+    """The one rule of a (brand, dataset)'s state; `last_job_id` is the job of its last run."""
     warn_after, error_after = thresholds.for_dataset(dataset, brand_id)
     success = status.last_success_at if status else None
     attempt = status.last_attempt_at if status else None
@@ -73,6 +75,7 @@ def freshness(
         warn_after=warn_after,
         error_after=error_after,
         last_run_id=status.last_run_id if status else None,
+        last_job_id=last_job_id,
     )
 
 
@@ -199,11 +202,24 @@ def freshness_report(
     jobs: Iterable[Job],
     thresholds: Thresholds,
     now: datetime,
+    last_jobs: Mapping[int, int] | None = None,
 ) -> list[Freshness]:
-    """Every dataset that counts (see `counted_keys`), `never` until its first success."""
+    """Every dataset that counts (see `counted_keys`), `never` until its first success;
+    `last_jobs` maps run ids to their jobs, for each dataset's `last_job_id`."""
     by_key, _ = counted_keys(statuses, jobs, thresholds)
     ordered = sorted(by_key.items(), key=lambda item: (item[0][0] or "", item[0][1]))
-    return [freshness(ds, brand, status, thresholds, now) for (brand, ds), status in ordered]
+    job_of = last_jobs or {}
+    return [
+        freshness(
+            ds,
+            brand,
+            status,
+            thresholds,
+            now,
+            job_of.get(status.last_run_id) if status and status.last_run_id is not None else None,
+        )
+        for (brand, ds), status in ordered
+    ]
 
 
 # Freshness states, worst first: what `status` leads with.
