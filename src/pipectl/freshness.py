@@ -196,7 +196,8 @@ def counted_keys(
         for s in rows
         if not (s.brand_id is None and s.dataset in per_brand and s.last_success_at is None)
     }
-    for key in (*declared, *thresholds.brand_keys()):
+    by_key.update(dict.fromkeys(declared.difference(by_key)))
+    for key in thresholds.brand_keys():
         by_key.setdefault(key, None)
     if retired:
         by_key = {key: s for key, s in by_key.items() if key not in retired}
