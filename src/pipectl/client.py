@@ -860,7 +860,9 @@ class Client:
             status,
             self._thresholds(self.store.thresholds()),
             self.clock.now(),
-            last_jobs.get(status.last_run_id) if status and status.last_run_id else None,
+            last_jobs.get(status.last_run_id)
+            if status and status.last_run_id is not None
+            else None,
         )
 
     def datasets(self, *, brand_id: BrandFilter = ANY) -> list[Freshness]:

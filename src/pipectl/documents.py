@@ -49,7 +49,9 @@ def status_json(report: StatusReport, gate: GateResult | None = None) -> dict[st
         "require_worker": gate.require_worker,
         "counts": gate.counts,
         "failures": [
-            failure.to_json(datetimes=True, facts=facts.get(id(failure.facts)))
+            failure.to_json(
+                datetimes=True, facts=facts.get(id(failure.facts)) if failure.facts else None
+            )
             for failure in gate.failures
         ],
         "datasets": datasets,
