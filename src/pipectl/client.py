@@ -853,39 +853,43 @@ class Client:
     def freshness(self, dataset: str, brand_id: str | None = None) -> Freshness:
         """Is `dataset` for `brand_id` (None: global) fresh, and since when?"""
         status = self.store.dataset_status(dataset, brand_id)
-        found = freshness(
-            dataset, brand_id, status, self._thresholds(self.store.thresholds()), self.clock.now()
+        last_jobs = self._last_jobs([status] if status else [], [])
+        return freshness(
+            dataset,
+            brand_id,
+            status,
+            self._thresholds(self.store.thresholds()),
+            self.clock.now(),
+            last_jobs.get(status.last_run_id)
+            if status and status.last_run_id is not None
+            else None,
         )
-        return self._with_jobs([found], [])[0]
 
     def datasets(self, *, brand_id: BrandFilter = ANY) -> list[Freshness]:
         jobs = self.store.list_jobs(brand_id=brand_id, statuses=LIVE_JOB_STATUSES)
         if isinstance(brand_id, str):  # global jobs may declare datasets for this brand
             jobs += self.store.list_jobs(brand_id=None, statuses=LIVE_JOB_STATUSES)
+        statuses = self.store.dataset_statuses(brand_id=brand_id)
         report = freshness_report(
-            self.store.dataset_statuses(brand_id=brand_id),
+            statuses,
             jobs,
             self._thresholds(self.store.thresholds()),
             self.clock.now(),
+            self._last_jobs([s for s in statuses if s.retired_at is None], jobs),
         )
         if brand_id is not ANY:
             report = [item for item in report if item.brand_id == brand_id]
-        return self._with_jobs(report, jobs)
+        return report
 
-    def _with_jobs(self, datasets: list[Freshness], jobs: list[Job]) -> list[Freshness]:
-        """Each dataset with the job of the run that last attempted it: most are their job's
-        last run (known from `jobs`); the runs of the others are read, in one call."""
+    def _last_jobs(self, statuses: list[DatasetStatus], jobs: list[Job]) -> dict[int, int]:
+        """The job of the run that last attempted each of these dataset rows, by run id: most
+        are their job's last run (known from `jobs`); the others are read, in one call."""
         job_of = {job.last_run_id: job.id for job in jobs if job.last_run_id is not None}
-        missing = {d.last_run_id for d in datasets if d.last_run_id is not None} - job_of.keys()
+        missing = {s.last_run_id for s in statuses if s.last_run_id is not None} - job_of.keys()
         if missing:
             runs = self.store.runs_by_id(sorted(missing))
             job_of.update({run_id: run.job_id for run_id, run in runs.items()})
-        return [
-            dataclasses.replace(d, last_job_id=job_of.get(d.last_run_id))
-            if d.last_run_id is not None
-            else d
-            for d in datasets
-        ]
+        return job_of
 
     def retired_datasets(self, *, brand_id: BrandFilter = ANY) -> list[DatasetStatus]:
         """The retired (brand, dataset) rows, history kept, out of the gate and `status`."""
@@ -911,13 +915,19 @@ class Client:
                 *seen.jobs,
                 *self.store.list_jobs(brand_id=None, statuses=LIVE_JOB_STATUSES),
             ]
-        report = freshness_report(seen.datasets, declaring, self._thresholds(seen.thresholds), now)
+        report = freshness_report(
+            seen.datasets,
+            declaring,
+            self._thresholds(seen.thresholds),
+            now,
+            self._last_jobs([s for s in seen.datasets if s.retired_at is None], seen.jobs),
+        )
         retired = frozenset((d.brand_id, d.dataset) for d in seen.datasets if d.retired_at)
         if brand_id is not ANY:
             report = [item for item in report if item.brand_id == brand_id]
         return StatusReport(
             now=now,
-            datasets=self._with_jobs(report, seen.jobs),
+            datasets=report,
             jobs=seen.jobs,
             last_runs=seen.last_runs,
             stuck_runs=[

@@ -19,37 +19,48 @@ if TYPE_CHECKING:
 
 def status_json(report: StatusReport, gate: GateResult | None = None) -> dict[str, Any]:
     """The status document; `ok`, `counts` and `failures` are the gate's verdict (by default
-    the plain `status --check`)."""
+    the plain `status --check`). Its timestamps are datetimes: pipectl.json_text writes them."""
     from pipectl.triggers import producer_index, producers_of
 
     live = report.live_workers
     gate = gate or report.gate()
     producers = producer_index(report.jobs)
+    # Each dataset's document is made once; `failures` repeats the failing ones' facts.
+    failing = {id(failure.facts) for failure in gate.failures if failure.facts}
+    facts: dict[int, dict[str, Any]] = {}
+    datasets = []
+    for d in report.datasets:
+        doc = d.to_json(datetimes=True)
+        if id(d) in failing:
+            facts[id(d)] = dict(doc)
+        doc["producers"] = producers_of(producers, d.brand_id, d.dataset)
+        datasets.append(doc)
+    jobs = []
+    for job in report.jobs:
+        doc = job.to_json(datetimes=True)
+        doc["waiting_on"] = waiting_json(report.waiting.get(job.id))
+        run = report.last_runs.get(job.last_run_id) if job.last_run_id is not None else None
+        doc["last_run"] = run.to_json(datetimes=True) if run else None
+        jobs.append(doc)
     return {
-        "generated_at": report.now.isoformat(),
+        "generated_at": report.now,
         "ok": gate.ok,
         "strict": gate.strict,
         "require_worker": gate.require_worker,
         "counts": gate.counts,
-        "failures": [failure.to_json() for failure in gate.failures],
-        "datasets": [
-            {**d.to_json(), "producers": producers_of(producers, d.brand_id, d.dataset)}
-            for d in report.datasets
+        "failures": [
+            failure.to_json(
+                datetimes=True, facts=facts.get(id(failure.facts)) if failure.facts else None
+            )
+            for failure in gate.failures
         ],
-        "jobs": [
-            {
-                **job.to_json(),
-                "waiting_on": waiting_json(report.waiting.get(job.id)),
-                "last_run": report.last_runs[job.last_run_id].to_json()
-                if job.last_run_id in report.last_runs
-                else None,
-            }
-            for job in report.jobs
-        ],
+        "datasets": datasets,
+        "jobs": jobs,
         "stuck_runs": [
-            {**claim.run.to_json(), "brand_id": claim.job.brand_id} for claim in report.stuck_runs
+            {**claim.run.to_json(datetimes=True), "brand_id": claim.job.brand_id}
+            for claim in report.stuck_runs
         ],
-        "workers": [{**w.to_json(), "live": w in live} for w in report.workers],
+        "workers": [{**w.to_json(datetimes=True), "live": w in live} for w in report.workers],
         "worker_alert": worker_alert(report),
     }
 

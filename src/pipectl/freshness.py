@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,7 +51,9 @@ def freshness(
     status: DatasetStatus | None,
     thresholds: Thresholds,
     now: datetime,
+    last_job_id: int | None = None,
 ) -> Freshness:
+    """The one rule of a (brand, dataset)'s state; `last_job_id` is the job of its last run."""
     warn_after, error_after = thresholds.for_dataset(dataset, brand_id)
     success = status.last_success_at if status else None
     attempt = status.last_attempt_at if status else None
@@ -61,18 +63,20 @@ def freshness(
         and attempt is not None
         and (success is None or attempt > success)
     )
+    # Positional, in field order: this runs once per dataset of `status`.
     return Freshness(
-        brand_id=brand_id,
-        dataset=dataset,
-        state=classify(success, now, warn_after, error_after),
-        last_success_at=success,
-        last_attempt_at=attempt,
-        last_attempt_failed=attempt_failed,
-        last_error=status.last_error if attempt_failed and status else None,
-        age=now - success if success else None,
-        warn_after=warn_after,
-        error_after=error_after,
-        last_run_id=status.last_run_id if status else None,
+        brand_id,
+        dataset,
+        classify(success, now, warn_after, error_after),
+        success,
+        attempt,
+        attempt_failed,
+        status.last_error if attempt_failed and status else None,
+        now - success if success else None,
+        warn_after,
+        error_after,
+        status.last_run_id if status else None,
+        last_job_id,
     )
 
 
@@ -165,10 +169,7 @@ def counted_keys(
     count."""
     rows = list(statuses)
     retired = {(s.brand_id, s.dataset) for s in rows if s.retired_at is not None}
-    brands_with_row: dict[str, set[str]] = {}
-    for s in rows:
-        if s.brand_id is not None:
-            brands_with_row.setdefault(s.dataset, set()).add(s.brand_id)
+    brands_with_row: dict[str, set[str]] | None = None  # made when a global job needs it
     declared: set[tuple[str | None, str]] = set()
     per_brand: set[str] = set()
     for job in jobs:
@@ -178,20 +179,29 @@ def counted_keys(
             if job.brand_id is not None:
                 declared.add((job.brand_id, dataset))
                 continue
-            targets = brands if brands is not None else sorted(brands_with_row.get(dataset, ()))
-            if targets:
+            if brands is None:
+                if brands_with_row is None:
+                    brands_with_row = {}
+                    for s in rows:
+                        if s.brand_id is not None:
+                            brands_with_row.setdefault(s.dataset, set()).add(s.brand_id)
+                brands = sorted(brands_with_row.get(dataset, ()))
+            if brands:
                 per_brand.add(dataset)
-                declared.update((brand, dataset) for brand in targets)
+                declared.update((brand, dataset) for brand in brands)
             else:
                 declared.add((None, dataset))
-    by_key: dict[tuple[str | None, str], DatasetStatus | None] = {}
-    for s in rows:
-        if s.brand_id is None and s.dataset in per_brand and s.last_success_at is None:
-            continue
-        by_key[(s.brand_id, s.dataset)] = s
-    for key in (*declared, *thresholds.brand_keys()):
+    by_key: dict[tuple[str | None, str], DatasetStatus | None] = {
+        (s.brand_id, s.dataset): s
+        for s in rows
+        if not (s.brand_id is None and s.dataset in per_brand and s.last_success_at is None)
+    }
+    by_key.update(dict.fromkeys(declared.difference(by_key)))
+    for key in thresholds.brand_keys():
         by_key.setdefault(key, None)
-    return {key: s for key, s in by_key.items() if key not in retired}, retired
+    if retired:
+        by_key = {key: s for key, s in by_key.items() if key not in retired}
+    return by_key, retired
 
 
 def freshness_report(
@@ -199,11 +209,24 @@ def freshness_report(
     jobs: Iterable[Job],
     thresholds: Thresholds,
     now: datetime,
+    last_jobs: Mapping[int, int] | None = None,
 ) -> list[Freshness]:
-    """Every dataset that counts (see `counted_keys`), `never` until its first success."""
+    """Every dataset that counts (see `counted_keys`), `never` until its first success;
+    `last_jobs` maps run ids to their jobs, for each dataset's `last_job_id`."""
     by_key, _ = counted_keys(statuses, jobs, thresholds)
     ordered = sorted(by_key.items(), key=lambda item: (item[0][0] or "", item[0][1]))
-    return [freshness(ds, brand, status, thresholds, now) for (brand, ds), status in ordered]
+    job_of = last_jobs or {}
+    return [
+        freshness(
+            ds,
+            brand,
+            status,
+            thresholds,
+            now,
+            job_of.get(status.last_run_id) if status and status.last_run_id is not None else None,
+        )
+        for (brand, ds), status in ordered
+    ]
 
 
 # Freshness states, worst first: what `status` leads with.

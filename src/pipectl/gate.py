@@ -28,8 +28,16 @@ class GateFailure:
     facts: Freshness | None = None  # the dataset's facts, for kind "dataset"
     brand_id: str | None = None  # for kind "no_datasets"
 
-    def to_json(self) -> dict[str, Any]:
-        facts = self.facts.to_json() if self.facts else {"brand_id": self.brand_id, "dataset": None}
+    def to_json(
+        self, *, datetimes: bool = False, facts: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """`facts`: the dataset's own document when the caller has it already."""
+        if facts is None:
+            facts = (
+                self.facts.to_json(datetimes=datetimes)
+                if self.facts
+                else {"brand_id": self.brand_id, "dataset": None}
+            )
         return {"kind": self.kind, "reason": self.reason, **facts}
 
 

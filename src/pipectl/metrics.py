@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -135,6 +134,7 @@ def serve(
     passes, 503 when it does not, the status document as the body either way."""
     from pipectl.documents import status_json
     from pipectl.errors import PipectlError
+    from pipectl.json_text import dumps
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -167,7 +167,7 @@ def serve(
             self._json(503 if ready and not gate.ok else 200, status_json(report, gate))
 
         def _json(self, code: int, document: Any) -> None:
-            self._send(code, "application/json", json.dumps(document, default=str).encode())
+            self._send(code, "application/json", dumps(document))
 
         def _send(self, code: int, content_type: str, body: bytes) -> None:
             self.send_response(code)

@@ -63,6 +63,10 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _as_is(value: datetime | None) -> datetime | None:
+    return value
+
+
 def fields_of(record: Any) -> dict[str, Any]:
     """A dataclass's fields as a dict, in field order, values as they are: the JSON documents
     share the record's lists and dicts. (`dataclasses.asdict` deep-copies them, which was most
@@ -112,10 +116,13 @@ class Job:
         """Runs when its `--after` inputs refresh, with no cron (schedule_type `datasets`)."""
         return self.schedule_type == "datasets"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, datetimes: bool = False) -> dict[str, Any]:
+        """The job's fields; timestamps as ISO 8601 text, or with `datetimes` as they are (for
+        pipectl.json_text, which writes them the same way)."""
         doc = fields_of(self)
-        for key in JOB_TIMESTAMPS:
-            doc[key] = iso(doc[key])
+        if not datetimes:
+            for key in JOB_TIMESTAMPS:
+                doc[key] = iso(doc[key])
         return doc
 
 
@@ -144,14 +151,15 @@ class Run:
         """Steps that failed: a completed run may have some (non-fatal ones)."""
         return sum(1 for step in self.steps if step.get("status") == "failed")
 
-    def to_json(self, *, with_logs: bool = False) -> dict[str, Any]:
+    def to_json(self, *, with_logs: bool = False, datetimes: bool = False) -> dict[str, Any]:
         doc = fields_of(self)
         doc["failed_steps"] = self.failed_steps
         del doc["lease_token"]  # the worker's proof of ownership; nobody else needs it
         if not with_logs:
             del doc["logs"]
-        for key in ("started_at", "finished_at", "heartbeat_at", "cancel_requested_at"):
-            doc[key] = iso(doc[key])
+        if not datetimes:
+            for key in ("started_at", "finished_at", "heartbeat_at", "cancel_requested_at"):
+                doc[key] = iso(doc[key])
         return doc
 
 
@@ -205,13 +213,14 @@ class Freshness:
     def is_fresh(self) -> bool:
         return self.state == "fresh"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, datetimes: bool = False) -> dict[str, Any]:
+        stamp = _as_is if datetimes else iso
         return {
             "brand_id": self.brand_id,
             "dataset": self.dataset,
             "state": self.state,
-            "last_success_at": iso(self.last_success_at),
-            "last_attempt_at": iso(self.last_attempt_at),
+            "last_success_at": stamp(self.last_success_at),
+            "last_attempt_at": stamp(self.last_attempt_at),
             "last_attempt_failed": self.last_attempt_failed,
             "last_error": self.last_error,
             "age_seconds": None if self.age is None else round(self.age.total_seconds(), 3),
@@ -232,11 +241,12 @@ class WorkerInfo:
     version: str
     stopped_at: datetime | None = None  # set by a clean stop; None while running or if killed
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, datetimes: bool = False) -> dict[str, Any]:
         doc = fields_of(self)
-        doc["started_at"] = iso(self.started_at)
-        doc["last_seen_at"] = iso(self.last_seen_at)
-        doc["stopped_at"] = iso(self.stopped_at) if self.stopped_at else None
+        if not datetimes:
+            doc["started_at"] = iso(self.started_at)
+            doc["last_seen_at"] = iso(self.last_seen_at)
+            doc["stopped_at"] = iso(self.stopped_at)
         return doc
 
 

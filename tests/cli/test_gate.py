@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from freezegun import freeze_time
 
 from pipectl.client import Client
 from pipectl.lifecycle import run_result
-from pipectl.models import Job, WorkerInfo
+from pipectl.models import Job, RunHold, WorkerInfo
 from pipectl.parsing import parse_duration
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -462,3 +463,82 @@ def test_a_brand_asked_for_with_nothing_to_judge_does_not_pass(
     (failure,) = run("status", "--check", "--json", "-b", "acme").json()["failures"]
     assert (failure["kind"], failure["brand_id"]) == ("no_datasets", "acme")
     assert not client.check("acme").ok
+
+
+# -- the status document, pinned --------------------------------------------------------------
+
+STATUS_DOCUMENTS = Path(__file__).with_name("status_documents.json")
+
+
+def every_status_state(client: Client) -> None:
+    """A store showing everything `status --json` writes, at NOW: datasets fresh, warn, stale
+    (with a failed last attempt), never, global, retired, and one last refreshed by an archived
+    job; a job waiting on a concurrency key
+    held by a stuck run, a job held by a stale input; a live worker and a stopped one."""
+    client.set_threshold("ads", timedelta(hours=1), timedelta(days=1))
+    client.set_threshold("warnish", timedelta(hours=1), timedelta(days=1), brand_id="acme")
+    record(
+        client, job(client, "acme", {"datasets": ["ads", "orders"]}), NOW - timedelta(minutes=30)
+    )
+    reviews = job(client, "acme", {"datasets": ["reviews"]}, name="reviews")
+    record(client, reviews, NOW - timedelta(days=3))
+    record(client, reviews, NOW - timedelta(hours=2), error="HTTP 401 from Meta\n  (token expired)")
+    record(client, job(client, "acme", {"datasets": ["warnish"]}), NOW - timedelta(hours=3))
+    record(client, job(client, "acme", {"datasets": ["old_ds"]}), NOW - timedelta(days=1))
+    job(client, "globex", {"datasets": ["never_ds"]}, name="never")
+    record(client, job(client, None, {"datasets": ["fx_rates"]}), NOW - timedelta(hours=5))
+    job(client, None, {"datasets": [{"dataset": "per_brand", "brands": ["acme", "globex"]}]})
+    # Refreshed by a one-time job, archived since: its run is no live job's last run.
+    record(
+        client, client.enqueue("noop", "globex", {"datasets": ["oneoff"]}), NOW - timedelta(hours=4)
+    )
+    client.retire_dataset("old_ds", brand_id="acme")
+    for recorded in client.list_jobs():
+        client.store.update_job(recorded.id, {"next_run_at": NOW + timedelta(hours=1)}, NOW)
+    # A run claimed an hour ago that never heartbeated since: stuck, and it holds its key.
+    stuck = job(client, "globex", {}, name="stuck", concurrency_key="globex-api")
+    client.store.update_job(stuck.id, {"next_run_at": NOW - timedelta(hours=2)}, NOW)
+    (claim,) = client.store.claim_due("w-dead", NOW - timedelta(hours=1), 1)
+    assert claim.job.id == stuck.id
+    waiting = job(client, "globex", {}, name="waiting", concurrency_key="globex-api")
+    client.store.update_job(waiting.id, {"next_run_at": NOW - timedelta(minutes=5)}, NOW)
+    held = job(client, "acme", {}, name="held", requires_fresh=["reviews"])
+    client.store.update_job(held.id, {"next_run_at": NOW - timedelta(minutes=20)}, NOW)
+    (claim,) = client.store.claim_due("w1", NOW - timedelta(minutes=20), 1)
+    assert claim.job.id == held.id
+    client.store.hold_runs(
+        [
+            RunHold(
+                claim.run.id,
+                claim.run.lease_token,
+                next_run_at=NOW + timedelta(minutes=5),
+                held_since=NOW - timedelta(minutes=20),
+                waiting_on="waiting for acme/reviews (stale)",
+            )
+        ],
+        NOW - timedelta(minutes=20),
+    )
+    live_worker(client, NOW - timedelta(seconds=10))
+    started = NOW - timedelta(days=2)
+    client.store.register_worker(WorkerInfo("w-dead", "other", 2, started, started, "test"))
+    client.store.stop_worker("w-dead", started + timedelta(hours=1))
+
+
+STATUS_COMMANDS = {
+    "full": ["status", "--json"],
+    "acme": ["status", "--brand", "acme", "--json"],
+    "two_brands_one_dataset": ["status", "-b", "acme", "-b", "globex", "-d", "per_brand", "--json"],
+    "check": ["status", "--check", "--strict", "--require-worker", "--json"],
+}
+
+
+def test_the_status_document_is_pinned(url: str, client: Client, run: Run) -> None:
+    """`status --json` writes exactly these documents (tests/cli/status_documents.json) for a
+    store with every state, whichever path builds them."""
+    with freeze_time(NOW):
+        every_status_state(client)
+        documents = {name: run(*args) for name, args in STATUS_COMMANDS.items()}
+    expected = json.loads(STATUS_DOCUMENTS.read_text())
+    for name, result in documents.items():
+        assert result.exit_code == (1 if name == "check" else 0), result
+        assert result.json() == expected[name], name

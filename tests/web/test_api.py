@@ -14,6 +14,7 @@ from procs import pipectl
 
 from pipectl.client import Client
 from pipectl.documents import jobs_json, status_json
+from pipectl.json_text import dumps
 from pipectl.schedule import next_occurrence
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -137,7 +138,7 @@ def test_status_ready_and_freshness_are_the_cli_documents(
             ("?dataset=reviews", [], ["reviews"]),
         ):
             report = store.gate_status(brands, datasets)
-            expected = json.loads(json.dumps(status_json(report, report.gate()), default=str))
+            expected = json.loads(dumps(status_json(report, report.gate())))
             assert api.get(f"/api/status{query}", headers=bearer(OPS)).json() == expected
             assert api.get(f"/api/freshness{query}", headers=bearer(OPS)).json() == [
                 d.to_json() for d in report.datasets
@@ -145,7 +146,7 @@ def test_status_ready_and_freshness_are_the_cli_documents(
         strict = store.gate_status(["globex"], [])
         expected = status_json(strict, strict.gate(strict=True, require_worker=True))
         got = api.get("/api/status?brand=globex&strict=1&require_worker=true", headers=bearer(OPS))
-        assert got.json() == json.loads(json.dumps(expected, default=str))
+        assert got.json() == json.loads(dumps(expected))
     # The CLI itself, in its own process: the same fields, the same verdict.
     cli = json.loads(pipectl(url, "status", "--json", "--brand", "acme").stdout)
     served = api.get("/api/status?brand=acme", headers=bearer(OPS)).json()

@@ -3,14 +3,21 @@ loads it (see pipectl.documents)."""
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
+
+from pipectl.json_text import dumps
 
 
 def print_json(document: Any) -> None:
     """Indented for a person at a terminal; compact when piped to a program or a file, which is
-    where big documents go: an indent makes `json` use its pure-Python encoder, several times
-    slower than the C one (docs/benchmarks.md)."""
-    indent = 2 if sys.stdout.isatty() else None
-    sys.stdout.write(json.dumps(document, indent=indent, ensure_ascii=False, default=str) + "\n")
+    where big documents go."""
+    text = dumps(document, indent=sys.stdout.isatty())
+    sys.stdout.flush()
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:  # a text-only stream (a test's capture): no bytes underneath
+        sys.stdout.write(text.decode() + "\n")
+    else:
+        out.write(text)  # not `text + b"\n"`: a copy of what may be tens of megabytes
+        out.write(b"\n")
+        out.flush()

@@ -31,6 +31,7 @@ from pipectl.models import (
     RunHold,
     RunResult,
     RunStart,
+    RunStatus,
     StatusSnapshot,
     Threshold,
     WorkerInfo,
@@ -473,9 +474,9 @@ class FunctionStore(ABC):
             p_running_limit=running_limit,
         )
         return StatusSnapshot(
-            jobs=[job_from_json(job) for job in doc["jobs"]],
-            last_runs={run.id: run for run in map(run_from_json, doc["last_runs"])},
-            datasets=[dataset_from_json(status) for status in doc["datasets"]],
+            jobs=[job_from_row(row) for row in doc["jobs"]],
+            last_runs={run.id: run for run in map(run_from_row, doc["last_runs"])},
+            datasets=[dataset_from_row(*row) for row in doc["datasets"]],
             thresholds=[threshold_from_json(threshold) for threshold in doc["thresholds"]],
             stuck_runs=[claim_from_json(claim) for claim in doc["stuck_runs"]],
             running_runs=[run_from_json(run) for run in doc["running_runs"]],
@@ -552,7 +553,10 @@ def _dt(value: str) -> datetime: ...
 @overload
 def _dt(value: None) -> None: ...
 def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value).astimezone(UTC) if value is not None else None
+    if value is None:
+        return None
+    found = datetime.fromisoformat(value)
+    return found if found.tzinfo is UTC else found.astimezone(UTC)
 
 
 def job_from_json(doc: dict[str, Any]) -> Job:
@@ -571,6 +575,50 @@ def run_from_json(doc: dict[str, Any]) -> Run:
     for key in _RUN_TIMESTAMPS:
         values[key] = _dt(values[key])
     return Run(**values)
+
+
+# pipectl_status_snapshot's rows: arrays of column values in the records' field order.
+_JOB_ROW_STAMPS = [i for i, name in enumerate(Job.__dataclass_fields__) if name in JOB_TIMESTAMPS]
+_JOB_ROW_TIMEOUT = list(Job.__dataclass_fields__).index("timeout_seconds")
+_RUN_ROW_STAMPS = [i for i, name in enumerate(Run.__dataclass_fields__) if name in _RUN_TIMESTAMPS]
+
+
+def job_from_row(row: list[Any]) -> Job:
+    for i in _JOB_ROW_STAMPS:
+        row[i] = _dt(row[i])
+    if row[_JOB_ROW_TIMEOUT] is not None:
+        row[_JOB_ROW_TIMEOUT] = float(row[_JOB_ROW_TIMEOUT])
+    return Job(*row)
+
+
+def run_from_row(row: list[Any]) -> Run:
+    for i in _RUN_ROW_STAMPS:
+        row[i] = _dt(row[i])
+    return Run(*row)
+
+
+def dataset_from_row(
+    brand_id: str | None,
+    dataset: str,
+    last_success_at: str | None,
+    last_attempt_at: str | None,
+    last_status: RunStatus | None,
+    last_error: str | None,
+    last_run_id: int | None,
+    alerted_state: str | None,
+    retired_at: str | None,
+) -> DatasetStatus:
+    return DatasetStatus(
+        brand_id,
+        dataset,
+        _dt(last_success_at),
+        _dt(last_attempt_at),
+        last_status,
+        last_error,
+        last_run_id,
+        alerted_state,
+        _dt(retired_at),
+    )
 
 
 def claim_from_json(doc: dict[str, Any]) -> Claim:

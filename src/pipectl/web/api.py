@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipectl.client import DEFAULT_KEY, Client
 from pipectl.documents import jobs_json, status_json
 from pipectl.errors import InvalidInput
+from pipectl.json_text import dumps
 from pipectl.models import JOB_STATUSES, RUN_STATUSES
 from pipectl.parsing import MAX_ID, check_name, parse_duration, parse_when
 from pipectl.tokens import Principal
@@ -75,8 +75,9 @@ def status(
     dataset: Datasets = [],  # noqa: B006
     strict: Flag = False,
     require_worker: Flag = False,
-) -> dict[str, Any]:
-    return _gate_document(client, principal, brand, dataset, strict, require_worker)[1]
+) -> Response:
+    document = _gate_document(client, principal, brand, dataset, strict, require_worker)[1]
+    return _json_response(document)
 
 
 @router.get(
@@ -91,9 +92,15 @@ def ready(
     dataset: Datasets = [],  # noqa: B006
     strict: Flag = False,
     require_worker: Flag = False,
-) -> JSONResponse:
+) -> Response:
     ok, document = _gate_document(client, principal, brand, dataset, strict, require_worker)
-    return JSONResponse(document, status_code=200 if ok else 503)
+    return _json_response(document, 200 if ok else 503)
+
+
+def _json_response(document: dict[str, Any], status_code: int = 200) -> Response:
+    """The status document as the CLI writes it (its timestamps are datetimes, see
+    pipectl.json_text)."""
+    return Response(dumps(document), status_code=status_code, media_type="application/json")
 
 
 @router.get("/freshness", summary="Each dataset's freshness (`datasets list --json`)")

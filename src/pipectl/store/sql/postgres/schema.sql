@@ -1211,13 +1211,14 @@ CREATE FUNCTION pipectl_status_snapshot(p_all_brands boolean, p_brand_id text, p
             FROM scheduled_jobs j
            WHERE ((pipectl_status_snapshot.p_all_brands OR (j.brand_id = pipectl_status_snapshot.p_brand_id) OR ((pipectl_status_snapshot.p_brand_id IS NULL) AND (j.brand_id IS NULL))) AND ((COALESCE(cardinality(pipectl_status_snapshot.p_statuses), 0) = 0) OR (j.status = ANY (pipectl_status_snapshot.p_statuses))))
          )
-  SELECT json_build_object('jobs', ( SELECT COALESCE(json_agg(c.job ORDER BY (c.job).id), '[]'::json) AS "coalesce"
-            FROM jobs c), 'last_runs', ( SELECT COALESCE(json_agg(x.r ORDER BY (x.r).id), '[]'::json) AS "coalesce"
+  SELECT json_build_object('jobs', ( SELECT COALESCE(json_agg(json_build_array((c.job).id, (c.job).brand_id, (c.job).job_type, (c.job).name, (c.job).schedule_type, (c.job).cron_expression, (c.job).timezone, (c.job).next_run_at, (c.job).status, (c.job).parameters, (c.job).max_retries, (c.job).retry_count, (c.job).retry_base_seconds, (c.job).retry_cap_seconds, (c.job).last_error, (c.job).timeout_seconds, (c.job).dedupe_key, (c.job).concurrency_key, (c.job).last_run_id, (c.job).created_at, (c.job).updated_at, (c.job).revision, (c.job).inputs, (c.job).max_hold_seconds, (c.job).held_since, (c.job).waiting_on, (c.job).triggered_at) ORDER BY (c.job).id), '[]'::json) AS "coalesce"
+            FROM jobs c), 'last_runs', ( SELECT COALESCE(json_agg(x.run ORDER BY x.id), '[]'::json) AS "coalesce"
             FROM (jobs c
-              CROSS JOIN LATERAL ( SELECT r.*::scheduled_job_runs AS r
+              CROSS JOIN LATERAL ( SELECT r.id,
+                     json_build_array(r.id, r.job_id, r.attempt, r.status, r.started_at, r.finished_at, r.heartbeat_at, r.worker_id, r.lease_token, r.error_message, r.logs, r.steps, r.concurrency_key, r.cancel_requested_at, r.cancel_requested_by, r.brand_id, r.triggered_by) AS run
                     FROM scheduled_job_runs r
                    WHERE (r.id = (c.job).last_run_id)
-                  OFFSET 0) x)), 'datasets', ( SELECT COALESCE(json_agg(d.* ORDER BY (COALESCE(d.brand_id, ''::text) COLLATE "C"), (d.dataset COLLATE "C")), '[]'::json) AS "coalesce"
+                  OFFSET 0) x)), 'datasets', ( SELECT COALESCE(json_agg(json_build_array(d.brand_id, d.dataset, d.last_success_at, d.last_attempt_at, d.last_status, d.last_error, d.last_run_id, d.alerted_state, d.retired_at) ORDER BY (COALESCE(d.brand_id, ''::text) COLLATE "C"), (d.dataset COLLATE "C")), '[]'::json) AS "coalesce"
             FROM dataset_status d
            WHERE (pipectl_status_snapshot.p_all_brands OR (COALESCE(d.brand_id, ''::text) = COALESCE(pipectl_status_snapshot.p_brand_id, ''::text)))), 'thresholds', ( SELECT COALESCE(json_agg(t.* ORDER BY (t.dataset COLLATE "C"), (t.brand_id COLLATE "C") NULLS FIRST), '[]'::json) AS "coalesce"
             FROM dataset_thresholds t), 'stuck_runs', ( SELECT COALESCE(json_agg(json_build_object('run', r.*, 'job', j.*) ORDER BY r.id), '[]'::json) AS "coalesce"
