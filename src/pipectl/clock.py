@@ -6,9 +6,17 @@ each call, so freezegun (and a test that replaces `pipectl.clock.now`) steers it
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import UTC, datetime
+from typing import Protocol
+
+
+class Signal(Protocol):
+    """What a wait waits for: a threading.Event, or anything set once that waits like one."""
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+    def is_set(self) -> bool: ...
 
 
 def now() -> datetime:
@@ -28,7 +36,7 @@ class Clock:
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 
-    def wait(self, event: threading.Event, timeout_s: float) -> bool:
+    def wait(self, event: Signal, timeout_s: float) -> bool:
         """Wait until `event` is set or `timeout_s` passes; True when it is set."""
         return event.wait(timeout_s)
 

