@@ -92,7 +92,7 @@ class Settings(BaseSettings):
         timedelta(hours=48), description="Default age at which a dataset turns `stale`."
     )
     claim_batch_size: int = Field(
-        64,
+        32,
         ge=1,
         le=1000,
         description="The most due jobs a worker claims per round trip. It claims one at first and "

@@ -56,5 +56,5 @@ def test_env_example_shows_the_defaults_of_the_code(
     assert len(env.read_text().splitlines()) == len(with_default)
     monkeypatch.chdir(tmp_path)
     assert Settings(_env_file=env) == Settings(_env_file=None)
-    assert Settings(_env_file=env).claim_batch_size == 64
+    assert Settings(_env_file=env).claim_batch_size == 32
     assert Settings(_env_file=env).database_url == Settings(_env_file=None).database_url
