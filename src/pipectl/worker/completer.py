@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipectl.clock import Clock
-from pipectl.dataflow import given_back
 from pipectl.errors import StoreUnavailable
 from pipectl.lifecycle import settle_edited_job
 from pipectl.models import Claim, LeaseToken, Recorded, RunResult
@@ -110,7 +109,11 @@ class Completer:
         while self.unstarted:
             claim = self.unstarted[0]
             try:
-                triggers = given_back(store, claim) if claim.run.triggered_by else []
+                triggers = []
+                if claim.run.triggered_by:
+                    from pipectl.dataflow import given_back  # with the first claim, as in loop
+
+                    triggers = given_back(store, claim)
                 released = store.release_run(
                     claim.run.id, claim.run.lease_token, self.clock.now(), triggers
                 )

@@ -15,11 +15,10 @@ from datetime import timedelta
 from typing import Any
 
 from pipectl.clock import SYSTEM, Clock
-from pipectl.dataflow import start_claims
 from pipectl.errors import SchemaMissing, StoreUnavailable
 from pipectl.handlers import RunContext
 from pipectl.lifecycle import cancel_reason, cancelled_result, run_result
-from pipectl.models import Claim
+from pipectl.models import Claim, RunResult
 from pipectl.settings import Settings
 from pipectl.store import Store, open_store
 from pipectl.worker import maintenance
@@ -197,9 +196,7 @@ class Worker:
             claims = list(completer.unstarted)
         else:
             claims = store.claim_due(self.id, self.clock.now(), max(limit, 1))
-            # Data-aware scheduling: holds, max-hold failures, triggered brands (dataflow.py).
-            thresholds = (self.settings.warn_after, self.settings.error_after)
-            started, expired = start_claims(store, claims, self.clock.now(), thresholds)
+            started, expired = self._start(store, claims)
             self._held.add(started + [claim for claim, _ in expired])
             completer.unstarted = list(started)
             for claim, result in expired:
@@ -221,6 +218,18 @@ class Worker:
             most=self.settings.claim_batch_size,
         )
         return len(claims)
+
+    def _start(
+        self, store: Store, claims: list[Claim]
+    ) -> tuple[list[Claim], list[tuple[Claim, RunResult]]]:
+        """Data-aware scheduling: holds, max-hold failures, triggered brands (dataflow.py),
+        imported with the first claim that returns jobs, which an idle `--once` never has."""
+        if not claims:
+            return [], []
+        from pipectl.dataflow import start_claims
+
+        thresholds = (self.settings.warn_after, self.settings.error_after)
+        return start_claims(store, claims, self.clock.now(), thresholds)
 
     def _idle(self, store: Store) -> None:
         """Wait for the next poll. On PostgreSQL, LISTEN/NOTIFY wakes the worker as soon as a
