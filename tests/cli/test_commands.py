@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from pipectl.cli import TOP_LEVEL, _app, _command, app
 from pipectl.store import open_store
 
 JOB_FIELDS = {
@@ -981,3 +982,30 @@ def test_console_script_exit_codes(tmp_path: Path) -> None:
         timeout=30,
     )
     assert (added.returncode, added.stdout) == (0, "1\n")
+
+
+@pytest.mark.parametrize("args", [[name, "--help"] for name in sorted(TOP_LEVEL)])
+def test_a_top_level_command_reads_the_same_without_the_command_groups(args: list[str]) -> None:
+    """main() runs a top-level command in an app without `jobs`, `runs`, … (Typer would build
+    all their commands first): what the user sees is the whole app's."""
+    from typer.testing import CliRunner
+
+    whole = CliRunner().invoke(app, args, prog_name="pipectl")
+    alone = CliRunner().invoke(_app(groups=False), args, prog_name="pipectl")
+    assert (alone.exit_code, alone.stdout) == (whole.exit_code, whole.stdout) == (0, whole.stdout)
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["status", "--json"], "status"),
+        (["--database-url", "sqlite:///x.db", "run-worker", "--once"], "run-worker"),
+        (["--database-url=sqlite:///x.db", "jobs", "list"], "jobs"),
+        (["-h"], None),
+        ([], None),
+    ],
+)
+def test_main_finds_the_command_past_the_global_options(
+    argv: list[str], command: str | None
+) -> None:
+    assert _command(argv) == command

@@ -3,8 +3,12 @@
 Command modules import the library inside their functions so that `pipectl --help` costs
 little more than Typer itself. They do not use `from __future__ import annotations`: Typer
 reads every command's signature at each start, whatever the command run, and a string
-annotation costs a compile and an eval each time (about 1,200 of them: 25-40 ms of an idle
-`run-worker --once`, docs/benchmarks.md); names imported only for type checking are quoted."""
+annotation costs a compile and an eval each time (about 370 of them: 25-40 ms of an idle
+`run-worker --once`, docs/benchmarks.md); names imported only for type checking are quoted.
+
+For the same reason `main` runs a top-level command (`run-worker`, `status`, …) in an app
+without the command groups (`jobs`, `runs`, …): Typer would build every one of their commands
+first."""
 
 import sys
 from typing import Annotated
@@ -13,18 +17,7 @@ import typer
 
 from pipectl.cli import brands, common, datasets, db, jobs, ops, runs, serve
 
-app = typer.Typer(
-    name="pipectl",
-    help="Control plane for data pipelines: scheduled jobs, a worker, retries, stuck-run "
-    "recovery and dataset freshness.\n\nExample: pipectl status --brand acme",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
 
-
-@app.callback()
 def _global_options(
     database_url: Annotated[
         str | None,
@@ -39,13 +32,46 @@ def _global_options(
     common.set_database_url(database_url)
 
 
-ops.register(app)
-serve.register(app)
-app.add_typer(jobs.app, name="jobs")
-app.add_typer(runs.app, name="runs")
-app.add_typer(datasets.app, name="datasets")
-app.add_typer(brands.app, name="brands")
-app.add_typer(db.app, name="db")
+def _app(*, groups: bool = True) -> typer.Typer:
+    """The whole command line, or (groups=False) its top-level commands only."""
+    built = typer.Typer(
+        name="pipectl",
+        help="Control plane for data pipelines: scheduled jobs, a worker, retries, stuck-run "
+        "recovery and dataset freshness.\n\nExample: pipectl status --brand acme",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    built.callback()(_global_options)
+    ops.register(built)
+    serve.register(built)
+    if groups:
+        built.add_typer(jobs.app, name="jobs")
+        built.add_typer(runs.app, name="runs")
+        built.add_typer(datasets.app, name="datasets")
+        built.add_typer(brands.app, name="brands")
+        built.add_typer(db.app, name="db")
+    return built
+
+
+app = _app()
+TOP_LEVEL = frozenset(
+    info.name or typer.main.get_command_name(info.callback.__name__)
+    for info in app.registered_commands
+    if info.callback is not None
+)
+
+
+def _command(args: list[str]) -> str | None:
+    """The command named on the command line, past the global options (None for none)."""
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--database-url":
+            next(rest, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
 
 
 def main() -> None:
@@ -53,7 +79,7 @@ def main() -> None:
     from pipectl.errors import PipectlError
 
     try:
-        app()
+        (app if _command(sys.argv[1:]) not in TOP_LEVEL else _app(groups=False))()
     except PipectlError as exc:
         print(f"pipectl: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
