@@ -3,8 +3,8 @@
 Command modules import the library inside their functions so that `pipectl --help` costs
 little more than Typer itself. They do not use `from __future__ import annotations`: Typer
 reads every command's signature at each start, whatever the command run, and a string
-annotation costs a compile and an eval each time (about 370 of them: 25-40 ms of an idle
-`run-worker --once`, docs/benchmarks.md); names imported only for type checking are quoted.
+annotation costs a compile and an eval each time (docs/benchmarks.md); names imported only for
+type checking are quoted.
 
 For the same reason `main` runs a top-level command (`run-worker`, `status`, …) in an app
 without the command groups (`jobs`, `runs`, …): Typer would build every one of their commands

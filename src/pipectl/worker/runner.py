@@ -24,8 +24,7 @@ ABANDON_AFTER_S = 10.0
 
 class _Done:
     """Set once, by the runner's thread, when a call has returned: a lock held until then. A
-    threading.Event would cost a Condition to make and a new lock at each wait, and the worker
-    makes one per run (about 4 % of a quick job's time on the worker's thread)."""
+    threading.Event would cost a Condition to make and a new lock at each wait, once per run."""
 
     __slots__ = ("_lock",)
 
