@@ -16,6 +16,9 @@ escapes as `result.exception` with exit code 1 and never goes through `main()`'s
 user's shell really sees, Typer's own usage errors (exit 2) included, without a process per call.
 A few tests in test_commands.py also run the installed console script in a subprocess.
 
+`assert_unbroken(text, width, tokens, names)` is the layout check of the tables at 80 and 120
+columns: no token split across lines, a name whole or cut with `…`.
+
 The worker configures the `pipectl` logger with a handler bound to the stderr of the moment;
 `invoke` restores the logger afterwards so that a later command never logs into a closed buffer.
 """
@@ -25,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,3 +107,25 @@ def invoke(
 
 
 Invoke = Callable[..., CliResult]
+
+
+def assert_unbroken(
+    text: str, width: int, tokens: Iterable[str], names: Iterable[str] = ()
+) -> None:
+    """No line of `text` is wider than `width`; every token (a cron expression, a timezone, a
+    time) is whole on one line; every name is whole or cut short with `…` wherever it starts,
+    never carried over to the next line (so no other word may be a prefix of a name)."""
+    lines = text.splitlines()
+    assert all(len(line) <= width for line in lines), [line for line in lines if len(line) > width]
+    for token in tokens:
+        assert any(token in line for line in lines), (token, text)
+    words = text.split()
+    for name in names:
+        assert any(w == name or _cut_from(w, name) for w in words), (name, text)
+        broken = [w for w in words if w != name and name.startswith(w) and not _cut_from(w, name)]
+        assert not broken, (name, broken, text)
+
+
+def _cut_from(word: str, name: str) -> bool:
+    """`word` is `name` cut short with `…`."""
+    return len(word) > 1 and word.endswith("…") and name.startswith(word[:-1])

@@ -3,8 +3,11 @@ looks and serialises alike."""
 
 from __future__ import annotations
 
-from rich.console import Console
+from collections.abc import Callable
+
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
 from pipectl.cli.json_output import print_json as print_json  # commands import it from here too
@@ -63,6 +66,42 @@ def table(title: str | None, *columns: str) -> Table:
     for index, column in enumerate(columns):
         grid.add_column(column, overflow="fold", no_wrap=index == 0)
     return grid
+
+
+def unbroken(grid: Table, *columns: int) -> None:
+    """These columns never wrap: a cron expression, a timezone or a time stays on one line."""
+    for column in columns:
+        grid.columns[column].no_wrap = True
+
+
+def shortened(grid: Table, *columns: int) -> None:
+    """These columns wrap between words only, and cut a word too long for them with `…` (a name,
+    a brand: `jobs show` has it in full)."""
+    for column in columns:
+        grid.columns[column].no_wrap = False
+        grid.columns[column].overflow = "ellipsis"
+
+
+ROOM = 16  # the columns a wrapping text (a waiting reason) keeps, at least, in a wide table
+
+
+class Fitted:
+    """A table in the form that fits the width it is given: `build(narrow=False)` when its
+    names and its columns that never wrap fit whole beside ROOM columns for each text that
+    wraps, else `build(narrow=True)`, which folds the lesser columns under others and cuts a
+    name too long with `…`."""
+
+    def __init__(self, build: Callable[[bool], Table]) -> None:
+        self.build = build
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        probe = self.build(False)
+        for column in probe.columns:
+            if not column.no_wrap and column.overflow == "fold":
+                column.max_width = ROOM
+        unbounded = options.update_width(10_000)
+        wide = Measurement.get(console, unbounded, probe).maximum <= options.max_width
+        yield self.build(not wide)
 
 
 def brand_label(brand_id: str | None) -> str:

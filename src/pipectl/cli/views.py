@@ -10,20 +10,24 @@ from typing import Any
 
 from rich.console import Console, Group, RenderableType
 from rich.rule import Rule
+from rich.table import Table
 
 from pipectl.cli.render import (
     STATE_STYLES,
+    Fitted,
     ago,
     brand_label,
     err,
     esc,
     out,
     run_status,
+    shortened,
     stamp,
     styled,
     styled_as,
     table,
     truncate,
+    unbroken,
     until,
 )
 from pipectl.client import StatusReport
@@ -174,26 +178,7 @@ def status_sections(
             parts.append(grid)
         jobs = [j for j in report.jobs if j.brand_id == brand]
         if jobs:
-            # Fits 80 columns without breaking a cron expression, a timezone or a time: the
-            # job type is in `jobs show`, the timezone goes under the cron expression, and
-            # only the job's name may wrap.
-            grid = table(None, "job", "schedule", "status", "next run", "retry", "last run")
-            grid.columns[0].no_wrap = False
-            for column in (1, 3, 4):  # schedule, next run, retry
-                grid.columns[column].no_wrap = True
-            for j in jobs:
-                last = report.last_runs.get(j.last_run_id or -1)
-                grid.add_row(
-                    f"{j.id} {esc(j.name)}",
-                    schedule_text(j, stacked=True),
-                    job_state(j, report.waiting.get(j.id)),
-                    next_run_text(j, now),
-                    retry_text(j),
-                    f"{run_status(last)} {ago(last.finished_at or last.started_at, now)}"
-                    if last
-                    else "never ran",
-                )
-            parts.append(grid)
+            parts.append(Fitted(lambda narrow, jobs=jobs: _status_jobs(report, jobs, narrow)))
         parts.append("")
         blocks.append(BrandBlock(parts, len(datasets) + len(jobs)))
     tail: list[RenderableType] = []
@@ -214,6 +199,36 @@ def status_sections(
             "workers: " + ", ".join(f"{esc(w.id)} (seen {ago(w.last_seen_at, now)})" for w in live)
         )
     return head, blocks, tail
+
+
+def _status_jobs(report: StatusReport, jobs: list[Job], narrow: bool) -> Table:
+    """A brand's jobs in `status`. Nothing in it breaks a cron expression, a timezone or a
+    time: the job type is in `jobs show`, the timezone goes under the cron expression, a name
+    too long is cut with `…`; narrow, the retry goes under the next run and the last run's time
+    under its outcome."""
+    now = report.now
+    columns = ["job", "schedule", "status", "next run", "retry", "last run"]
+    grid = table(None, *(c for c in columns if not (narrow and c == "retry")))
+    shortened(grid, 0)
+    unbroken(grid, 1, 3, *((4,) if narrow else (4, 5)))
+    for j in jobs:
+        last = report.last_runs.get(j.last_run_id or -1)
+        when = ago(last.finished_at or last.started_at, now) if last else ""
+        row = [
+            f"{j.id} {esc(j.name)}",
+            schedule_text(j, stacked=True),
+            job_state(j, report.waiting.get(j.id)),
+        ]
+        if narrow:
+            retry = retry_text(j)
+            row.append(next_run_text(j, now) + (f"\n{retry}" if retry else ""))
+            row.append(f"{run_status(last)}\n{when}" if last else "never ran")
+        else:
+            row.append(next_run_text(j, now))
+            row.append(retry_text(j))
+            row.append(f"{run_status(last)} {when}" if last else "never ran")
+        grid.add_row(*row)
+    return grid
 
 
 def _failing_rows(report: StatusReport) -> list[RenderableType]:
@@ -331,19 +346,47 @@ def render_jobs(
     from pipectl import clock
 
     now = clock.now()
-    grid = table(None, "id", "brand", "type", "name", "schedule", "status", "next run", "retry")
+    (err if to_stderr else out).print(
+        Fitted(lambda narrow: _jobs_table(jobs, waiting, now, narrow))
+    )
+
+
+def _jobs_table(
+    jobs: list[Job], waiting: dict[int, Waiting | HeldWaiting], now: datetime, narrow: bool
+) -> Table:
+    """The jobs table: wide, a column each; narrow, the brand and type under the name, the
+    timezone under the cron expression and the retry under the next run, so that no cron
+    expression, timezone or time is broken, and a name or brand too long is cut with `…`."""
+    if narrow:
+        grid = table(None, "id", "job", "schedule", "status", "next run")
+        shortened(grid, 1)
+        unbroken(grid, 2, 4)
+    else:
+        grid = table(None, "id", "brand", "type", "name", "schedule", "status", "next run", "retry")
+        shortened(grid, 1, 2, 3)
+        unbroken(grid, 4, 6, 7)
     for job in jobs:
-        grid.add_row(
-            str(job.id),
-            brand_label(job.brand_id),
-            job.job_type,
-            esc(job.name),
-            schedule_text(job),
-            job_state(job, waiting.get(job.id)),
-            next_run_text(job, now),
-            retry_text(job),
-        )
-    (err if to_stderr else out).print(grid)
+        retry = retry_text(job)
+        if narrow:
+            grid.add_row(
+                str(job.id),
+                f"{esc(job.name)}\n[dim]{brand_label(job.brand_id)} {job.job_type}[/]",
+                schedule_text(job, stacked=True),
+                job_state(job, waiting.get(job.id)),
+                next_run_text(job, now) + (f"\n{retry}" if retry else ""),
+            )
+        else:
+            grid.add_row(
+                str(job.id),
+                brand_label(job.brand_id),
+                job.job_type,
+                esc(job.name),
+                schedule_text(job),
+                job_state(job, waiting.get(job.id)),
+                next_run_text(job, now),
+                retry,
+            )
+    return grid
 
 
 def render_job(job: Job, runs: list[Run]) -> None:
