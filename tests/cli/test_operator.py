@@ -346,3 +346,56 @@ def test_lists_say_paused_running_and_the_attempt_in_one_wording(
         assert "attempt 2 of 4" in lines[str(failing["id"])]
     (backoff,) = cli("retry", "--json").assert_ok().json()
     assert (backoff["attempt"], backoff["attempts_allowed"]) == (2, 4)
+
+
+# -- layout at 80 and 120 columns --------------------------------------------------------------
+
+LONG_JOBS = (
+    ("acme_international", "creative_thumbnails_refresh", "*/5 * * * *", "Europe/Berlin"),
+    ("acme_international", "google_reviews_sync", "0 6 * * 1-5", "America/Argentina/Buenos_Aires"),
+    ("acme_international", "meta_ads_performance_daily", "30 2 * * *", "America/New_York"),
+)
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_jobs_list_and_the_brand_wide_preview_break_no_token(
+    cli: Cli, width: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from freezegun import freeze_time
+    from helpers_cli import assert_unbroken
+
+    from pipectl.cli import render
+
+    with freeze_time("2026-11-30 12:00:00"):
+        for brand, name, cron, tz in LONG_JOBS:
+            cli("jobs", "add", "noop", "--brand", brand, "--name", name, "--cron", cron, "--tz", tz)
+        failing_command(cli, "acme_international")
+        cli("run-worker", "--once").assert_ok()  # into backoff: attempt 2 of 4
+        monkeypatch.setattr(render.out, "_width", width)
+        monkeypatch.setattr(render.err, "_width", width)
+        listed = cli("jobs", "list").assert_ok().stdout
+        preview = cli("jobs", "pause", "--brand", "acme_international", input="n\n").stderr
+    tokens = [cron for _, _, cron, _ in LONG_JOBS] + [tz for _, _, _, tz in LONG_JOBS]
+    names = [name for _, name, _, _ in LONG_JOBS] + ["acme_international"]
+    for text in (listed, preview):
+        assert_unbroken(text, width, [*tokens, "in 5m", "in 21h", "in 19h 30m"], names)
+    assert_unbroken(listed, width, ["attempt 2 of 4"])
+
+
+def test_status_brief_prints_only_the_summary_and_the_failing_rows(cli: Cli) -> None:
+    fresh = json.dumps({"datasets": ["orders"]})
+    cli("enqueue", "noop", "--brand", "acme", "--params", fresh).assert_ok()
+    failing = json.dumps({"command": "exit 1", "datasets": ["reviews"]})
+    cli("enqueue", "command", "--brand", "globex", "--params", failing).assert_ok()
+    cli("run-worker", "--once").assert_ok()
+
+    lines = cli("status", "--brief").assert_ok().stdout.splitlines()
+    assert lines[0].split() == ["datasets", "0", "stale", "1", "never", "0", "warn", "1", "fresh"]
+    assert [line.split()[0] for line in lines[1:4]] == ["runs", "workers", "brands"]
+    assert lines[4] == ""
+    assert lines[5].split()[:5] == ["brand", "┃", "dataset", "┃", "state"]
+    rows = [line.split()[:5] for line in lines[7:] if line.strip()]
+    assert rows == [["globex", "│", "reviews", "│", "never"]], lines
+    text = "\n".join(lines)
+    assert "orders" not in text and "schedule" not in text and "────" not in text
+    assert "workers:" not in text  # the live workers: the summary says how many

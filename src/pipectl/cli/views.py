@@ -126,7 +126,7 @@ def _brand_list(brands: list[tuple[str | None, str | None]], width: int) -> str:
 
 def status_view(report: StatusReport, *, brief: bool = False) -> list[RenderableType]:
     """The status screen as renderables: the summary, then each brand worst first (with
-    `brief`, only the failing rows), then stuck runs and workers."""
+    `brief`, only the failing rows), then stuck runs and (not with `brief`) the live workers."""
     head, blocks, tail = status_sections(report, brief=brief)
     return [*head, *(part for block in blocks for part in block.parts), *tail]
 
@@ -194,7 +194,7 @@ def status_sections(
             )
         tail += [grid, "Recover them: pipectl recover\n"]
     live = report.live_workers
-    if live:
+    if live and not brief:  # the summary's workers line says as much
         tail.append(
             "workers: " + ", ".join(f"{esc(w.id)} (seen {ago(w.last_seen_at, now)})" for w in live)
         )
