@@ -70,6 +70,8 @@ def test_runs_cancel_stops_a_command_a_worker_process_holds(
     assert ended.status == "cancelled"
     assert ended.cancel_requested_at is not None and ended.finished_at is not None
     assert ended.error_message == f"cancelled by {ended.cancel_requested_by}"
+    shown = pipectl(url, "runs", "show", str(run.id))
+    assert "cancel asked" in shown.stdout and ended.cancel_requested_by in shown.stdout
     wait_for(lambda: not alive(pid))  # the whole process group was killed
     after = client.get_job(job.id)
     assert (after.status, after.retry_count) == ("active", 0)  # not a failure: no retry

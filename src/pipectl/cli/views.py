@@ -475,6 +475,9 @@ def render_run(run: Run, *, with_logs: bool = True) -> None:
         ("error", esc(run.error_message)),
     ):
         grid.add_row(f"[bold]{key}[/]", value)
+    if run.cancel_requested_at is not None:
+        by = f" by {esc(run.cancel_requested_by)}" if run.cancel_requested_by else ""
+        grid.add_row("[bold]cancel asked[/]", f"{stamp(run.cancel_requested_at)}{by}")
     out.print(grid)
     if run.steps:
         steps = table("steps", "step", "status", "datasets", "brand", "fatal", "error")
