@@ -2,9 +2,10 @@
 inputs and their limit, and the lineage (producers → datasets → consumers) with its cycles.
 
 The store restates two of these rules inside the transaction that records a dataset's success
-(PostgreSQL migration 0014, SQLite 0011): which jobs an input success triggers (`target_brand`)
-and when a job's pending successes make a run ready (`ready_at`); tests/unit/test_triggers.py
-checks the SQL against them on a table of cases."""
+(PostgreSQL migration 0014, SQLite 0010): which jobs an input success triggers (`target_brand`)
+and when a job's pending successes make a run ready (`ready_at`);
+tests/store/test_dataflow_triggers.py checks the SQL against them on a table of cases, on every
+store."""
 
 from __future__ import annotations
 
@@ -358,15 +359,18 @@ def to_dot(graph: dict) -> str:
     """The lineage as Graphviz DOT: jobs are boxes, datasets ellipses; a dashed edge is a hold
     (`--requires-fresh`), a solid one a trigger or a production."""
 
+    def escape(text: str) -> str:
+        return text.replace("\\", "\\\\").replace('"', '\\"')
+
     def quote(text: str) -> str:
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + escape(text) + '"'
 
     lines = ["digraph pipectl {", "  rankdir=LR;"]
     for job in graph["jobs"]:
-        label = f"{job['name']}\\n#{job['id']}" + (
-            f" ({job['brand_id']})" if job["brand_id"] else " (global)"
-        )
-        lines.append(f"  {quote('job:' + str(job['id']))} [shape=box, label={quote(label)}];")
+        where = f"({job['brand_id']})" if job["brand_id"] else "(global)"
+        # Each part is escaped; the line break between them is DOT's own `\n`, left as it is.
+        label = '"' + escape(job["name"]) + "\\n" + escape(f"#{job['id']} {where}") + '"'
+        lines.append(f"  {quote('job:' + str(job['id']))} [shape=box, label={label}];")
     for item in graph["datasets"]:
         node = quote("dataset:" + item["dataset"])
         lines.append(f"  {node} [shape=ellipse, label={quote(item['dataset'])}];")

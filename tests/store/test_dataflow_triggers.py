@@ -1,4 +1,4 @@
-"""The store's restatement of the trigger rules (migration 0014 / SQLite 0011) against
+"""The store's restatement of the trigger rules (migration 0014 / SQLite 0010) against
 triggers.py's, on a table of cases, on every store: a success recorded in a run's outcome
 triggers exactly the runs `target_brand` says, in the same transaction."""
 

@@ -222,10 +222,17 @@ def test_lineage_and_dot() -> None:
     assert dot.startswith("digraph pipectl {")
     assert '"job:1" -> "dataset:ads";' in dot
     assert '"dataset:fx" -> "job:2" [style=dashed];' in dot
-    assert 'label="sync \\"ads\\"' in dot
+    # The name's quote is escaped; the line break before the id is DOT's `\n`, not `\\n`.
+    assert '"job:1" [shape=box, label="sync \\"ads\\"\\n#1 (acme)"];' in dot
     other = lineage(
         [producer, consumer, with_inputs(job(3, brand="beta"), produces=["x"])],
         "acme",
         every_brand=False,
     )
     assert [d["dataset"] for d in other["datasets"]] == ["ads", "fx"]
+
+
+def test_dot_labels_escape_names_but_not_their_line_break() -> None:
+    graph = lineage([with_inputs(job(7, name="a\\b", brand=None), produces=["x"])])
+    (line,) = [line for line in to_dot(graph).splitlines() if "shape=box" in line]
+    assert line == '  "job:7" [shape=box, label="a\\\\b\\n#7 (global)"];'
