@@ -117,6 +117,56 @@ def test_edit_refuses_a_cycle_and_accepts_unknown_on_request(
     assert edited["max_hold_seconds"] == 7200
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--requires-fresh", "ads", "--cron", "not a cron"], "cron"),
+        (["--after", "ads", "--cron", "0 * * * *", "--tz", "Mars/Olympus"], "Mars/Olympus"),
+        (
+            ["--requires-fresh", "ads", "--tz", "Europe/Paris"],
+            "runs on its inputs and has no cron schedule: give --cron",
+        ),
+        (["--after", "nothing", "--name", "x"], "no job produces and no threshold declares"),
+        (["--requires-fresh", "roas", "--params", SYNC], "cycle"),
+    ],
+)
+def test_edit_refuses_and_writes_nothing(
+    cli: Invoke,
+    chain: tuple[str, str],
+    snapshot: Callable[[], dict[str, list[tuple[Any, ...]]]],
+    args: list[str],
+    message: str,
+) -> None:
+    """Inputs and the other changes are all checked before anything is written."""
+    before = snapshot()
+    result = cli("jobs", "edit", chain[1], *args)
+    assert result.exit_code == 2, result
+    assert message in result.stderr_text and "Traceback" not in result.stderr
+    assert len(result.stderr_lines) == 1
+    assert snapshot() == before
+
+
+def test_edit_cron_gives_a_data_triggered_job_a_cron_as_well(
+    cli: Invoke, chain: tuple[str, str]
+) -> None:
+    _, rollup = chain
+    edited = (
+        cli("jobs", "edit", rollup, "--cron", "0 * * * *", "--requires-fresh", "ads", "--json")
+        .assert_ok()
+        .json()
+    )
+    assert (edited["schedule_type"], edited["cron_expression"]) == ("recurring", "0 * * * *")
+    assert edited["next_run_at"] is not None
+    assert edited["inputs"] == [
+        {"kind": "after", "scope": "brand", "dataset": "ads"},
+        {"kind": "fresh", "scope": "brand", "dataset": "ads"},
+    ]
+    one_time = cli("enqueue", "command", "--brand", "acme", "--param", "command=true")
+    job_id = one_time.assert_ok().stdout.split()[0]
+    refused = cli("jobs", "edit", job_id, "--cron", "0 * * * *")
+    assert refused.exit_code == 2 and "is one-time" in refused.stderr_text
+
+
 def test_graph_as_a_tree_json_and_dot(cli: Invoke, chain: tuple[str, str]) -> None:
     sync, rollup = chain
     tree = cli("datasets", "graph").assert_ok().stdout
