@@ -65,7 +65,9 @@ from pipectl.triggers import (
     describe_cycle,
     find_cycle,
     held_waiting,
+    hold_keys,
     inputs_of,
+    is_held,
     lineage,
     parse_inputs,
     unknown_inputs,
@@ -663,7 +665,26 @@ class Client:
     def waiting(self, jobs: list[Job]) -> dict[int, Waiting | HeldWaiting]:
         """Which of these jobs are due but held back by a running run with their key."""
         running = self.store.list_runs(status="running", limit=MAX_RUNNING_SHOWN)
-        return {**held_waiting(jobs), **waiting_on(jobs, running, self.clock.now())}
+        now = self.clock.now()
+        held = self._held_waiting(jobs, None, now)
+        return {**held, **waiting_on(jobs, running, now)}
+
+    def _held_waiting(
+        self, jobs: list[Job], thresholds: list[Threshold] | None, now: datetime
+    ) -> dict[int, HeldWaiting]:
+        """What the held jobs among `jobs` wait on, with their inputs' freshness now (read
+        only when some job is held)."""
+        keys = {key for job in jobs if is_held(job) for key in hold_keys(job, job.brand_id)}
+        if not keys:
+            return {}
+        known = self._thresholds(self.store.thresholds() if thresholds is None else thresholds)
+        freshness_of = {
+            (brand, dataset): freshness(
+                dataset, brand, self.store.dataset_status(dataset, brand), known, now
+            )
+            for brand, dataset in keys
+        }
+        return held_waiting(jobs, freshness_of)
 
     def jobs_in_backoff(self, *, brand_id: BrandFilter = ANY) -> list[Job]:
         return self.store.list_jobs(brand_id=brand_id, in_backoff=True)
@@ -950,7 +971,10 @@ class Client:
             ],
             workers=seen.workers,
             worker_stale_after=self.settings.worker_stale_after,
-            waiting={**held_waiting(seen.jobs), **waiting_on(seen.jobs, seen.running_runs, now)},
+            waiting={
+                **self._held_waiting(seen.jobs, seen.thresholds, now),
+                **waiting_on(seen.jobs, seen.running_runs, now),
+            },
             retired=retired,
         )
 

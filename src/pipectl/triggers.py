@@ -182,6 +182,24 @@ def _ago(age: timedelta) -> str:
     return f"{seconds}s ago"
 
 
+def holding(
+    job: Job, run_brand: str | None, freshness_of: Mapping[tuple[str | None, str], Freshness]
+) -> list[Freshness]:
+    """The `--requires-fresh` inputs that hold a run of `job` for `run_brand`: those `stale` or
+    `never`. `freshness_of` has every fresh input's key (`hold_keys`)."""
+    found = []
+    for item in fresh_inputs(job):
+        state = freshness_of[(item.brand_for(run_brand), item.dataset)]
+        if state.state in HOLDING_STATES:
+            found.append(state)
+    return found
+
+
+def hold_keys(job: Job, run_brand: str | None) -> list[tuple[str | None, str]]:
+    """The (brand, dataset) of each `--requires-fresh` input of a run of `job` for `run_brand`."""
+    return [(item.brand_for(run_brand), item.dataset) for item in fresh_inputs(job)]
+
+
 def hold_decision(
     job: Job,
     run_brand: str | None,
@@ -191,14 +209,10 @@ def hold_decision(
     """Whether a claimed run of `job` for `run_brand` may start: None (it may), a Hold while a
     `--requires-fresh` input is stale or never succeeded, or HoldExpired once it has been held
     longer than max-hold since it fell due. `freshness_of` has every fresh input's key."""
-    waits = []
-    for item in fresh_inputs(job):
-        state = freshness_of[(item.brand_for(run_brand), item.dataset)]
-        if state.state in HOLDING_STATES:
-            waits.append(describe_wait(state, now))
+    waits = holding(job, run_brand, freshness_of)
     if not waits:
         return None
-    waiting_on = "; ".join(waits)
+    waiting_on = "; ".join(describe_wait(state, now) for state in waits)
     since = job.held_since or job.next_run_at or now
     limit = max_hold(job, since)
     if now >= since + limit:
@@ -407,12 +421,15 @@ def producers_of(
 
 @dataclass(frozen=True, slots=True)
 class HeldWaiting:
-    """A due job held back by a `--requires-fresh` input that is stale or never succeeded."""
+    """A due job held back by a `--requires-fresh` input that is stale or never succeeded:
+    `description` as the worker wrote it when it held the job, `holding` the inputs that hold it
+    now (empty once they succeeded, until the worker looks again, at once)."""
 
     job_id: int
     since: datetime
     description: str
     requires_fresh: list[str]
+    holding: list[Freshness]
 
     def describe(self) -> str:
         return f"{self.description} (held since {self.since:%Y-%m-%d %H:%M:%S} UTC)"
@@ -420,17 +437,39 @@ class HeldWaiting:
     def to_json(self) -> dict[str, Any]:
         return {
             "requires_fresh": self.requires_fresh,
+            "holding": [
+                {
+                    "brand_id": item.brand_id,
+                    "dataset": item.dataset,
+                    "state": item.state,
+                    "last_success_at": item.last_success_at.isoformat()
+                    if item.last_success_at
+                    else None,
+                }
+                for item in self.holding
+            ],
             "job_id": self.job_id,
             "since": self.since.isoformat(),
             "description": self.describe(),
         }
 
 
-def held_waiting(jobs: Iterable[Job]) -> dict[int, HeldWaiting]:
+def is_held(job: Job) -> bool:
+    return job.status == "active" and job.held_since is not None and bool(job.waiting_on)
+
+
+def held_waiting(
+    jobs: Iterable[Job], freshness_of: Mapping[tuple[str | None, str], Freshness]
+) -> dict[int, HeldWaiting]:
+    """What each held job waits on; `freshness_of` has the `hold_keys` of each held job."""
     return {
         job.id: HeldWaiting(
-            job.id, job.held_since, job.waiting_on, [item.name for item in fresh_inputs(job)]
+            job.id,
+            job.held_since,  # type: ignore[arg-type]
+            job.waiting_on or "",
+            [item.name for item in fresh_inputs(job)],
+            holding(job, job.brand_id, freshness_of),
         )
         for job in jobs
-        if job.status == "active" and job.held_since is not None and job.waiting_on
+        if is_held(job)
     }

@@ -185,6 +185,9 @@ def test_status_shows_producers_and_what_a_held_job_waits_on(
     cli: Invoke, chain: tuple[str, str]
 ) -> None:
     sync, _ = chain
+    clicks = '{"command": "true", "datasets": ["clicks"]}'
+    cli("enqueue", "command", "--brand", "acme", "--params", clicks).assert_ok()
+    cli("run-worker", "--once").assert_ok()
     held = (
         cli(
             "jobs",
@@ -198,6 +201,9 @@ def test_status_shows_producers_and_what_a_held_job_waits_on(
             "command=true",
             "--requires-fresh",
             "roas",
+            "--requires-fresh",
+            "clicks",
+            "--allow-unknown",
             "--cron",
             "0 0 1 1 *",
         )
@@ -209,7 +215,10 @@ def test_status_shows_producers_and_what_a_held_job_waits_on(
     doc = cli("status", "--json").assert_ok().json()
     job = next(j for j in doc["jobs"] if j["id"] == int(held))
     assert job["held_since"] is not None
-    assert job["waiting_on"]["requires_fresh"] == ["roas"]
+    assert job["waiting_on"]["requires_fresh"] == ["roas", "clicks"]
+    # Only the input that holds it (clicks is fresh), with its state.
+    holding = [{"brand_id": "acme", "dataset": "roas", "state": "never", "last_success_at": None}]
+    assert job["waiting_on"]["holding"] == holding
     assert "waiting for acme/roas (never succeeded)" in job["waiting_on"]["description"]
     ads = next(d for d in doc["datasets"] if d["dataset"] == "ads")
     assert ads["producers"] == [int(sync)]
@@ -217,5 +226,5 @@ def test_status_shows_producers_and_what_a_held_job_waits_on(
     assert f"ads ← job {sync}" in " ".join(text.split())
     assert "waiting for acme/roas" in " ".join(text.split())
     listed = cli("jobs", "list", "--json").assert_ok().json()
-    assert next(j for j in listed if j["id"] == int(held))["waiting_on"] is not None
+    assert next(j for j in listed if j["id"] == int(held))["waiting_on"]["holding"] == holding
     json.dumps(listed)

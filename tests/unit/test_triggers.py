@@ -21,6 +21,7 @@ from pipectl.triggers import (
     describe_cycle,
     fans_out,
     find_cycle,
+    held_waiting,
     hold_decision,
     lineage,
     max_hold,
@@ -165,6 +166,32 @@ def test_a_hold_expires_after_max_hold_from_when_the_run_fell_due() -> None:
     # A moment earlier it is still held, looked at again no later than the limit.
     early = hold_decision(held, "acme", states, NOW - timedelta(seconds=30))  # type: ignore[arg-type]
     assert isinstance(early, Hold) and early.next_check == NOW
+
+
+def test_a_held_job_waits_on_its_holding_inputs_with_their_state() -> None:
+    held = with_inputs(
+        job(held_since=NOW - timedelta(hours=1), waiting_on="waiting for acme/orders (…)"),
+        fresh=("orders", "stock", "global:fx"),
+    )
+    states = {
+        ("acme", "orders"): state("acme", "orders", NOW - 2 * DAY),
+        ("acme", "stock"): state("acme", "stock", NOW - timedelta(hours=1)),  # fresh: not listed
+        (None, "fx"): state(None, "fx", None),
+    }
+    waiting = held_waiting([held, job(2)], states)  # type: ignore[arg-type]
+    assert list(waiting) == [held.id]
+    doc = waiting[held.id].to_json()
+    assert doc["requires_fresh"] == ["orders", "stock", "global:fx"]
+    assert doc["holding"] == [
+        {
+            "brand_id": "acme",
+            "dataset": "orders",
+            "state": "stale",
+            "last_success_at": (NOW - 2 * DAY).isoformat(),
+        },
+        {"brand_id": None, "dataset": "fx", "state": "never", "last_success_at": None},
+    ]
+    assert doc["description"].startswith("waiting for acme/orders (…) (held since")
 
 
 def test_max_hold_defaults_to_the_schedule_interval_or_a_day() -> None:
