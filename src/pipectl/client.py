@@ -65,7 +65,9 @@ from pipectl.triggers import (
     describe_cycle,
     find_cycle,
     held_waiting,
+    hold_keys,
     inputs_of,
+    is_held,
     lineage,
     parse_inputs,
     unknown_inputs,
@@ -547,32 +549,17 @@ class Client:
         allow_unknown: bool = False,
     ) -> Job:
         """Change a job. `parameters` are merged into the existing ones. A new cron expression
-        or timezone reschedules the job from now. A new name takes a default concurrency key
-        along (`name:brand`); a key given explicitly stays. `after` / `requires_fresh`, when given,
-        replace the job's inputs of that kind (checked as `add_job` checks them)."""
+        or timezone reschedules the job from now; a cron given to a job that runs on its inputs
+        (`datasets`) makes it recurring, its inputs kept (as `add_job` with both). A new name
+        takes a default concurrency key along (`name:brand`); a key given explicitly stays.
+        `after` / `requires_fresh`, when given, replace the job's inputs of that kind (checked as
+        `add_job` checks them). Everything is checked before anything is written: a refused
+        edit changes nothing."""
         job = self.get_job(job_id)
-        if after is not None or requires_fresh is not None or max_hold is not None:
-            job = self._edit_inputs(job, after, requires_fresh, max_hold, allow_unknown, parameters)
-            if (
-                not any(
-                    value is not None
-                    for value in (cron_expression, timezone, name, max_retries, timeout)
-                )
-                and not parameters
-            ):
-                return job
+        edits_inputs = after is not None or requires_fresh is not None or max_hold is not None
         changes: dict[str, Any] = {}
         if cron_expression is not None or timezone is not None:
-            if not job.is_recurring:
-                raise InvalidInput(f"job {job_id} is one-time; it has no cron schedule to edit")
-            cron = check_cron(cron_expression) if cron_expression else job.cron_expression or ""
-            tz = timezone or job.timezone
-            zone(tz)
-            changes.update(
-                cron_expression=cron,
-                timezone=tz,
-                next_run_at=next_occurrence(cron, tz, self.clock.now()),
-            )
+            changes.update(self._schedule_changes(job, cron_expression, timezone))
         if name is not None:
             changes["name"] = check_name(name, "job name")
             if (key := renamed_key(job, name)) is not None:
@@ -581,7 +568,9 @@ class Client:
             merged = {**job.parameters, **parameters}
             check_parameters(merged)
             validate_job_parameters(job.job_type, merged)
-            if job.inputs or any(other.inputs for other in self.store.list_jobs()):
+            if not edits_inputs and (
+                job.inputs or any(other.inputs for other in self.store.list_jobs())
+            ):
                 # What a job declares it produces may close a cycle through its consumers.
                 self._check_inputs(
                     dataclasses.replace(job, parameters=merged), inputs_of(job), allow_unknown=True
@@ -593,19 +582,50 @@ class Client:
             changes["max_retries"] = max_retries
         if timeout is not None:
             changes["timeout_seconds"] = timeout.total_seconds()
-        if not changes:
+        if not changes and not edits_inputs:
             raise InvalidInput("nothing to change: give --cron, --tz, --name, --param, …")
+        if edits_inputs:
+            inputs, max_hold_seconds = self._edited_inputs(
+                job, after, requires_fresh, max_hold, allow_unknown, changes
+            )
+            job = self.store.set_job_inputs(job.id, inputs, max_hold_seconds, self.clock.now())
+            if job is None:
+                raise NotFound(f"no job with id {job_id}")
+            if not changes:
+                return job
         return self._transition(job_id, changes, None, "edited")
 
-    def _edit_inputs(
+    def _schedule_changes(
+        self, job: Job, cron_expression: str | None, timezone: str | None
+    ) -> dict[str, Any]:
+        """The changes `edit --cron/--tz` makes: rescheduled from now; a job that runs on its
+        inputs becomes recurring, on its inputs or its cron, whichever comes first."""
+        if job.waits_for_data and cron_expression is None:
+            raise InvalidInput(
+                f"job {job.id} runs on its inputs and has no cron schedule: give --cron to add one"
+            )
+        if not (job.is_recurring or job.waits_for_data):
+            raise InvalidInput(f"job {job.id} is one-time; it has no cron schedule to edit")
+        cron = check_cron(cron_expression) if cron_expression else job.cron_expression or ""
+        tz = timezone or job.timezone
+        zone(tz)
+        return {
+            "schedule_type": "recurring",
+            "cron_expression": cron,
+            "timezone": tz,
+            "next_run_at": next_occurrence(cron, tz, self.clock.now()),
+        }
+
+    def _edited_inputs(
         self,
         job: Job,
         after: Sequence[str] | None,
         requires_fresh: Sequence[str] | None,
         max_hold: timedelta | None,
         allow_unknown: bool,
-        parameters: dict[str, Any] | None,
-    ) -> Job:
+        changes: dict[str, Any],
+    ) -> tuple[list[dict[str, str]], float | None]:
+        """The job's inputs and max hold after an edit (with its other `changes`), checked."""
         current = inputs_of(job)
         kept_after = [item.name for item in current if item.kind == "after"]
         kept_fresh = [item.name for item in current if item.kind == "fresh"]
@@ -614,21 +634,16 @@ class Client:
             kept_after if after is None else after,
             kept_fresh if requires_fresh is None else requires_fresh,
         )
-        if job.waits_for_data and not any(item.kind == "after" for item in inputs):
+        schedule_type = changes.get("schedule_type", job.schedule_type)
+        if schedule_type == "datasets" and not any(item.kind == "after" for item in inputs):
             raise InvalidInput(f"job {job.id} runs on its inputs; it needs at least one --after")
-        merged = {**job.parameters, **(parameters or {})}
         self._check_inputs(
-            dataclasses.replace(job, inputs=[item.to_json() for item in inputs], parameters=merged),
+            dataclasses.replace(job, inputs=[item.to_json() for item in inputs], **changes),
             [item for item in inputs if item not in current],  # only new ones can be unknown
             allow_unknown,
         )
         max_hold_seconds = _hold_seconds(max_hold) if max_hold is not None else job.max_hold_seconds
-        edited = self.store.set_job_inputs(
-            job.id, [item.to_json() for item in inputs], max_hold_seconds, self.clock.now()
-        )
-        if edited is None:
-            raise NotFound(f"no job with id {job.id}")
-        return edited
+        return [item.to_json() for item in inputs], max_hold_seconds
 
     def lineage(self, *, brand_id: BrandFilter = ANY) -> dict[str, Any]:
         """Producers → datasets → consumers (`datasets graph`), of every brand or of one brand
@@ -650,7 +665,26 @@ class Client:
     def waiting(self, jobs: list[Job]) -> dict[int, Waiting | HeldWaiting]:
         """Which of these jobs are due but held back by a running run with their key."""
         running = self.store.list_runs(status="running", limit=MAX_RUNNING_SHOWN)
-        return {**held_waiting(jobs), **waiting_on(jobs, running, self.clock.now())}
+        now = self.clock.now()
+        held = self._held_waiting(jobs, None, now)
+        return {**held, **waiting_on(jobs, running, now)}
+
+    def _held_waiting(
+        self, jobs: list[Job], thresholds: list[Threshold] | None, now: datetime
+    ) -> dict[int, HeldWaiting]:
+        """What the held jobs among `jobs` wait on, with their inputs' freshness now (read
+        only when some job is held)."""
+        keys = {key for job in jobs if is_held(job) for key in hold_keys(job, job.brand_id)}
+        if not keys:
+            return {}
+        known = self._thresholds(self.store.thresholds() if thresholds is None else thresholds)
+        freshness_of = {
+            (brand, dataset): freshness(
+                dataset, brand, self.store.dataset_status(dataset, brand), known, now
+            )
+            for brand, dataset in keys
+        }
+        return held_waiting(jobs, freshness_of)
 
     def jobs_in_backoff(self, *, brand_id: BrandFilter = ANY) -> list[Job]:
         return self.store.list_jobs(brand_id=brand_id, in_backoff=True)
@@ -937,7 +971,10 @@ class Client:
             ],
             workers=seen.workers,
             worker_stale_after=self.settings.worker_stale_after,
-            waiting={**held_waiting(seen.jobs), **waiting_on(seen.jobs, seen.running_runs, now)},
+            waiting={
+                **self._held_waiting(seen.jobs, seen.thresholds, now),
+                **waiting_on(seen.jobs, seen.running_runs, now),
+            },
             retired=retired,
         )
 

@@ -2,9 +2,10 @@
 inputs and their limit, and the lineage (producers → datasets → consumers) with its cycles.
 
 The store restates two of these rules inside the transaction that records a dataset's success
-(PostgreSQL migration 0014, SQLite 0011): which jobs an input success triggers (`target_brand`)
-and when a job's pending successes make a run ready (`ready_at`); tests/unit/test_triggers.py
-checks the SQL against them on a table of cases."""
+(PostgreSQL migration 0014, SQLite 0010): which jobs an input success triggers (`target_brand`)
+and when a job's pending successes make a run ready (`ready_at`);
+tests/store/test_dataflow_triggers.py checks the SQL against them on a table of cases, on every
+store."""
 
 from __future__ import annotations
 
@@ -181,6 +182,24 @@ def _ago(age: timedelta) -> str:
     return f"{seconds}s ago"
 
 
+def holding(
+    job: Job, run_brand: str | None, freshness_of: Mapping[tuple[str | None, str], Freshness]
+) -> list[Freshness]:
+    """The `--requires-fresh` inputs that hold a run of `job` for `run_brand`: those `stale` or
+    `never`. `freshness_of` has every fresh input's key (`hold_keys`)."""
+    found = []
+    for item in fresh_inputs(job):
+        state = freshness_of[(item.brand_for(run_brand), item.dataset)]
+        if state.state in HOLDING_STATES:
+            found.append(state)
+    return found
+
+
+def hold_keys(job: Job, run_brand: str | None) -> list[tuple[str | None, str]]:
+    """The (brand, dataset) of each `--requires-fresh` input of a run of `job` for `run_brand`."""
+    return [(item.brand_for(run_brand), item.dataset) for item in fresh_inputs(job)]
+
+
 def hold_decision(
     job: Job,
     run_brand: str | None,
@@ -190,14 +209,10 @@ def hold_decision(
     """Whether a claimed run of `job` for `run_brand` may start: None (it may), a Hold while a
     `--requires-fresh` input is stale or never succeeded, or HoldExpired once it has been held
     longer than max-hold since it fell due. `freshness_of` has every fresh input's key."""
-    waits = []
-    for item in fresh_inputs(job):
-        state = freshness_of[(item.brand_for(run_brand), item.dataset)]
-        if state.state in HOLDING_STATES:
-            waits.append(describe_wait(state, now))
+    waits = holding(job, run_brand, freshness_of)
     if not waits:
         return None
-    waiting_on = "; ".join(waits)
+    waiting_on = "; ".join(describe_wait(state, now) for state in waits)
     since = job.held_since or job.next_run_at or now
     limit = max_hold(job, since)
     if now >= since + limit:
@@ -358,15 +373,18 @@ def to_dot(graph: dict) -> str:
     """The lineage as Graphviz DOT: jobs are boxes, datasets ellipses; a dashed edge is a hold
     (`--requires-fresh`), a solid one a trigger or a production."""
 
+    def escape(text: str) -> str:
+        return text.replace("\\", "\\\\").replace('"', '\\"')
+
     def quote(text: str) -> str:
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + escape(text) + '"'
 
     lines = ["digraph pipectl {", "  rankdir=LR;"]
     for job in graph["jobs"]:
-        label = f"{job['name']}\\n#{job['id']}" + (
-            f" ({job['brand_id']})" if job["brand_id"] else " (global)"
-        )
-        lines.append(f"  {quote('job:' + str(job['id']))} [shape=box, label={quote(label)}];")
+        where = f"({job['brand_id']})" if job["brand_id"] else "(global)"
+        # Each part is escaped; the line break between them is DOT's own `\n`, left as it is.
+        label = '"' + escape(job["name"]) + "\\n" + escape(f"#{job['id']} {where}") + '"'
+        lines.append(f"  {quote('job:' + str(job['id']))} [shape=box, label={label}];")
     for item in graph["datasets"]:
         node = quote("dataset:" + item["dataset"])
         lines.append(f"  {node} [shape=ellipse, label={quote(item['dataset'])}];")
@@ -403,12 +421,15 @@ def producers_of(
 
 @dataclass(frozen=True, slots=True)
 class HeldWaiting:
-    """A due job held back by a `--requires-fresh` input that is stale or never succeeded."""
+    """A due job held back by a `--requires-fresh` input that is stale or never succeeded:
+    `description` as the worker wrote it when it held the job, `holding` the inputs that hold it
+    now (empty once they succeeded, until the worker looks again, at once)."""
 
     job_id: int
     since: datetime
     description: str
     requires_fresh: list[str]
+    holding: list[Freshness]
 
     def describe(self) -> str:
         return f"{self.description} (held since {self.since:%Y-%m-%d %H:%M:%S} UTC)"
@@ -416,17 +437,39 @@ class HeldWaiting:
     def to_json(self) -> dict[str, Any]:
         return {
             "requires_fresh": self.requires_fresh,
+            "holding": [
+                {
+                    "brand_id": item.brand_id,
+                    "dataset": item.dataset,
+                    "state": item.state,
+                    "last_success_at": item.last_success_at.isoformat()
+                    if item.last_success_at
+                    else None,
+                }
+                for item in self.holding
+            ],
             "job_id": self.job_id,
             "since": self.since.isoformat(),
             "description": self.describe(),
         }
 
 
-def held_waiting(jobs: Iterable[Job]) -> dict[int, HeldWaiting]:
+def is_held(job: Job) -> bool:
+    return job.status == "active" and job.held_since is not None and bool(job.waiting_on)
+
+
+def held_waiting(
+    jobs: Iterable[Job], freshness_of: Mapping[tuple[str | None, str], Freshness]
+) -> dict[int, HeldWaiting]:
+    """What each held job waits on; `freshness_of` has the `hold_keys` of each held job."""
     return {
         job.id: HeldWaiting(
-            job.id, job.held_since, job.waiting_on, [item.name for item in fresh_inputs(job)]
+            job.id,
+            job.held_since,  # type: ignore[arg-type]
+            job.waiting_on or "",
+            [item.name for item in fresh_inputs(job)],
+            holding(job, job.brand_id, freshness_of),
         )
         for job in jobs
-        if job.status == "active" and job.held_since is not None and job.waiting_on
+        if is_held(job)
     }

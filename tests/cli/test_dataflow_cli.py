@@ -117,6 +117,56 @@ def test_edit_refuses_a_cycle_and_accepts_unknown_on_request(
     assert edited["max_hold_seconds"] == 7200
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--requires-fresh", "ads", "--cron", "not a cron"], "cron"),
+        (["--after", "ads", "--cron", "0 * * * *", "--tz", "Mars/Olympus"], "Mars/Olympus"),
+        (
+            ["--requires-fresh", "ads", "--tz", "Europe/Paris"],
+            "runs on its inputs and has no cron schedule: give --cron",
+        ),
+        (["--after", "nothing", "--name", "x"], "no job produces and no threshold declares"),
+        (["--requires-fresh", "roas", "--params", SYNC], "cycle"),
+    ],
+)
+def test_edit_refuses_and_writes_nothing(
+    cli: Invoke,
+    chain: tuple[str, str],
+    snapshot: Callable[[], dict[str, list[tuple[Any, ...]]]],
+    args: list[str],
+    message: str,
+) -> None:
+    """Inputs and the other changes are all checked before anything is written."""
+    before = snapshot()
+    result = cli("jobs", "edit", chain[1], *args)
+    assert result.exit_code == 2, result
+    assert message in result.stderr_text and "Traceback" not in result.stderr
+    assert len(result.stderr_lines) == 1
+    assert snapshot() == before
+
+
+def test_edit_cron_gives_a_data_triggered_job_a_cron_as_well(
+    cli: Invoke, chain: tuple[str, str]
+) -> None:
+    _, rollup = chain
+    edited = (
+        cli("jobs", "edit", rollup, "--cron", "0 * * * *", "--requires-fresh", "ads", "--json")
+        .assert_ok()
+        .json()
+    )
+    assert (edited["schedule_type"], edited["cron_expression"]) == ("recurring", "0 * * * *")
+    assert edited["next_run_at"] is not None
+    assert edited["inputs"] == [
+        {"kind": "after", "scope": "brand", "dataset": "ads"},
+        {"kind": "fresh", "scope": "brand", "dataset": "ads"},
+    ]
+    one_time = cli("enqueue", "command", "--brand", "acme", "--param", "command=true")
+    job_id = one_time.assert_ok().stdout.split()[0]
+    refused = cli("jobs", "edit", job_id, "--cron", "0 * * * *")
+    assert refused.exit_code == 2 and "is one-time" in refused.stderr_text
+
+
 def test_graph_as_a_tree_json_and_dot(cli: Invoke, chain: tuple[str, str]) -> None:
     sync, rollup = chain
     tree = cli("datasets", "graph").assert_ok().stdout
@@ -135,6 +185,9 @@ def test_status_shows_producers_and_what_a_held_job_waits_on(
     cli: Invoke, chain: tuple[str, str]
 ) -> None:
     sync, _ = chain
+    clicks = '{"command": "true", "datasets": ["clicks"]}'
+    cli("enqueue", "command", "--brand", "acme", "--params", clicks).assert_ok()
+    cli("run-worker", "--once").assert_ok()
     held = (
         cli(
             "jobs",
@@ -148,6 +201,9 @@ def test_status_shows_producers_and_what_a_held_job_waits_on(
             "command=true",
             "--requires-fresh",
             "roas",
+            "--requires-fresh",
+            "clicks",
+            "--allow-unknown",
             "--cron",
             "0 0 1 1 *",
         )
@@ -159,7 +215,10 @@ def test_status_shows_producers_and_what_a_held_job_waits_on(
     doc = cli("status", "--json").assert_ok().json()
     job = next(j for j in doc["jobs"] if j["id"] == int(held))
     assert job["held_since"] is not None
-    assert job["waiting_on"]["requires_fresh"] == ["roas"]
+    assert job["waiting_on"]["requires_fresh"] == ["roas", "clicks"]
+    # Only the input that holds it (clicks is fresh), with its state.
+    holding = [{"brand_id": "acme", "dataset": "roas", "state": "never", "last_success_at": None}]
+    assert job["waiting_on"]["holding"] == holding
     assert "waiting for acme/roas (never succeeded)" in job["waiting_on"]["description"]
     ads = next(d for d in doc["datasets"] if d["dataset"] == "ads")
     assert ads["producers"] == [int(sync)]
@@ -167,5 +226,5 @@ def test_status_shows_producers_and_what_a_held_job_waits_on(
     assert f"ads ← job {sync}" in " ".join(text.split())
     assert "waiting for acme/roas" in " ".join(text.split())
     listed = cli("jobs", "list", "--json").assert_ok().json()
-    assert next(j for j in listed if j["id"] == int(held))["waiting_on"] is not None
+    assert next(j for j in listed if j["id"] == int(held))["waiting_on"]["holding"] == holding
     json.dumps(listed)

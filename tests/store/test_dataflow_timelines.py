@@ -18,6 +18,7 @@ from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 
 from pipectl.client import Client
+from pipectl.errors import InvalidInput
 from pipectl.models import Job, Run
 from pipectl.settings import load_settings
 from pipectl.store import open_store
@@ -259,3 +260,88 @@ def test_a_hold_past_max_hold_fails_the_run_and_retries(
     assert work().failed == 1
     job = client.get_job(report.id)
     assert (job.retry_count, job.next_run_at) == (0, at("2027-03-03 09:00"))
+
+
+def test_after_with_a_cron_runs_on_new_data_or_on_its_cron(
+    client: Client, work: Work, clock: FrozenDateTimeFactory
+) -> None:
+    """`--after` with `--cron` means either (docs/concepts.md): a triggered run before the cron
+    time, a cron run with no new data, and a cron run that takes the successes pending."""
+    rollup = client.add_job(
+        "command",
+        "0 12 * * *",
+        brand_id="acme",
+        name="rollup",
+        parameters=produces("roas"),
+        after=["ads", "clicks"],
+        allow_unknown=True,  # the syncs are manual: no job declares them
+    )
+    assert (rollup.schedule_type, rollup.next_run_at) == ("recurring", at("2027-03-02 12:00"))
+
+    def sync(dataset: str) -> None:
+        client.enqueue("command", "acme", produces(dataset), allow_duplicate=True)
+
+    clock.move_to(at("2027-03-02 09:00"))
+    sync("ads")
+    sync("clicks")
+    assert work().completed == 3  # both syncs, then the run they trigger
+    (triggered,) = runs_of(client, rollup)
+    assert triggered.started_at == at("2027-03-02 09:00")
+    assert sorted(item["dataset"] for item in triggered.triggered_by) == ["ads", "clicks"]
+    job = client.get_job(rollup.id)
+    assert (job.next_run_at, job.triggered_at) == (at("2027-03-02 12:00"), None)  # cron kept
+
+    clock.move_to(at("2027-03-02 12:00"))
+    assert work().completed == 1
+    cron_run = runs_of(client, rollup)[-1]
+    assert (cron_run.started_at, cron_run.triggered_by) == (at("2027-03-02 12:00"), [])
+
+    clock.move_to(at("2027-03-02 14:00"))
+    sync("ads")  # one input of two: pending, not ready
+    assert work().completed == 1
+    assert len(runs_of(client, rollup)) == 2
+    assert client.get_job(rollup.id).next_run_at == at("2027-03-03 12:00")
+
+    clock.move_to(at("2027-03-03 12:00"))
+    assert work().completed == 1
+    taking = runs_of(client, rollup)[-1]
+    assert taking.triggered_by == [
+        {
+            "dataset": "ads",
+            "brand_id": "acme",
+            "run_id": taking.triggered_by[0]["run_id"],
+            "at": at("2027-03-02 14:00").isoformat(),
+            "successes": 1,
+        }
+    ]
+    # The cron run took ads' success: clicks alone makes nothing ready.
+    clock.move_to(at("2027-03-03 13:00"))
+    sync("clicks")
+    assert work().completed == 1
+    assert len(runs_of(client, rollup)) == 3
+    assert client.get_job(rollup.id).triggered_at is None
+
+
+def test_edit_cron_makes_a_data_triggered_job_recurring_and_a_refused_edit_writes_nothing(
+    client: Client, work: Work, clock: FrozenDateTimeFactory
+) -> None:
+    client.add_job("command", "0 6 * * *", brand_id="acme", parameters=produces("ads"))
+    rollup = client.add_job("command", brand_id="acme", parameters=produces("roas"), after=["ads"])
+    for refused in (
+        {"requires_fresh": ["ads"], "timezone": "Europe/Paris"},  # no cron to put it in
+        {"requires_fresh": ["ads"], "cron_expression": "0 * * * *", "max_retries": 500},
+        {"after": ["ads"], "requires_fresh": ["roas"]},  # a cycle
+    ):
+        with pytest.raises(InvalidInput):
+            client.edit_job(rollup.id, **refused)  # type: ignore[arg-type]
+        assert client.get_job(rollup.id) == rollup, refused
+
+    edited = client.edit_job(rollup.id, cron_expression="0 * * * *", requires_fresh=["ads"])
+    assert (edited.schedule_type, edited.cron_expression) == ("recurring", "0 * * * *")
+    assert edited.next_run_at == at("2027-03-02 09:00")
+    assert [item["kind"] for item in edited.inputs] == ["after", "fresh"]
+    clock.move_to(at("2027-03-02 09:00"))
+    client.enqueue("command", "acme", produces("ads"))
+    assert work().completed == 2  # the sync, and the job on its new cron (ads now fresh)
+    (run,) = runs_of(client, rollup)
+    assert run.triggered_by[0]["dataset"] == "ads"

@@ -1,4 +1,4 @@
-"""The store's restatement of the trigger rules (migration 0014 / SQLite 0011) against
+"""The store's restatement of the trigger rules (migration 0014 / SQLite 0010) against
 triggers.py's, on a table of cases, on every store: a success recorded in a run's outcome
 triggers exactly the runs `target_brand` says, in the same transaction."""
 
@@ -17,6 +17,7 @@ from pipectl.models import (
     JobUpdate,
     NewJob,
     PendingTrigger,
+    Recorded,
     RunHold,
     RunResult,
     RunStart,
@@ -233,3 +234,30 @@ def test_a_retry_given_back_returns_only_what_it_took(store: Store) -> None:
     assert expired == []
     assert retry.run.triggered_by[0] == failed.run.triggered_by[0]
     assert given_back(store, retry) == [PendingTrigger("brand", "ads", "acme", newer_run, newer, 1)]
+
+
+def test_a_fenced_finish_records_no_freshness_and_no_trigger(store: Store) -> None:
+    """A producer's outcome under a lost lease (its run recovered, or a stale token) is refused
+    whole: its dataset's success is not recorded, so its consumer is not triggered."""
+    consumer = store.insert_job(new_job("acme", next_run_at=None), NOW)
+    (item,) = parse_inputs("acme", ["orders"], [])
+    store.set_job_inputs(consumer.id, [item.to_json()], None, NOW)
+    producer = store.insert_job(new_job("acme", next_run_at=NOW), NOW)
+    (claim,) = [c for c in store.claim_due("w", NOW, 10) if c.job.id == producer.id]
+    outcome = RunResult(
+        status="completed",
+        finished_at=NOW,
+        error_message=None,
+        logs="",
+        steps=[],
+        job_update=JobUpdate("archived", None, 0, None, claim.job.revision),
+        datasets=[DatasetOutcome("acme", "orders", True, None)],
+    )
+    assert store.finish_runs([(claim.run.id, "stale-token", outcome)]) == [Recorded.LOST]
+    assert store.dataset_status("orders", "acme") is None
+    job = store.get_job(consumer.id)
+    assert (job.triggered_at, job.next_run_at) == (None, None)
+    assert store.claim_due("w", NOW, 10) == []
+    # The run's own lease still records it, with the trigger.
+    assert store.finish_runs([(claim.run.id, claim.run.lease_token, outcome)])
+    assert store.get_job(consumer.id).triggered_at == NOW

@@ -1,5 +1,5 @@
 """docs/cli.md, docs/configuration.md and .env.example are generated from the code and must be
-current."""
+current; docs/supabase.md names the tables the PostgreSQL schema creates."""
 
 from __future__ import annotations
 
@@ -23,6 +23,18 @@ def test_generated_reference_docs_are_current() -> None:
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_supabase_docs_name_every_table_of_the_schema() -> None:
+    """An app sharing Supabase's `public` schema checks its own names against this list."""
+    schema = (ROOT / "src/pipectl/store/sql/postgres/schema.sql").read_text()
+    tables = set(re.findall(r"^CREATE TABLE (\w+) \(", schema, flags=re.MULTILINE))
+    text = " ".join((ROOT / "docs" / "supabase.md").read_text().split())
+    listed = re.search(r"schema: (\w+) tables \(([^)]*?) — check", text)
+    assert listed is not None
+    words = {"six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}
+    assert set(re.findall(r"`(\w+)`", listed[2])) == tables
+    assert words.get(listed[1]) == len(tables)
 
 
 def test_every_command_help_has_an_example() -> None:

@@ -21,6 +21,7 @@ from pipectl.triggers import (
     describe_cycle,
     fans_out,
     find_cycle,
+    held_waiting,
     hold_decision,
     lineage,
     max_hold,
@@ -167,6 +168,32 @@ def test_a_hold_expires_after_max_hold_from_when_the_run_fell_due() -> None:
     assert isinstance(early, Hold) and early.next_check == NOW
 
 
+def test_a_held_job_waits_on_its_holding_inputs_with_their_state() -> None:
+    held = with_inputs(
+        job(held_since=NOW - timedelta(hours=1), waiting_on="waiting for acme/orders (…)"),
+        fresh=("orders", "stock", "global:fx"),
+    )
+    states = {
+        ("acme", "orders"): state("acme", "orders", NOW - 2 * DAY),
+        ("acme", "stock"): state("acme", "stock", NOW - timedelta(hours=1)),  # fresh: not listed
+        (None, "fx"): state(None, "fx", None),
+    }
+    waiting = held_waiting([held, job(2)], states)  # type: ignore[arg-type]
+    assert list(waiting) == [held.id]
+    doc = waiting[held.id].to_json()
+    assert doc["requires_fresh"] == ["orders", "stock", "global:fx"]
+    assert doc["holding"] == [
+        {
+            "brand_id": "acme",
+            "dataset": "orders",
+            "state": "stale",
+            "last_success_at": (NOW - 2 * DAY).isoformat(),
+        },
+        {"brand_id": None, "dataset": "fx", "state": "never", "last_success_at": None},
+    ]
+    assert doc["description"].startswith("waiting for acme/orders (…) (held since")
+
+
 def test_max_hold_defaults_to_the_schedule_interval_or_a_day() -> None:
     hourly = job(schedule_type="recurring", cron_expression="0 * * * *")
     assert max_hold(hourly, NOW) == timedelta(hours=1)
@@ -222,10 +249,17 @@ def test_lineage_and_dot() -> None:
     assert dot.startswith("digraph pipectl {")
     assert '"job:1" -> "dataset:ads";' in dot
     assert '"dataset:fx" -> "job:2" [style=dashed];' in dot
-    assert 'label="sync \\"ads\\"' in dot
+    # The name's quote is escaped; the line break before the id is DOT's `\n`, not `\\n`.
+    assert '"job:1" [shape=box, label="sync \\"ads\\"\\n#1 (acme)"];' in dot
     other = lineage(
         [producer, consumer, with_inputs(job(3, brand="beta"), produces=["x"])],
         "acme",
         every_brand=False,
     )
     assert [d["dataset"] for d in other["datasets"]] == ["ads", "fx"]
+
+
+def test_dot_labels_escape_names_but_not_their_line_break() -> None:
+    graph = lineage([with_inputs(job(7, name="a\\b", brand=None), produces=["x"])])
+    (line,) = [line for line in to_dot(graph).splitlines() if "shape=box" in line]
+    assert line == '  "job:7" [shape=box, label="a\\\\b\\n#7 (global)"];'

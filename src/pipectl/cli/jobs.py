@@ -331,7 +331,10 @@ def run(job_id: JobId, as_json: JsonOption = False) -> None:
 @app.command()
 def edit(
     job_id: JobId,
-    cron: Annotated[str | None, typer.Option("--cron", help="New cron expression.")] = None,
+    cron: Annotated[
+        str | None,
+        typer.Option("--cron", help="New cron expression; a job run --after its inputs gets one."),
+    ] = None,
     tz: Annotated[str | None, typer.Option("--tz", help="New timezone.")] = None,
     name: Annotated[str | None, typer.Option("--name", help="New name.")] = None,
     param: ParamOption = None,
@@ -345,7 +348,8 @@ def edit(
     as_json: JsonOption = False,
 ) -> None:
     """Change a job; --param/--params merge into its parameters; --after / --requires-fresh
-    replace its inputs of that kind.
+    replace its inputs of that kind; --cron on a job that runs on its inputs makes it run on
+    new data or on its cron. A refused edit changes nothing.
 
     Example: pipectl jobs edit 12 --cron '30 2 * * *' --param limit=500
     """

@@ -31,6 +31,7 @@ from pipectl.models import (
 EDITABLE_JOB_FIELDS = frozenset(
     {
         "name",
+        "schedule_type",
         "cron_expression",
         "timezone",
         "next_run_at",

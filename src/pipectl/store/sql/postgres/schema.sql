@@ -1266,8 +1266,8 @@ CREATE FUNCTION pipectl_update_job(p_job_id bigint, p_changes jsonb, p_now times
     SET search_path TO public
     AS $$
 DECLARE
-    editable CONSTANT text[] := ARRAY['name', 'cron_expression', 'timezone', 'next_run_at',
-        'status', 'parameters', 'max_retries', 'retry_count', 'timeout_seconds',
+    editable CONSTANT text[] := ARRAY['name', 'schedule_type', 'cron_expression', 'timezone',
+        'next_run_at', 'status', 'parameters', 'max_retries', 'retry_count', 'timeout_seconds',
         'concurrency_key', 'last_error'];
     unknown text;
     job jsonb;
@@ -1280,11 +1280,12 @@ BEGIN
     END IF;
     -- jsonb_populate_record(j, …) is the row with the given keys replaced, typed per column.
     UPDATE scheduled_jobs AS j
-    SET (name, cron_expression, timezone, next_run_at, status, parameters, max_retries,
-         retry_count, timeout_seconds, concurrency_key, last_error, updated_at, revision)
-      = (SELECT c.name, c.cron_expression, c.timezone, c.next_run_at, c.status, c.parameters,
-                c.max_retries, c.retry_count, c.timeout_seconds, c.concurrency_key, c.last_error,
-                p_now, j.revision + 1
+    SET (name, schedule_type, cron_expression, timezone, next_run_at, status, parameters,
+         max_retries, retry_count, timeout_seconds, concurrency_key, last_error, updated_at,
+         revision)
+      = (SELECT c.name, c.schedule_type, c.cron_expression, c.timezone, c.next_run_at,
+                c.status, c.parameters, c.max_retries, c.retry_count, c.timeout_seconds,
+                c.concurrency_key, c.last_error, p_now, j.revision + 1
          FROM jsonb_populate_record(j, p_changes) AS c)
     WHERE j.id = p_job_id
       AND (coalesce(cardinality(p_only_if_status), 0) = 0 OR j.status = ANY (p_only_if_status))
