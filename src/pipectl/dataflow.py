@@ -9,7 +9,15 @@ from datetime import datetime, timedelta
 
 from pipectl.freshness import Thresholds, freshness
 from pipectl.lifecycle import run_result
-from pipectl.models import Claim, Freshness, PendingTrigger, RunHold, RunResult, RunStart
+from pipectl.models import (
+    Claim,
+    Freshness,
+    InputSuccess,
+    PendingTrigger,
+    RunHold,
+    RunResult,
+    RunStart,
+)
 from pipectl.store.base import Store
 from pipectl.triggers import (
     GLOBAL_PREFIX,
@@ -110,7 +118,7 @@ def given_back(store: Store, claim: Claim) -> list[PendingTrigger]:
     ]
 
 
-def _retried(store: Store, claim: Claim) -> tuple[list[dict], str | None]:
+def _retried(store: Store, claim: Claim) -> tuple[list[InputSuccess], str | None]:
     """A run that retries a failed triggered run carries its brand and its triggers over."""
     job = claim.job
     if job.retry_count == 0 or not (fans_out(job) or job.waits_for_data):

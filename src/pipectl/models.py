@@ -59,6 +59,17 @@ class Step(TypedDict):
     finished_at: str  # ISO 8601
 
 
+class InputSuccess(TypedDict):
+    """One input success that triggered a run (data-aware scheduling, triggers.py), as the
+    run's `triggered_by` JSON holds it."""
+
+    dataset: str  # `global:NAME` for a global dataset
+    brand_id: str | None  # the brand of the success
+    run_id: int | None  # the run that succeeded, if a run did
+    at: str  # ISO 8601
+    successes: int  # how many successes since the job's last run
+
+
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -144,7 +155,7 @@ class Run:
     cancel_requested_at: datetime | None = None  # an operator asked for it to stop (`runs cancel`)
     cancel_requested_by: str | None = None
     brand_id: str | None = None  # the brand a global job's triggered run carries
-    triggered_by: list[dict[str, Any]] = field(default_factory=list)  # the input successes
+    triggered_by: list[InputSuccess] = field(default_factory=list)
 
     @property
     def failed_steps(self) -> int:
@@ -353,10 +364,10 @@ class RunStart:
     `carried` (what a retried run carries over from the run it retries)."""
 
     run_id: int
-    lease_token: str = field(repr=False)
+    lease_token: LeaseToken = field(repr=False)
     pick: bool
     brand_id: str | None
-    carried: list[dict[str, Any]] = field(default_factory=list)
+    carried: list[InputSuccess] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,7 +390,7 @@ class RunHold:
     looked at again at `next_run_at`."""
 
     run_id: int
-    lease_token: str = field(repr=False)
+    lease_token: LeaseToken = field(repr=False)
     next_run_at: datetime
     held_since: datetime
     waiting_on: str

@@ -8,7 +8,7 @@ import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any, overload
 
-from pipectl import clock
+from pipectl.clock import SYSTEM, Clock
 from pipectl.errors import InvalidInput
 
 MAX_PARAMETERS_BYTES = 64 * 1024
@@ -55,8 +55,9 @@ def format_duration(delta: timedelta) -> str:
     return " ".join(parts[:2])
 
 
-def parse_when(text: str) -> datetime:
-    """An ISO 8601 time ('2026-12-01T09:00', with an offset or naive meaning UTC) or 'now'."""
+def parse_when(text: str, clock: Clock = SYSTEM) -> datetime:
+    """An ISO 8601 time ('2026-12-01T09:00', with an offset or naive meaning UTC) or 'now' (on
+    `clock`)."""
     raw = text.strip()
     if raw.lower() == "now":
         return clock.now()

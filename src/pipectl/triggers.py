@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from enum import Enum
+from typing import Any, Final, Literal
 
 from pipectl.errors import InvalidInput
 from pipectl.freshness import dataset_declarations
@@ -29,7 +30,19 @@ HOLDING_STATES = ("stale", "never")
 
 Kind = Literal["after", "fresh"]
 Scope = Literal["brand", "global"]
-NO_TARGET = object()  # an input success that triggers no run of the job
+
+
+class NoTarget(Enum):
+    """What `target_brand` gives for an input success that triggers no run of the job (None is
+    a brand: global)."""
+
+    NO_TARGET = "NO_TARGET"
+
+    def __repr__(self) -> str:
+        return "NO_TARGET"
+
+
+NO_TARGET: Final = NoTarget.NO_TARGET
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +63,13 @@ class JobInput:
     def to_json(self) -> dict[str, str]:
         return {"kind": self.kind, "scope": self.scope, "dataset": self.dataset}
 
+    @classmethod
+    def from_json(cls, doc: Mapping[str, str]) -> JobInput:
+        """A stored input, as `to_json` wrote it."""
+        kind: Kind = "after" if doc["kind"] == "after" else "fresh"
+        scope: Scope = "global" if doc["scope"] == "global" else "brand"
+        return cls(kind, scope, doc["dataset"])
+
 
 def parse_input(text: str, kind: Kind) -> JobInput:
     """`orders` (the same brand's dataset) or `global:orders` (the global dataset)."""
@@ -69,9 +89,10 @@ def parse_inputs(
 ) -> list[JobInput]:
     """The inputs `jobs add/edit --after/--requires-fresh` give, checked (duplicates dropped)."""
     found: list[JobInput] = []
-    for kind, texts in (("after", after), ("fresh", requires_fresh)):
+    flags: tuple[tuple[Kind, Iterable[str]], ...] = (("after", after), ("fresh", requires_fresh))
+    for kind, texts in flags:
         for text in texts:
-            item = parse_input(text, kind)  # type: ignore[arg-type]
+            item = parse_input(text, kind)
             if item not in found:
                 found.append(item)
     if brand_id is None:
@@ -94,7 +115,7 @@ def parse_inputs(
 
 
 def inputs_of(job: Job) -> list[JobInput]:
-    return [JobInput(item["kind"], item["scope"], item["dataset"]) for item in job.inputs or ()]  # type: ignore[arg-type]
+    return [JobInput.from_json(item) for item in job.inputs or ()]
 
 
 def after_inputs(job: Job) -> list[JobInput]:
@@ -110,7 +131,9 @@ def fans_out(job: Job) -> bool:
     return job.brand_id is None and any(item.scope == "brand" for item in after_inputs(job))
 
 
-def target_brand(job_brand: str | None, item: JobInput, success_brand: str | None) -> Any:
+def target_brand(
+    job_brand: str | None, item: JobInput, success_brand: str | None
+) -> str | NoTarget | None:
     """The brand of the run that a success of `item`'s dataset for `success_brand` triggers,
     or NO_TARGET. (Restated in SQL by pipectl_dataset_succeeded / the SQLite trigger.)"""
     if item.kind != "after":

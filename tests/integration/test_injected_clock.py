@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from pipectl.client import Client
 from pipectl.clock import Clock
@@ -60,6 +63,30 @@ def test_client_and_worker_read_the_injected_now(client_url: str, settings: Sett
         assert client.freshness("orders", brand_id="acme").last_success_at == AT
         (worker,) = client.store.workers()
         assert worker.started_at == AT and worker.last_seen_at == AT
+
+
+def test_steps_and_log_lines_are_stamped_by_the_injected_now(
+    client_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handler's `ctx.step` and `ctx.log` read the worker's clock, not the system's."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # the worker imports helpers_jobs
+    clock = DrivenClock(AT)
+    with Client.from_url(client_url, settings, clock=clock) as client:
+        job = client.enqueue(
+            "python",
+            brand_id="acme",
+            parameters={"target": "helpers_jobs:performance_and_thumbnails"},
+        )
+        assert Worker(client_url, settings, once=True, clock=clock).run().completed == 1
+        (run,) = client.list_runs(job_id=job.id)
+        assert [(step["name"], step["finished_at"]) for step in run.steps] == [
+            ("performance", AT.isoformat()),
+            ("thumbnails", AT.isoformat()),
+        ]
+        lines = run.logs.splitlines()
+        assert "03:02:01 INFO step performance started" in lines
+        assert "03:02:01 ERROR step thumbnails failed: CDN timeout" in lines
+        assert all(line.startswith("03:02:01 ") for line in lines)
 
 
 def test_the_sweep_recovers_by_the_injected_now(client_url: str, settings: Settings) -> None:

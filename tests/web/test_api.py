@@ -9,13 +9,15 @@ from typing import Any
 
 import pytest
 from freezegun import freeze_time
-from helpers_web import ACME, NEWCO, OPS, READ, Seed, bearer
+from helpers_web import ACME, NEWCO, OPS, READ, TOKENS, Seed, bearer
 from procs import pipectl
 
 from pipectl.client import Client
+from pipectl.clock import Clock
 from pipectl.documents import jobs_json, status_json
 from pipectl.json_text import dumps
 from pipectl.schedule import next_occurrence
+from pipectl.settings import load_settings
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -271,6 +273,37 @@ def test_enqueue_is_the_cli_enqueue_with_its_dedupe(api: Any, store: Client) -> 
         True,
     )
     assert datetime.fromisoformat(now.json()["next_run_at"]) <= datetime.now(UTC)
+
+
+class StoppedClock(Clock):
+    """Always 2031-05-04 03:02: far from the real now, so no read of the system clock passes."""
+
+    def now(self) -> datetime:
+        return datetime(2031, 5, 4, 3, 2, tzinfo=UTC)
+
+
+def test_enqueue_reads_now_from_the_apps_clock(url: str) -> None:
+    """`run_in` and `run_at: now` count from the clock the app was given, as its Client does."""
+    from fastapi.testclient import TestClient
+
+    from pipectl.web.app import create_app
+
+    clock = StoppedClock()
+    app = create_app(load_settings(database_url=url, api_tokens=TOKENS), clock=clock)
+    with TestClient(app, base_url="http://127.0.0.1:8000") as api:
+        later = api.post(
+            "/api/enqueue",
+            headers=bearer(OPS),
+            json={"job_type": "noop", "brand_id": "acme", "run_in": "10m"},
+        ).json()
+        now = api.post(
+            "/api/enqueue",
+            headers=bearer(OPS),
+            json={"job_type": "noop", "brand_id": "globex", "run_at": "now"},
+        ).json()
+    assert datetime.fromisoformat(later["next_run_at"]) == clock.now() + timedelta(minutes=10)
+    assert datetime.fromisoformat(later["created_at"]) == clock.now()
+    assert datetime.fromisoformat(now["next_run_at"]) == clock.now()
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -178,7 +179,7 @@ def status_sections(
             parts.append(grid)
         jobs = [j for j in report.jobs if j.brand_id == brand]
         if jobs:
-            parts.append(Fitted(lambda narrow, jobs=jobs: _status_jobs(report, jobs, narrow)))
+            parts.append(Fitted(functools.partial(_status_jobs, report, jobs)))
         parts.append("")
         blocks.append(BrandBlock(parts, len(datasets) + len(jobs)))
     tail: list[RenderableType] = []

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from enum import Enum
 from typing import Any, Final
 
-from pipectl import clock
+from pipectl.clock import SYSTEM, Clock
 from pipectl.models import Job, Run, Step
 
 MAX_LOG_CHARS = 64 * 1024
@@ -35,10 +35,12 @@ class Cancelled(JobFailed):
 
 
 class RunLog:
-    """The run's log: kept (tail-truncated) on the run record and echoed to the worker's log."""
+    """The run's log: kept (tail-truncated) on the run record and echoed to the worker's log.
+    Each line is stamped with the time on `clock` (the worker's)."""
 
-    def __init__(self, run_id: int) -> None:
+    def __init__(self, run_id: int, clock: Clock = SYSTEM) -> None:
         self.run_id = run_id
+        self._clock = clock
         self._lines: list[str] = []
         self._size = 0
         self._dropped = 0
@@ -46,7 +48,7 @@ class RunLog:
         self._lock = threading.Lock()
 
     def write(self, level: str, message: str) -> None:
-        line = f"{clock.now().strftime('%H:%M:%S')} {level} {message}"
+        line = f"{self._clock.now().strftime('%H:%M:%S')} {level} {message}"
         with self._lock:
             self._lines.append(line)
             self._written += 1
@@ -96,13 +98,15 @@ def lines_after(logs: str, seen: int) -> tuple[list[str], int]:
 
 
 class RunContext:
-    """Passed to every handler. `ctx.step(...)` records step-level dataset outcomes."""
+    """Passed to every handler. `ctx.step(...)` records step-level dataset outcomes. Steps and
+    log lines are stamped with `clock`: the worker passes its own."""
 
-    def __init__(self, job: Job, run: Run) -> None:
+    def __init__(self, job: Job, run: Run, *, clock: Clock = SYSTEM) -> None:
         self.job = job
         self.run = run
+        self.clock = clock
         self.parameters: dict[str, Any] = dict(job.parameters)
-        self.log = RunLog(run.id)
+        self.log = RunLog(run.id, clock)
         self.steps: list[Step] = []
         self._cancel_reason: str | None = None
         self._cancelled = threading.Event()
@@ -161,7 +165,7 @@ class RunContext:
                 brand_id=self.job.brand_id if brand_id is _UNSET else brand_id,
                 fatal=fatal,
                 error=None if succeeded else (error or "failed"),
-                finished_at=clock.now().isoformat(),
+                finished_at=self.clock.now().isoformat(),
             )
         )
 

@@ -26,7 +26,7 @@ JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 def open_client(request: Request) -> Iterator[Client]:
     settings = request.app.state.settings
-    with Client.from_url(settings.database_url, settings) as client:
+    with Client.from_url(settings.database_url, settings, clock=request.app.state.clock) as client:
         yield client
 
 
@@ -195,8 +195,6 @@ class EnqueueRequest(BaseModel):
 def enqueue(
     principal: Operator, client: ClientDep, body: EnqueueRequest, response: Response
 ) -> dict[str, Any]:
-    from pipectl import clock
-
     if body.run_at is not None and body.run_in is not None:
         raise InvalidInput("give run_at or run_in, not both")
     if body.concurrency_key is not None and body.no_concurrency_key:
@@ -204,9 +202,9 @@ def enqueue(
     key = body.concurrency_key if body.concurrency_key is not None else DEFAULT_KEY
     if principal.brands is not None and not principal.sees(body.brand_id):
         raise AuthError(403, f"token {principal.name!r} may only act on its own brands")
-    run_at = parse_when(body.run_at) if body.run_at is not None else None
+    run_at = parse_when(body.run_at, client.clock) if body.run_at is not None else None
     if body.run_in is not None:
-        run_at = clock.now() + parse_duration(body.run_in)
+        run_at = client.clock.now() + parse_duration(body.run_in)
     result = client.enqueue_job(
         body.job_type,
         body.brand_id,

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
+from pipectl.clock import SYSTEM, Clock
 from pipectl.errors import InvalidInput, NotFound, PipectlError, StoreUnavailable
 from pipectl.settings import Settings, load_settings
 from pipectl.tokens import parse_api_tokens, signing_key
@@ -35,8 +36,13 @@ UNGUARDED = ("/docs", "/docs/oauth2-redirect", "/redoc")
 
 
 def create_app(
-    settings: Settings, *, session_key: bytes | None = None, refresh_s: int = REFRESH_S
+    settings: Settings,
+    *,
+    session_key: bytes | None = None,
+    refresh_s: int = REFRESH_S,
+    clock: Clock = SYSTEM,
 ) -> FastAPI:
+    """The application; every request's `Client` reads "now" from `clock`."""
     tokens = parse_api_tokens(settings.api_tokens.get_secret_value()) if settings.api_tokens else []
     key = signing_key(tokens) if tokens else session_key or secrets.token_bytes(32)
     app = FastAPI(
@@ -47,6 +53,7 @@ def create_app(
         version="1",
     )
     app.state.settings = settings
+    app.state.clock = clock
     app.state.auth = Auth(tokens, key)
     app.state.refresh_s = refresh_s
     app.include_router(api.router)

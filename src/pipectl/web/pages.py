@@ -94,7 +94,7 @@ class LoginRequired(Exception):
 
 def open_client(request: Request) -> Client:
     settings = request.app.state.settings
-    return Client.from_url(settings.database_url, settings)
+    return Client.from_url(settings.database_url, settings, clock=request.app.state.clock)
 
 
 def brand_href(brand: str) -> str:

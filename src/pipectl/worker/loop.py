@@ -248,7 +248,7 @@ class Worker:
     def _execute(self, store: Store, claim: Claim) -> bool:
         """Run one claimed job; its outcome goes to the completer. True when it was quick."""
         job, run = claim.job, claim.run
-        ctx = RunContext(job, run)
+        ctx = RunContext(job, run, clock=self.clock)
         self._held.start(run.id, ctx)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("run started", extra=run_ids(self.id, claim))

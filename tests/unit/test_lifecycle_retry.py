@@ -1,4 +1,5 @@
-"""The retry rule: backoff delays, the next regular occurrence as a ceiling, exhaustion, success."""
+"""lifecycle.py's retry rule: backoff delays, the next regular occurrence as a ceiling, exhaustion,
+success."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""From a finished run to a RunResult: run status, job update and per-dataset outcomes."""
+"""lifecycle.run_result: from a finished run to a RunResult (run status, job update and
+per-dataset outcomes)."""
 
 from __future__ import annotations
 
