@@ -49,7 +49,8 @@ def load_migrations(dialect: str) -> tuple[Migration, ...]:
 @cache
 def load_queries(dialect: str) -> dict[str, str]:
     """The named statements of `sql/<dialect>/queries.sql` (`-- name: claim_due` blocks), without
-    their whole-line comments; a `{name}` of another statement in the file is replaced by it."""
+    their whole-line comments; a `{name}` of another statement in the file is replaced by it
+    (filled in itself first)."""
     text = (resources.files("pipectl.store") / "sql" / dialect / "queries.sql").read_text()
     parts = _QUERY_NAME.split(text)[1:]
     queries = {
@@ -58,10 +59,16 @@ def load_queries(dialect: str) -> dict[str, str]:
         .removesuffix(";")
         for name, body in zip(parts[::2], parts[1::2], strict=True)
     }
-    return {
-        name: _FIELD.sub(lambda m: queries.get(m.group(1), m.group(0)), query)
-        for name, query in queries.items()
-    }
+
+    def filled(name: str, within: tuple[str, ...] = ()) -> str:
+        if name in within:
+            raise ValueError(f"queries.sql: {name} contains itself")
+        return _FIELD.sub(
+            lambda m: filled(m.group(1), (*within, name)) if m.group(1) in queries else m.group(0),
+            queries[name],
+        )
+
+    return {name: filled(name) for name in queries}
 
 
 GATE_FUNCTION = "pipectl_gate(text, text[], boolean, double precision, double precision)"

@@ -280,32 +280,18 @@ class SQLiteStore(Listener):
         in_backoff: bool = False,
         limit: int | None = None,
     ) -> list[Job]:
-        where, params = _brand_filter("brand_id", brand_id)
-        if job_type is not None:
-            where.append("job_type = ?")
-            params.append(job_type)
-        if statuses:
-            where.append(f"status IN ({', '.join('?' * len(statuses))})")
-            params.extend(statuses)
-        if in_backoff:
-            where.append("retry_count > 0 AND status IN ('active', 'running', 'paused')")
-        live = in_backoff or bool(statuses and "archived" not in statuses)
-        if live:
-            # Live jobs are a few per brand beside a growing archive, and have the partial
-            # index scheduled_jobs_live, which SQLite reads only when the query states its
-            # condition and asks for no other order (it would rather walk every job in id
-            # order): they are sorted here, as running runs are in list_runs.
-            where.append("status <> 'archived'")
-        sql = "SELECT * FROM scheduled_jobs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        if live:
-            rows = sorted(self._read(sql, params), key=lambda row: row["id"])
-            return [_job(row) for row in rows[:limit]]
-        sql += " ORDER BY id"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return [_job(row) for row in self._read(sql, params)]
+        params = {
+            "brand_id": None if brand_id is ANY else brand_id,
+            "job_type": job_type,
+            "statuses": json.dumps(statuses) if statuses else None,
+            "in_backoff": in_backoff,
+            "limit": -1 if limit is None else limit,
+        }
+        of_brand = "" if brand_id is ANY else "_of_brand"
+        if in_backoff or (statuses and "archived" not in statuses):
+            rows = self._read(SQL[f"list_jobs_live{of_brand}"], params)
+            return [_job(row) for row in sorted(rows, key=lambda row: row["id"])[:limit]]
+        return [_job(row) for row in self._read(SQL[f"list_jobs{of_brand}"], params)]
 
     def update_job(
         self,
@@ -559,7 +545,7 @@ class SQLiteStore(Listener):
                         "dataset": ("global:" if row["scope"] == "global" else "") + row["dataset"],
                         "brand_id": row["input_brand_id"],
                         "run_id": row["run_id"],
-                        "at": _dt(row["succeeded_at"]).isoformat(),  # type: ignore[union-attr]
+                        "at": datetime.fromisoformat(row["succeeded_at"]).isoformat(),
                         "successes": row["successes"],
                     }
                     for row in sorted(taken, key=lambda row: row["dataset"])
@@ -629,34 +615,23 @@ class SQLiteStore(Listener):
         status: str | None = None,
         limit: int = 50,
     ) -> list[Run]:
-        where: list[str] = []
-        params: list[Any] = []
+        params = {
+            "job_id": job_id,
+            "all_brands": brand_id is ANY,
+            "brand_id": None if brand_id is ANY else brand_id,
+            "status": status,
+            "limit": limit,
+        }
+        if status == "running":
+            rows = self._read(SQL["list_runs_running"], params)
+            return [
+                _run(row) for row in sorted(rows, key=lambda row: row["id"], reverse=True)[:limit]
+            ]
         if job_id is not None:
-            where.append("r.job_id = ?")
-            params.append(job_id)
-        if brand_id is not ANY:
-            brand_where, brand_params = _brand_filter("j.brand_id", brand_id)
-            where += brand_where
-            params += brand_params
-        running = status == "running"
-        if running:
-            # Running runs are few, and have a partial index that only this literal selects; as
-            # in stuck_runs, they are sorted here so that SQLite reads that index, not the whole
-            # history newest-first.
-            where.append("r.status = 'running'")
-        elif status is not None:
-            where.append("r.status = ?")
-            params.append(status)
-        sql = "SELECT r.* FROM scheduled_job_runs AS r"
-        if brand_id is not ANY:
-            sql += " JOIN scheduled_jobs AS j ON j.id = r.job_id"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        if running:
-            rows = sorted(self._read(sql, params), key=lambda row: row["id"], reverse=True)
-            return [_run(row) for row in rows[:limit]]
-        sql += f" ORDER BY r.id DESC LIMIT {int(limit)}"
-        return [_run(row) for row in self._read(sql, params)]
+            query = "list_runs_of_job"
+        else:
+            query = "list_runs" if brand_id is ANY else "list_runs_of_brand"
+        return [_run(row) for row in self._read(SQL[query], params)]
 
     def get_run(self, run_id: int) -> Run | None:
         rows = self._read(SQL["get_run"], (run_id,))
@@ -880,15 +855,14 @@ def _update_job(
     if unknown:
         raise ValueError(f"not editable: {sorted(unknown)}")
     values = {key: _to_sql(key, value) for key, value in changes.items()}
-    assignments = [f"{key} = :{key}" for key in values]
-    assignments += ["updated_at = :updated_at", "revision = revision + 1"]
-    sql = f"UPDATE scheduled_jobs SET {', '.join(assignments)} WHERE id = :job_id"
-    if only_if_status:
-        marks = ", ".join(f":status_{i}" for i in range(len(only_if_status)))
-        sql += f" AND status IN ({marks})"
-        values.update({f"status_{i}": status for i, status in enumerate(only_if_status)})
     row = conn.execute(
-        sql + " RETURNING *", {**values, "updated_at": ts(now), "job_id": job_id}
+        SQL["update_job"].format(assignments="".join(f", {key} = :{key}" for key in values)),
+        {
+            **values,
+            "updated_at": ts(now),
+            "job_id": job_id,
+            "statuses": json.dumps(only_if_status) if only_if_status else None,
+        },
     ).fetchone()
     return _job(row) if row is not None else None
 
@@ -996,14 +970,6 @@ def _set_retired(
         changed += conn.execute(SQL["set_datasets_retired_forget"], key).rowcount
         changed += conn.execute(SQL["set_datasets_retired_clear"], key).rowcount
     return changed
-
-
-def _brand_filter(column: str, brand_id: BrandFilter) -> tuple[list[str], list[Any]]:
-    if brand_id is ANY:
-        return [], []
-    if brand_id is None:
-        return [f"{column} IS NULL"], []
-    return [f"{column} = ?"], [brand_id]
 
 
 def _to_sql(key: str, value: Any) -> Any:

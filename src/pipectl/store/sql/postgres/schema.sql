@@ -683,7 +683,7 @@ CREATE TABLE scheduled_jobs (
     waiting_on text,
     triggered_at timestamp with time zone,
     CONSTRAINT scheduled_jobs_schedule_type_check CHECK ((schedule_type = ANY (ARRAY['recurring'::text, 'one_time'::text, 'datasets'::text]))),
-    CONSTRAINT scheduled_jobs_status_check CHECK ((status = ANY (ARRAY['active'::text, 'paused'::text, 'running'::text, 'completed'::text, 'failed'::text, 'archived'::text])))
+    CONSTRAINT scheduled_jobs_status_check CHECK ((status = ANY (ARRAY['active'::text, 'paused'::text, 'running'::text, 'failed'::text, 'archived'::text])))
 );
 
 CREATE FUNCTION pipectl_list_jobs(p_all_brands boolean DEFAULT true, p_brand_id text DEFAULT NULL::text, p_job_type text DEFAULT NULL::text, p_statuses text[] DEFAULT NULL::text[], p_in_backoff boolean DEFAULT false, p_limit integer DEFAULT NULL::integer) RETURNS SETOF jsonb

@@ -5,7 +5,7 @@
 -- A `{field}` naming a query of this file is that query, filled in at load; the others are
 -- filled in by Python with placeholders or a fragment of this file, never with a value:
 -- `{rows}` a `(?, …), (?, …)` list for a batch, `{marks}` a `?, ?` list, `{guard}` lease_guard
--- or is_stuck. Timestamps are text in one form (UTC, microseconds, '+00:00'), so
+-- or is_stuck, `{assignments}` a `, column = :column` list. Timestamps are text in one form (UTC, microseconds, '+00:00'), so
 -- they compare in text order.
 
 -- name: db_now
@@ -25,6 +25,47 @@ SELECT * FROM scheduled_jobs WHERE dedupe_key = ? AND status = 'active' ORDER BY
 
 -- name: get_job
 SELECT * FROM scheduled_jobs WHERE id = ?;
+
+-- name: in_backoff
+-- A job is in backoff (lifecycle.in_backoff) while it carries a retry count and will run again
+-- on its own (models.LIVE_JOB_STATUSES).
+retry_count > 0 AND status IN ('active', 'running', 'paused')
+
+-- name: list_jobs_where
+-- list_jobs' filters besides the brand, each off when NULL (0 for in_backoff): job_type,
+-- statuses (a JSON list), in_backoff.
+(:job_type IS NULL OR job_type = :job_type)
+AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+AND (NOT :in_backoff OR ({in_backoff}))
+
+-- name: list_jobs
+-- Every brand's jobs; `:limit` -1 for no limit.
+SELECT * FROM scheduled_jobs WHERE {list_jobs_where} ORDER BY id LIMIT :limit;
+
+-- name: list_jobs_of_brand
+-- One brand's jobs (NULL: the global ones), read by the index scheduled_jobs_brand.
+SELECT * FROM scheduled_jobs WHERE brand_id IS :brand_id AND {list_jobs_where}
+ORDER BY id LIMIT :limit;
+
+-- name: list_jobs_live
+-- Jobs that are not archived: a few per brand beside a growing archive. SQLite reads their
+-- partial index scheduled_jobs_live only when the query states its condition and asks for no
+-- other order (it would rather walk every job in id order), so the caller sorts them.
+SELECT * FROM scheduled_jobs WHERE status <> 'archived' AND {list_jobs_where};
+
+-- name: list_jobs_live_of_brand
+SELECT * FROM scheduled_jobs
+WHERE status <> 'archived' AND brand_id IS :brand_id AND {list_jobs_where};
+
+-- name: update_job
+-- An operator's edit. `{assignments}` is `, column = :column` for each field it changes (Python
+-- checks them against EDITABLE_JOB_FIELDS): the SET names only those, because SQLite fires an
+-- `AFTER UPDATE OF column` trigger (the key heads, the triggered jobs) whenever the SET names
+-- the column, changed or not. `:statuses` (a JSON list) or NULL guards the job's status.
+UPDATE scheduled_jobs SET updated_at = :updated_at, revision = revision + 1{assignments}
+WHERE id = :job_id
+  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+RETURNING *;
 
 -- name: register_worker
 INSERT INTO workers (id, host, pid, started_at, last_seen_at, version)
@@ -244,6 +285,36 @@ WHERE coalesce(brand_id, '') = ? AND dataset = ? AND alerted_state IS ?;
 
 -- name: get_run
 SELECT * FROM scheduled_job_runs WHERE id = ?;
+
+-- name: list_runs
+-- Every run, newest first, of a status or (NULL) any.
+SELECT r.* FROM scheduled_job_runs AS r
+WHERE (:status IS NULL OR r.status = :status)
+ORDER BY r.id DESC LIMIT :limit;
+
+-- name: list_runs_of_job
+-- One job's runs, read by the index scheduled_job_runs_job; none unless the job is of the
+-- brand asked for (:all_brands 0).
+SELECT r.* FROM scheduled_job_runs AS r
+WHERE r.job_id = :job_id AND (:status IS NULL OR r.status = :status)
+  AND (:all_brands OR EXISTS (SELECT 1 FROM scheduled_jobs AS j
+                                WHERE j.id = r.job_id AND j.brand_id IS :brand_id))
+ORDER BY r.id DESC LIMIT :limit;
+
+-- name: list_runs_of_brand
+-- One brand's runs (NULL: the global jobs'), by its jobs (scheduled_jobs_brand) and their runs.
+SELECT r.* FROM scheduled_job_runs AS r JOIN scheduled_jobs AS j ON j.id = r.job_id
+WHERE j.brand_id IS :brand_id AND (:status IS NULL OR r.status = :status)
+ORDER BY r.id DESC LIMIT :limit;
+
+-- name: list_runs_running
+-- The running runs, few, of a job or (NULL) any, of a brand or (:all_brands 1) any. Only the
+-- literal status selects their partial index scheduled_job_runs_running, and SQLite reads it
+-- only when asked for no order (as in stuck_runs), so the caller sorts them.
+SELECT r.* FROM scheduled_job_runs AS r
+WHERE r.status = 'running' AND (:job_id IS NULL OR r.job_id = :job_id)
+  AND (:all_brands OR r.job_id IN (SELECT j.id FROM scheduled_jobs AS j
+                                   WHERE j.brand_id IS :brand_id));
 
 -- name: runs_by_id
 SELECT * FROM scheduled_job_runs WHERE id IN ({marks});

@@ -86,7 +86,7 @@ CREATE TABLE scheduled_jobs (
     timezone           TEXT NOT NULL DEFAULT 'UTC',
     next_run_at        TEXT,
     status             TEXT NOT NULL
-        CHECK (status IN ('active', 'paused', 'running', 'completed', 'failed', 'archived')),
+        CHECK (status IN ('active', 'paused', 'running', 'failed', 'archived')),
     parameters         TEXT NOT NULL DEFAULT '{}',
     max_retries        INTEGER NOT NULL,
     retry_count        INTEGER NOT NULL DEFAULT 0,   -- consecutive failures
