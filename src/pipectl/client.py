@@ -588,11 +588,11 @@ class Client:
             inputs, max_hold_seconds = self._edited_inputs(
                 job, after, requires_fresh, max_hold, allow_unknown, changes
             )
-            job = self.store.set_job_inputs(job.id, inputs, max_hold_seconds, self.clock.now())
-            if job is None:
+            edited = self.store.set_job_inputs(job.id, inputs, max_hold_seconds, self.clock.now())
+            if edited is None:
                 raise NotFound(f"no job with id {job_id}")
             if not changes:
-                return job
+                return edited
         return self._transition(job_id, changes, None, "edited")
 
     def _schedule_changes(

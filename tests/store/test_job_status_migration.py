@@ -18,7 +18,7 @@ from pipectl.client import Client
 from pipectl.store import open_store
 from pipectl.store.migrations import load_migrations
 
-JOB_STATUS = {"sqlite": 11, "postgres": 20}
+JOB_STATUS = {"sqlite": 11, "postgres": 21}
 
 Execute = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
 
