@@ -670,17 +670,28 @@ class Client:
         return {**held, **waiting_on(jobs, running, now)}
 
     def _held_waiting(
-        self, jobs: list[Job], thresholds: list[Threshold] | None, now: datetime
+        self,
+        jobs: list[Job],
+        thresholds: list[Threshold] | None,
+        now: datetime,
+        rows: Sequence[DatasetStatus] = (),
     ) -> dict[int, HeldWaiting]:
         """What the held jobs among `jobs` wait on, with their inputs' freshness now (read
-        only when some job is held)."""
+        only when some job is held; from `rows` when they hold it, else from the store)."""
         keys = {key for job in jobs if is_held(job) for key in hold_keys(job, job.brand_id)}
         if not keys:
             return {}
         known = self._thresholds(self.store.thresholds() if thresholds is None else thresholds)
+        read = {(s.brand_id, s.dataset): s for s in rows}
         freshness_of = {
             (brand, dataset): freshness(
-                dataset, brand, self.store.dataset_status(dataset, brand), known, now
+                dataset,
+                brand,
+                read[(brand, dataset)]
+                if (brand, dataset) in read
+                else self.store.dataset_status(dataset, brand),
+                known,
+                now,
             )
             for brand, dataset in keys
         }
@@ -972,7 +983,7 @@ class Client:
             workers=seen.workers,
             worker_stale_after=self.settings.worker_stale_after,
             waiting={
-                **self._held_waiting(seen.jobs, seen.thresholds, now),
+                **self._held_waiting(seen.jobs, seen.thresholds, now, seen.datasets),
                 **waiting_on(seen.jobs, seen.running_runs, now),
             },
             retired=retired,
