@@ -152,6 +152,31 @@ def test_claim_takes_due_active_jobs_oldest_first(store: Store) -> None:
     assert store.claim_due("w2", T0, 10) == []
 
 
+def test_a_claim_returns_the_job_and_run_as_they_are_read_back(store: Store) -> None:
+    """Every field, whatever form the claim sends it in (PostgreSQL: arrays in field order)."""
+    store.insert_job(
+        new_job(
+            name="every field",
+            schedule_type="recurring",
+            cron_expression="*/5 * * * *",
+            timezone="Europe/Berlin",
+            next_run_at=T0 - timedelta(seconds=1),
+            parameters={"datasets": ["orders", {"dataset": "ads", "brands": ["acme"]}], "n": 1.5},
+            max_retries=7,
+            retry_base_seconds=60,
+            retry_cap_seconds=600,
+            timeout_seconds=90.5,
+            dedupe_key="dedupe",
+            concurrency_key="key",
+        ),
+        T0,
+    )
+    (claim,) = store.claim_due("w", T0, 1)
+    assert claim.job == store.get_job(claim.job.id)
+    assert claim.run == store.get_run(claim.run.id)
+    assert (claim.job.timeout_seconds, claim.job.concurrency_key) == (90.5, "key")
+
+
 def test_claim_respects_limit(store: Store) -> None:
     for _ in range(5):
         store.insert_job(new_job(), T0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -13,7 +14,9 @@ from psycopg import sql
 from test_contract import T0, new_job
 
 from pipectl.client import Client
+from pipectl.models import Job
 from pipectl.store import Store, open_store
+from pipectl.store.functions import job_from_row
 from pipectl.store.postgres import split_schema
 from pipectl.store.sqlite import SQLiteStore
 
@@ -32,6 +35,11 @@ def pg_connect(url: str) -> psycopg.Connection:
     conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema or "public")))
     conn.commit()
     return conn
+
+
+def claimed_job(row: list[Any]) -> Job:
+    """The job of one row of pipectl_claim_due: [run, job], each an array in field order."""
+    return job_from_row(row[1])
 
 
 def queue_behind_a_taken_key(store: Store, url: str, waiting: int) -> int:
@@ -111,7 +119,7 @@ def test_postgres_claim_passes_a_taken_key_reading_a_bounded_number_of_rows(
     store.close()
     with pg_connect(postgres_url) as conn:
         claimed = conn.execute("SELECT pipectl_claim_due('w', %s, 32)", (T0,)).fetchall()
-        assert [row[0]["job"]["id"] for row in claimed] == [free]
+        assert [claimed_job(row[0]).id for row in claimed] == [free]
         # What this transaction read of the jobs: index entries, and rows by index or scan.
         (entries,) = conn.execute(
             "SELECT sum(pg_stat_get_xact_tuples_returned(indexrelid)) FROM pg_index "
@@ -135,7 +143,7 @@ def test_a_claim_in_one_schema_does_not_hold_the_same_key_in_another(
     with pg_connect(first) as holding:
         # A claim in the first schema, its transaction (and its key lock) still open.
         (taken,) = holding.execute("SELECT pipectl_claim_due('a', %s, 1)", (T0,)).fetchall()
-        assert taken[0]["job"]["concurrency_key"] == "shared"
+        assert claimed_job(taken[0]).concurrency_key == "shared"
         store = open_store(second)
         claimed = store.claim_due("b", T0, 1)
         store.close()

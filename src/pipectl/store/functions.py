@@ -176,8 +176,8 @@ class FunctionStore(ABC):
         return self._call_one("pipectl_forget_workers", p_seen_before=seen_before)
 
     def claim_due(self, worker_id: str, now: datetime, limit: int) -> list[Claim]:
-        docs = self._call("pipectl_claim_due", p_worker_id=worker_id, p_now=now, p_limit=limit)
-        return [claim_from_json(doc) for doc in docs]
+        rows = self._call("pipectl_claim_due", p_worker_id=worker_id, p_now=now, p_limit=limit)
+        return [Claim(run=run_from_row(run), job=job_from_row(job)) for run, job in rows]
 
     def heartbeat(
         self, worker_id: str, leases: Sequence[tuple[int, LeaseToken]], now: datetime
@@ -577,7 +577,8 @@ def run_from_json(doc: dict[str, Any]) -> Run:
     return Run(**values)
 
 
-# pipectl_status_snapshot's rows: arrays of column values in the records' field order.
+# pipectl_status_snapshot's and pipectl_claim_due's rows: arrays of column values in the
+# records' field order.
 _JOB_ROW_STAMPS = [i for i, name in enumerate(Job.__dataclass_fields__) if name in JOB_TIMESTAMPS]
 _JOB_ROW_TIMEOUT = list(Job.__dataclass_fields__).index("timeout_seconds")
 _RUN_ROW_STAMPS = [i for i, name in enumerate(Run.__dataclass_fields__) if name in _RUN_TIMESTAMPS]

@@ -60,7 +60,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION pipectl_claim_due(p_worker_id text, p_now timestamp with time zone, p_limit integer) RETURNS SETOF jsonb
+CREATE FUNCTION pipectl_claim_due(p_worker_id text, p_now timestamp with time zone, p_limit integer) RETURNS SETOF json
     LANGUAGE plpgsql
     SET search_path TO public
     AS $$
@@ -82,7 +82,7 @@ DECLARE
     horizon timestamptz;
     any_stale boolean;
     picked bigint[];
-    claimed jsonb[];
+    claimed json[];
     claimed_ids bigint[];
     lost_ids bigint[] := '{}';
     lost_keys text[] := '{}';
@@ -203,8 +203,22 @@ BEGIN
             FROM run WHERE j.id = run.job_id
             RETURNING j.*
         )
-        SELECT coalesce(array_agg(jsonb_build_object('run', to_jsonb(run), 'job', to_jsonb(job))
-                                  ORDER BY job.next_run_at, job.id), '{}'),
+        SELECT coalesce(array_agg(json_build_array(
+                   json_build_array(
+                       run.id, run.job_id, run.attempt, run.status, run.started_at,
+                       run.finished_at, run.heartbeat_at, run.worker_id, run.lease_token,
+                       run.error_message, run.logs, run.steps, run.concurrency_key,
+                       run.cancel_requested_at, run.cancel_requested_by, run.brand_id,
+                       run.triggered_by),
+                   json_build_array(
+                       job.id, job.brand_id, job.job_type, job.name, job.schedule_type,
+                       job.cron_expression, job.timezone, job.next_run_at, job.status,
+                       job.parameters, job.max_retries, job.retry_count, job.retry_base_seconds,
+                       job.retry_cap_seconds, job.last_error, job.timeout_seconds,
+                       job.dedupe_key, job.concurrency_key, job.last_run_id, job.created_at,
+                       job.updated_at, job.revision, job.inputs, job.max_hold_seconds,
+                       job.held_since, job.waiting_on, job.triggered_at))
+                   ORDER BY job.next_run_at, job.id), '{}'),
             coalesce(array_agg(job.id), '{}')
         INTO claimed, claimed_ids
         FROM run JOIN job ON job.id = run.job_id;
