@@ -8,10 +8,17 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from helpers_cli import Invoke
+from helpers_cli import CliResult, Invoke
 
 SYNC = '{"command": "true", "datasets": ["ads"]}'
 ROLLUP = '{"command": "true", "datasets": ["roas"]}'
+
+
+def assert_refused(result: CliResult, message: str) -> None:
+    """Invalid input: exit 2 and one line on stderr that says why, no traceback."""
+    assert result.exit_code == 2, result
+    assert message in result.stderr_text and "Traceback" not in result.stderr
+    assert len(result.stderr_lines) == 1
 
 
 @pytest.fixture
@@ -64,9 +71,7 @@ def test_add_refuses_and_writes_nothing(
 ) -> None:
     before = snapshot()
     result = cli("jobs", "add", "command", "--brand", "acme", "--param", "command=true", *args)
-    assert result.exit_code == 2, result
-    assert message in result.stderr_text and "Traceback" not in result.stderr
-    assert len(result.stderr_lines) == 1
+    assert_refused(result, message)
     assert snapshot() == before
 
 
@@ -140,9 +145,7 @@ def test_edit_refuses_and_writes_nothing(
     """Inputs and the other changes are all checked before anything is written."""
     before = snapshot()
     result = cli("jobs", "edit", chain[1], *args)
-    assert result.exit_code == 2, result
-    assert message in result.stderr_text and "Traceback" not in result.stderr
-    assert len(result.stderr_lines) == 1
+    assert_refused(result, message)
     assert snapshot() == before
 
 
