@@ -95,7 +95,12 @@ def test_parameters_and_brands_are_inert_in_the_shell(
 
 
 def test_a_second_signal_exits_at_once(client: Client, sqlite_url: str, tmp_path: Path) -> None:
-    job = client.enqueue("command", "acme", {"command": "sleep 59.75"})  # a unique command line
+    client.enqueue("command", "acme", {"command": "sleep 59.75"})  # a unique command line
+
+    def sleeping() -> str:
+        found = subprocess.run(["pgrep", "-f", "^sleep 59.75$"], capture_output=True, text=True)
+        return found.stdout.strip()
+
     log = tmp_path / "worker.log"
     with log.open("wb") as stderr:
         proc = subprocess.Popen(
@@ -110,15 +115,14 @@ def test_a_second_signal_exits_at_once(client: Client, sqlite_url: str, tmp_path
             start_new_session=True,
         )
     try:
-        wait_for(lambda: client.list_runs(job_id=job.id, status="running"), timeout=20)
+        # The command itself is running: a claim not started yet is given back at a stop.
+        wait_for(lambda: sleeping() != "", timeout=20)
         proc.send_signal(signal.SIGTERM)
         wait_for(lambda: "stop requested" in log.read_text())  # the first signal was handled
         assert proc.poll() is None  # ... and waits for the run (grace 60 s)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 130
-        # It took the job's command (its own process group) down with it.
-        sleeper = subprocess.run(["pgrep", "-f", "^sleep 59.75$"], capture_output=True, text=True)
-        assert sleeper.stdout.strip() == ""
+        assert sleeping() == ""  # it took the job's command (its own process group) down with it
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
