@@ -97,8 +97,10 @@ def test_sigterm_lets_the_current_run_finish(
     client.store.update_job(
         waiting.id, {"next_run_at": datetime.now(UTC) + timedelta(seconds=2)}, datetime.now(UTC)
     )
-    worker = workers.start(sqlite_url)
+    worker = workers.start(sqlite_url, PIPECTL_LOG_LEVEL="DEBUG")
     run = wait_for(lambda: running_run(client, job.id))
+    # Its handler runs: a claim not started yet would be given back at the stop.
+    wait_for(lambda: "run started" in workers.log(worker))
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=20) == 0
     assert client.get_run(run.id).status == "completed"
@@ -111,8 +113,9 @@ def test_sigterm_past_the_grace_fails_the_run_with_a_reason(
     client: Client, sqlite_url: str, workers: Workers
 ) -> None:
     job = client.enqueue("command", "acme", {"command": "sleep 30"})
-    worker = workers.start(sqlite_url, PIPECTL_SHUTDOWN_GRACE="1s")
+    worker = workers.start(sqlite_url, PIPECTL_SHUTDOWN_GRACE="1s", PIPECTL_LOG_LEVEL="DEBUG")
     run = wait_for(lambda: running_run(client, job.id))
+    wait_for(lambda: "run started" in workers.log(worker))  # not a claim to give back
     started = time.monotonic()
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=20) == 0
