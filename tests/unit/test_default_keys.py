@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 
-from test_lifecycle_retry import make_job
+from factories import make_job
 
 from pipectl.concurrency import (
     default_concurrency_key,

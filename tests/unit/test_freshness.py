@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import factories
 import pytest
 
 from pipectl.freshness import Thresholds, classify, declared_datasets, freshness, freshness_report
@@ -188,31 +189,7 @@ def test_freshness_applies_the_brand_threshold() -> None:
 
 
 def make_job(**overrides: Any) -> Job:
-    fields: dict[str, Any] = {
-        "id": 1,
-        "brand_id": "acme",
-        "job_type": "noop",
-        "name": "noop acme",
-        "schedule_type": "recurring",
-        "cron_expression": "0 3 * * *",
-        "timezone": "UTC",
-        "next_run_at": NOW,
-        "status": "active",
-        "parameters": {},
-        "max_retries": 3,
-        "retry_count": 0,
-        "retry_base_seconds": 300,
-        "retry_cap_seconds": 3600,
-        "last_error": None,
-        "timeout_seconds": None,
-        "dedupe_key": None,
-        "concurrency_key": None,
-        "last_run_id": None,
-        "created_at": NOW,
-        "updated_at": NOW,
-    }
-    fields.update(overrides)
-    return Job(**fields)
+    return factories.make_job(**{"next_run_at": NOW, "created_at": NOW, **overrides})
 
 
 @pytest.mark.parametrize(

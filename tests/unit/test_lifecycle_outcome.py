@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import factories
+
 from pipectl.lifecycle import run_result
 from pipectl.models import DatasetOutcome, Job
 
@@ -13,31 +15,17 @@ NOW = datetime(2026, 1, 10, 3, 0, tzinfo=UTC)
 
 
 def make_job(**overrides: Any) -> Job:
-    fields: dict[str, Any] = {
-        "id": 1,
-        "brand_id": "acme",
-        "job_type": "python",
-        "name": "meta_sync acme",
-        "schedule_type": "recurring",
-        "cron_expression": "0 3 * * *",
-        "timezone": "UTC",
-        "next_run_at": NOW,
-        "status": "running",
-        "parameters": {},
-        "max_retries": 3,
-        "retry_count": 0,
-        "retry_base_seconds": 300,
-        "retry_cap_seconds": 3600,
-        "last_error": None,
-        "timeout_seconds": None,
-        "dedupe_key": None,
-        "concurrency_key": None,
-        "last_run_id": None,
-        "created_at": NOW - timedelta(days=1),
-        "updated_at": NOW,
-    }
-    fields.update(overrides)
-    return Job(**fields)
+    return factories.make_job(
+        **{
+            "job_type": "python",
+            "name": "meta_sync acme",
+            "next_run_at": NOW,
+            "status": "running",
+            "created_at": NOW - timedelta(days=1),
+            "updated_at": NOW,
+            **overrides,
+        }
+    )
 
 
 def step(

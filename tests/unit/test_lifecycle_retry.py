@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import factories
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,32 +21,19 @@ T0 = datetime(2026, 1, 10, 3, 0, tzinfo=UTC)
 
 
 def make_job(**overrides: Any) -> Job:
-    """A recurring daily 03:00 UTC job with the default retry settings; override any field."""
-    fields: dict[str, Any] = {
-        "id": 1,
-        "brand_id": "acme",
-        "job_type": "noop",
-        "name": "noop acme",
-        "schedule_type": "recurring",
-        "cron_expression": "0 3 * * *",
-        "timezone": "UTC",
-        "next_run_at": T0,
-        "status": "running",
-        "parameters": {},
-        "max_retries": 3,
-        "retry_count": 0,
-        "retry_base_seconds": int(BASE.total_seconds()),
-        "retry_cap_seconds": int(CAP.total_seconds()),
-        "last_error": None,
-        "timeout_seconds": None,
-        "dedupe_key": None,
-        "concurrency_key": None,
-        "last_run_id": None,
-        "created_at": T0 - timedelta(days=1),
-        "updated_at": T0,
-    }
-    fields.update(overrides)
-    return Job(**fields)
+    """A recurring daily 03:00 UTC job, running, with the default retry settings; override any
+    field."""
+    return factories.make_job(
+        **{
+            "next_run_at": T0,
+            "status": "running",
+            "retry_base_seconds": int(BASE.total_seconds()),
+            "retry_cap_seconds": int(CAP.total_seconds()),
+            "created_at": T0 - timedelta(days=1),
+            "updated_at": T0,
+            **overrides,
+        }
+    )
 
 
 def one_time(**overrides: Any) -> Job:
