@@ -1,7 +1,7 @@
 -- A claim returns each run and its job as arrays of column values, [run, job], each in the
--- field order of the record it becomes (models.Run, models.Job), as the status snapshot does
--- since 0018, instead of to_jsonb objects: building, sending and parsing the objects' keys was
--- most of a claim's cost (docs/benchmarks.md). What it claims, and how, is 0019's.
+-- field order of the record it becomes (models.Run, models.Job), as the status snapshot does:
+-- no object keys to build, send and parse for every claimed row (docs/benchmarks.md). What it
+-- claims, and how, is 0019's.
 DROP FUNCTION pipectl_claim_due(text, timestamptz, integer);
 CREATE FUNCTION pipectl_claim_due(p_worker_id text, p_now timestamptz, p_limit integer)
 RETURNS SETOF json
